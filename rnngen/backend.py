@@ -1,0 +1,23 @@
+"""The one place the array module comes from.
+
+Layers and the model call `backend.xp` instead of importing NumPy directly, so that a GPU array
+library with NumPy's interface (CuPy) can be swapped in with `use()` without touching them.
+Host-side code (tokenising, file I/O, sampling bookkeeping) keeps using NumPy.
+"""
+
+import numpy
+
+xp = numpy
+
+
+def use(module) -> None:
+    """Make `module` (NumPy or a NumPy-compatible array library) the array module of the core."""
+    global xp
+    xp = module
+
+
+def to_numpy(array) -> numpy.ndarray:
+    """A host NumPy copy of an array from the current array module."""
+    if isinstance(array, numpy.ndarray):
+        return array
+    return array.get()  # CuPy's device-to-host copy

@@ -1,0 +1,40 @@
+"""Cutting a token stream into minibatches for truncated backpropagation through time.
+
+The ids are split into N contiguous streams (as many as the batch size) laid side by side,
+time-major: column n is stream n. A batch is the next T rows as inputs and the same rows shifted by
+one as targets, so the hidden state at the end of one batch is the right start for the next.
+"""
+
+import numpy as np
+
+from .errors import InputDataError
+
+
+def make_streams(ids: np.ndarray, n_streams: int) -> np.ndarray:
+    """ids (n_tokens,) -> streams (L, N): N contiguous pieces of length L, the remainder dropped."""
+    length = len(ids) // n_streams
+    if length < 2:
+        raise InputDataError(
+            f"{len(ids)} tokens are too few for {n_streams} parallel streams; "
+            "use a longer text or a smaller --batch-size"
+        )
+    return np.ascontiguousarray(ids[: length * n_streams].reshape(n_streams, length).T)
+
+
+def n_batches(streams: np.ndarray, seq_len: int) -> int:
+    return -(-(len(streams) - 1) // seq_len)  # ceil: the last batch may be shorter
+
+
+def iter_batches(streams: np.ndarray, seq_len: int):
+    """Yield (inputs, targets), each (T, N) with T = seq_len (the last may be shorter)."""
+    for start in range(0, len(streams) - 1, seq_len):
+        stop = min(start + seq_len, len(streams) - 1)
+        yield streams[start:stop], streams[start + 1 : stop + 1]
+
+
+def split_tail(ids: np.ndarray, frac: float):
+    """Split off the last `frac` of the ids as a contiguous validation part."""
+    n_val = int(round(len(ids) * frac))
+    if frac <= 0 or n_val < 2:
+        return ids, ids[:0]
+    return ids[:-n_val], ids[-n_val:]

@@ -1,0 +1,61 @@
+"""The vocabulary: token strings <-> integer ids, in a deterministic order.
+
+Special tokens come first (`<unk>` is always id 0), then tokens by falling frequency, ties broken by
+the token string, so the same text always gives the same ids.
+"""
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tokenize import UNK
+
+
+@dataclass(frozen=True)
+class Vocab:
+    tokens: tuple  # id -> token string
+    counts: tuple  # id -> how often the token occurred in the text the vocabulary was built from
+    n_specials: int  # the first n_specials ids are special tokens
+
+    def __post_init__(self):
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token) -> bool:
+        return token in self._index
+
+    def id(self, token: str) -> int:
+        """The id of `token`, or of `<unk>` when it is not in the vocabulary."""
+        return self._index.get(token, 0)
+
+    def encode(self, tokens) -> np.ndarray:
+        """Token strings -> int32 ids, unknown tokens mapped to `<unk>` (id 0)."""
+        index = self._index
+        return np.fromiter((index.get(t, 0) for t in tokens), dtype=np.int32, count=len(tokens))
+
+    def decode(self, ids) -> list:
+        return [self.tokens[i] for i in ids]
+
+
+def build_vocab(tokens, specials=(UNK,), max_size=None, min_count=1) -> Vocab:
+    """Build a vocabulary from a token list.
+
+    max_size limits the number of ordinary tokens kept (specials are not counted); tokens seen fewer
+    than min_count times are dropped. Dropped tokens' occurrences are counted under `<unk>`.
+    """
+    counter = Counter(tokens)
+    special_counts = [counter.pop(s, 0) for s in specials]
+    ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+    kept = [(t, c) for t, c in ranked if c >= min_count]
+    if max_size is not None:
+        kept = kept[:max_size]
+    dropped = sum(counter.values()) - sum(c for _, c in kept)
+    special_counts[0] += dropped  # specials[0] is <unk>
+    return Vocab(
+        tokens=tuple(specials) + tuple(t for t, _ in kept),
+        counts=tuple(special_counts) + tuple(c for _, c in kept),
+        n_specials=len(specials),
+    )

@@ -1,0 +1,21 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the gradcheck helper
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CORPORA = REPO.parent / "shared" / "corpora"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def book_text():
+    """A short piece of the bundled corpus (always present in the repository)."""
+    return (REPO / "corpora" / "peter_pan.txt").read_text(encoding="utf-8")[:20000]

@@ -1,0 +1,232 @@
+"""The command line through Typer's CliRunner (and a real pipe): stdout carries only data,
+stderr one-line messages, and each failure its exit code."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from rnngen.cli import app
+from rnngen.storage import load_corpus, load_model
+
+runner = CliRunner()
+TINY = ["--epochs", "2", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    from conftest import REPO
+
+    path = tmp_path_factory.mktemp("data") / "book.txt"
+    path.write_text((REPO / "corpora" / "peter_pan.txt").read_text()[:6000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(text_file):
+    path = text_file.parent / "model.npz"
+    result = runner.invoke(app, ["train", str(text_file), "-o", str(path), *TINY])
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def assert_one_line_error(result, code, *fragments):
+    assert result.exit_code == code, (result.exit_code, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnngen: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("encode", "train", "sample", "eval"):
+        assert command in result.stdout
+    assert "Exit codes" in result.stdout
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("rnngen ")
+
+
+def test_encode(text_file, tmp_path):
+    out = tmp_path / "book.npz"
+    result = runner.invoke(app, ["encode", str(text_file), "-o", str(out), "--max-vocab", "100"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "tokens" in result.stderr and "vocabulary 101" in result.stderr
+    corpus = load_corpus(out)
+    assert len(corpus.vocab) == 101 and corpus.unk_rate > 0
+
+
+def test_encode_stdin(tmp_path):
+    out = tmp_path / "c.npz"
+    result = runner.invoke(app, ["encode", "-", "-o", str(out), "--level", "char"], input="abca\n")
+    assert result.exit_code == 0, result.stderr
+    corpus = load_corpus(out)
+    assert corpus.tokenizer.level == "char" and len(corpus.ids) == 5
+
+
+def test_train_writes_model_and_reports_on_stderr(model_file):
+    model = load_model(model_file)
+    assert model.config.hidden == 16 and model.history["epochs"] == 2
+    assert "best_val_ppl" in model.history
+
+
+def test_train_output_streams(text_file, tmp_path):
+    out = tmp_path / "m.npz"
+    result = runner.invoke(app, ["train", str(text_file), "-o", str(out), *TINY])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "epoch   1/2" in result.stderr and "val ppl" in result.stderr
+    assert "\x1b[" not in result.stderr  # no escape codes off a terminal
+    quiet = runner.invoke(app, ["train", str(text_file), "-o", str(out), "-q", *TINY])
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
+
+
+def test_train_from_encoded_corpus_and_stdin(text_file, tmp_path):
+    encoded = tmp_path / "book.npz"
+    assert runner.invoke(app, ["encode", str(text_file), "-o", str(encoded)]).exit_code == 0
+    result = runner.invoke(app, ["train", str(encoded), "-o", str(tmp_path / "a.npz"), *TINY])
+    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(
+        app, ["train", "-", "-o", str(tmp_path / "b.npz"), *TINY], input=text_file.read_text()
+    )
+    assert result.exit_code == 0, result.stderr
+    a, b = load_model(tmp_path / "a.npz"), load_model(tmp_path / "b.npz")
+    assert a.vocab == b.vocab  # same text, same vocabulary either way
+    for k in a.params:  # and the same seed gives the same model
+        assert (a.params[k] == b.params[k]).all()
+
+
+def test_train_rejects_tokenizer_options_for_encoded_corpus(text_file, tmp_path):
+    encoded = tmp_path / "book.npz"
+    runner.invoke(app, ["encode", str(text_file), "-o", str(encoded)])
+    result = runner.invoke(app, ["train", str(encoded), "--level", "char", *TINY])
+    assert_one_line_error(result, 2, "already encoded")
+
+
+@pytest.mark.parametrize(
+    "content,code,fragment",
+    [
+        (None, 66, "does not exist"),
+        (b"", 65, "is empty"),
+        (b"text\x00\x01\x02binary", 65, "binary"),
+        (b"caf\xe9 au lait", 65, "not valid UTF-8 (byte 0xe9 at offset 3)"),
+    ],
+    ids=["missing", "empty", "binary", "latin-1"],
+)
+def test_train_bad_input(tmp_path, content, code, fragment):
+    path = tmp_path / "in.txt"
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "m.npz"
+    result = runner.invoke(app, ["train", str(path), "-o", str(out), *TINY])
+    assert_one_line_error(result, code, fragment)
+    assert not out.exists()
+
+
+def test_train_too_short_text(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("Just four words.")
+    result = runner.invoke(app, ["train", str(path), "-o", str(tmp_path / "m.npz"), *TINY])
+    assert_one_line_error(result, 65, "too few")
+
+
+def test_train_unwritable_output_fails_before_training(text_file, tmp_path):
+    out = tmp_path / "missing-folder" / "m.npz"
+    result = runner.invoke(app, ["train", str(text_file), "-o", str(out), *TINY])
+    assert_one_line_error(result, 73, "cannot write")
+
+
+def test_sample(model_file):
+    args = ["sample", "-m", str(model_file), "--start", "Wendy", "--length", "30", "--seed", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Wendy") and result.stdout.endswith("\n")
+    assert result.stderr == ""
+    again = runner.invoke(app, args)
+    assert again.stdout == result.stdout  # same seed, same text
+    other = runner.invoke(app, args[:-1] + ["4"])
+    assert other.stdout != result.stdout
+
+
+def test_sample_greedy_and_top_k(model_file):
+    base = ["sample", "-m", str(model_file), "--start", "the", "--length", "20"]
+    a = runner.invoke(app, base + ["--greedy", "--seed", "1"])
+    b = runner.invoke(app, base + ["--greedy", "--seed", "2"])
+    assert a.exit_code == 0 and a.stdout == b.stdout  # greedy ignores the seed
+    top1 = runner.invoke(app, base + ["--top-k", "1", "--seed", "5"])
+    assert top1.stdout == a.stdout  # top-1 sampling is greedy
+
+
+def test_sample_start_from_stdin(model_file):
+    result = runner.invoke(
+        app,
+        ["sample", "-m", str(model_file), "--length", "5", "--seed", "0"],
+        input="the Darling\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("the Darling")
+
+
+def test_sample_without_start_draws_a_word(model_file):
+    result = runner.invoke(app, ["sample", "-m", str(model_file), "--length", "5", "--seed", "0"])
+    assert result.exit_code == 0 and len(result.stdout.split()) >= 2
+
+
+def test_sample_unknown_start_word(model_file):
+    result = runner.invoke(app, ["sample", "-m", str(model_file), "--start", "Wendyy"])
+    assert_one_line_error(result, 65, "'Wendyy' is not in the model's vocabulary", "Wendy")
+
+
+def test_sample_missing_model(tmp_path):
+    result = runner.invoke(app, ["sample", "-m", str(tmp_path / "none.npz")])
+    assert_one_line_error(result, 66, "does not exist")
+
+
+def test_sample_corrupt_model(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    result = runner.invoke(app, ["sample", "-m", str(bad)])
+    assert_one_line_error(result, 65, "bad.npz", "not an rnngen file")
+
+
+def test_eval(model_file, text_file):
+    result = runner.invoke(app, ["eval", str(text_file), "-m", str(model_file)])
+    assert result.exit_code == 0, result.stderr
+    assert "perplexity" in result.stdout and result.stderr == ""
+    as_json = runner.invoke(
+        app, ["eval", "-", "-m", str(model_file), "--json"], input=text_file.read_text()
+    )
+    values = json.loads(as_json.stdout)
+    assert {"tokens", "oov_rate", "cross_entropy", "perplexity"} <= set(values)
+    assert values["oov_rate"] == 0 and values["perplexity"] > 1
+
+
+def test_eval_counts_unknown_words(model_file):
+    result = runner.invoke(
+        app, ["eval", "-", "-m", str(model_file), "--json"], input="Wendy zyzzyva was."
+    )
+    assert json.loads(result.stdout)["oov_rate"] == pytest.approx(1 / 4)
+
+
+def test_sample_into_closed_pipe_is_quiet(model_file):
+    """`rnngen sample ... | head -1` must end without a traceback or error message."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnngen", "sample", "-m", str(model_file), "--length", "30000",
+         "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert stderr == b""

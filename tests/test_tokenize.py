@@ -1,0 +1,100 @@
+"""Tokenizers, detokenising and the vocabulary."""
+
+import pytest
+
+from rnngen.corpus import encode_text
+from rnngen.errors import ConfigError
+from rnngen.tokenize import EOS, UNK, TokenizerConfig, detokenize, normalize_book_text, tokenize
+from rnngen.vocab import build_vocab
+
+BOOK = TokenizerConfig()
+
+
+def test_book_tokens():
+    text = "“Oh, why can't you remain like this for ever!” said Peter.\n\nThe end."
+    assert tokenize(text, BOOK) == [
+        "“", "Oh", ",", "why", "can't", "you", "remain", "like", "this", "for", "ever", "!",
+        "”", "said", "Peter", ".", "\n\n", "The", "end", ".",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "said Peter.",
+        "“Oh, why can't you remain like this for ever!” This was all.",
+        "He said, 'Thank you, kind sir.' Then he left.",
+        "What do you mean by 'O father'? Mr. Darling demanded.",
+        "It was a well-known fact (at 6:30, they say) that 3.5 of them [all] existed; or not?",
+        'She said "hello" and "goodbye."',
+        "Line one,\nline two.\n\nA new paragraph.",
+        "Marooners' Rock stood alone.",
+        "‘Curly quotes,’ she said.",
+    ],
+)
+def test_book_round_trip(text):
+    assert detokenize(tokenize(text, BOOK), BOOK) == text
+
+
+def test_normalisation():
+    assert normalize_book_text("a  b\t c \r\nd\r\n\r\n\r\n\r\ne  ") == "a b c\nd\n\ne"
+    assert tokenize("a\n\n\n\nb", BOOK) == ["a", "\n\n", "b"]
+
+
+def test_lowercase():
+    assert tokenize("The Games", TokenizerConfig(lowercase=True)) == ["the", "games"]
+
+
+def test_char_level_round_trip():
+    config = TokenizerConfig(level="char")
+    text = "Hi, Wendy!\n  Two spaces."
+    assert tokenize(text, config) == list(text)
+    assert detokenize(tokenize(text, config), config) == text
+
+
+def test_whitespace_tokenizer():
+    config = TokenizerConfig(scheme="whitespace")
+    text = " the <unk> cat sat \n\n a dog \n"
+    tokens = tokenize(text, config)
+    assert tokens == ["the", UNK, "cat", "sat", EOS, EOS, "a", "dog", EOS]
+    assert detokenize(tokens, config) == "the <unk> cat sat\n\na dog\n"
+    corpus = encode_text(text, config)
+    assert corpus.vocab.tokens[:2] == (UNK, EOS)
+    assert corpus.ids[1] == 0  # the literal <unk> is the unknown token
+
+
+def test_invalid_settings():
+    with pytest.raises(ConfigError):
+        TokenizerConfig(level="byte")
+    with pytest.raises(ConfigError):
+        TokenizerConfig(level="char", scheme="whitespace")
+
+
+def test_vocab_order_and_limits():
+    tokens = "b a c a b a d e e".split()
+    vocab = build_vocab(tokens)
+    assert vocab.tokens == (UNK, "a", "b", "e", "c", "d")  # frequency, then string order
+    assert vocab.counts == (0, 3, 2, 2, 1, 1)
+    small = build_vocab(tokens, max_size=2)
+    assert small.tokens == (UNK, "a", "b")
+    assert small.counts[0] == 4  # c, d, e, e became <unk>
+    assert build_vocab(tokens, min_count=2).tokens == (UNK, "a", "b", "e")
+    assert list(small.encode(["a", "zzz", "b"])) == [1, 0, 2]
+    assert small.decode([1, 0]) == ["a", UNK]
+
+
+def test_vocab_is_deterministic(book_text):
+    a = encode_text(book_text, BOOK)
+    b = encode_text(book_text, BOOK)
+    assert a.vocab == b.vocab
+    assert (a.ids == b.ids).all()
+
+
+def test_book_corpus_round_trips_in_vocabulary(book_text):
+    """Decoding the ids of a book gives back its normalised text (spacing rules included)."""
+    corpus = encode_text(book_text, BOOK)
+    assert corpus.unk_rate == 0
+    text = detokenize(corpus.vocab.decode(corpus.ids), BOOK)
+    lines, original = text.split("\n"), normalize_book_text(book_text).split("\n")
+    matching = sum(a == b for a, b in zip(lines, original, strict=False))
+    assert len(lines) == len(original) and matching / len(lines) > 0.99
