@@ -48,16 +48,27 @@ def check_writable(path) -> None:
         raise OutputError(f"cannot write {path}: it is a folder; give a file name")
 
 
+def encode_for(corpus: Corpus, text: str):
+    """Ids of another text (a validation file) under the corpus's tokenizer and vocabulary."""
+    return corpus.vocab.encode(tokenize(text, corpus.tokenizer))
+
+
 def train_model(
-    corpus: Corpus, model_cfg: ModelConfig, train_cfg: TrainConfig, out, on_event=None
+    corpus: Corpus,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    out,
+    val_ids=None,
+    on_event=None,
 ) -> TrainedModel:
-    """Train on the corpus, saving the best model to `out` whenever validation improves."""
+    """Train on the corpus, saving the best model to `out` whenever validation improves.
+    Validation uses val_ids when given, else the tail of the corpus."""
     check_writable(out)
 
     def save_best(params, history):
         save_model(out, TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, history))
 
-    result = train(corpus.ids, model_cfg, train_cfg, on_event=on_event, on_best=save_best)
+    result = train(corpus.ids, model_cfg, train_cfg, val_ids, on_event, save_best)
     model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history)
     save_model(out, model)  # the best parameters again, with the complete history
     return model

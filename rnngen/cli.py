@@ -17,7 +17,8 @@ from . import __version__, api
 from .corpus import decode_text, encode_text, read_text
 from .errors import EXIT_INTERRUPTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
-from .progress import TrainingDisplay
+from .optim import OPTIMIZERS
+from .progress import TrainingDisplay, summary_line
 from .storage import load_model, save_corpus
 from .tokenize import TokenizerConfig
 from .train import TrainConfig
@@ -135,23 +136,42 @@ def train_command(
         ),
     ] = None,
     out: Annotated[str, typer.Option("-o", "--out", help="Where to save the model.")] = "model.npz",
+    valid: Annotated[
+        str | None,
+        typer.Option(help="Separate validation text (default: the tail of the training text)."),
+    ] = None,
     epochs: Annotated[
-        int, typer.Option(help="Passes over the training text.")
+        int, typer.Option(help="Passes over the training text (at most).")
     ] = TrainConfig.epochs,
+    cell: Annotated[str, typer.Option(help=f"Recurrent cell: {', '.join(CELLS)}.")] = "rnn",
     hidden: Annotated[int, typer.Option(help="Hidden state size H.")] = ModelConfig.hidden,
     embed: Annotated[int, typer.Option(help="Word vector size E.")] = ModelConfig.embed,
     layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = ModelConfig.layers,
-    cell: Annotated[str, typer.Option(help=f"Recurrent cell: {', '.join(CELLS)}.")] = "rnn",
+    dropout: Annotated[
+        float, typer.Option(help="Dropout on non-recurrent connections.")
+    ] = ModelConfig.dropout,
+    tie_weights: Annotated[
+        bool, typer.Option("--tie-weights", help="Output layer shares the embedding (E = H).")
+    ] = False,
     seq_len: Annotated[
         int, typer.Option(help="Steps of backpropagation through time.")
     ] = TrainConfig.seq_len,
     batch_size: Annotated[
         int, typer.Option(help="Parallel streams per batch.")
     ] = TrainConfig.batch_size,
-    optimizer: Annotated[str, typer.Option(help="adam or sgd.")] = TrainConfig.optimizer,
+    optimizer: Annotated[
+        str, typer.Option(help=f"{', '.join(OPTIMIZERS)}.")
+    ] = TrainConfig.optimizer,
     lr: Annotated[
-        float | None, typer.Option(help="Learning rate (default 0.002 for adam, 1.0 for sgd).")
+        float | None,
+        typer.Option(help="Learning rate (default: one that suits the optimizer and cell)."),
     ] = None,
+    lr_decay: Annotated[
+        float, typer.Option(help="Divide the learning rate by this after an epoch without gain.")
+    ] = TrainConfig.lr_decay,
+    patience: Annotated[
+        int, typer.Option(help="Stop after this many epochs without gain (0: never).")
+    ] = TrainConfig.patience,
     clip: Annotated[float, typer.Option(help="Maximum gradient norm (0: off).")] = TrainConfig.clip,
     val_frac: Annotated[
         float, typer.Option(help="Share of the text, from its end, held out for validation.")
@@ -169,21 +189,24 @@ def train_command(
 ):
     """Train a model and save the one with the best validation perplexity.
 
-    Example: rnngen train book.txt -o book.npz --epochs 20
+    Example: rnngen train book.txt -o book.npz --cell lstm --layers 2 --dropout 0.5
     """
     with errors_to_exit():
         corpus = api.training_corpus(
             input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count
         )
-        model_cfg = ModelConfig(len(corpus.vocab), embed, hidden, layers, cell)
-        if lr is None:
-            lr = 1.0 if optimizer == "sgd" else TrainConfig.lr
+        val_ids = None if valid is None else api.encode_for(corpus, read_text(valid))
+        model_cfg = ModelConfig(
+            len(corpus.vocab), embed, hidden, layers, cell, dropout, tie_weights
+        )
         train_cfg = TrainConfig(
             epochs=epochs,
             batch_size=batch_size,
             seq_len=seq_len,
             optimizer=optimizer,
             lr=lr,
+            lr_decay=lr_decay,
+            patience=patience,
             clip=clip,
             val_frac=val_frac,
             seed=seed,
@@ -194,20 +217,8 @@ def train_command(
             f"vocabulary {len(corpus.vocab):,}"
         )
         with TrainingDisplay(header, quiet) as display:
-            model = api.train_model(corpus, model_cfg, train_cfg, out, on_event=display)
-        h = model.history
-        epochs_done = f"{h['epochs']} epoch" + ("s" if h["epochs"] != 1 else "")
-        summary = (
-            f"saved {out}: {epochs_done} in {h['seconds']:.0f}s, "
-            f"{h['tokens_per_second']:,.0f} tok/s"
-        )
-        if "best_val_ppl" in h:
-            summary += (
-                f", best validation perplexity {h['best_val_ppl']:.2f} (epoch {h['best_epoch']};"
-                f" unigram baseline {h['unigram_val_ppl']:.2f})"
-            )
-        if not quiet:
-            err(summary)
+            model = api.train_model(corpus, model_cfg, train_cfg, out, val_ids, display)
+            display.message(summary_line(out, model.history))
 
 
 def _stdin_text() -> str | None:

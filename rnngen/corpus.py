@@ -81,8 +81,3 @@ def encode_text(
         raise InputDataError("the text has no tokens; give a text with some words in it")
     vocab = build_vocab(tokens, tokenizer.specials, max_vocab, min_count)
     return Corpus(tokenizer, vocab, vocab.encode(tokens))
-
-
-def encode_with_vocab(text: str, tokenizer: TokenizerConfig, vocab: Vocab) -> np.ndarray:
-    """Ids of a new text under an existing vocabulary (for eval and start texts)."""
-    return vocab.encode(tokenize(text, tokenizer))

@@ -1,10 +1,9 @@
-"""Layers as pairs of pure functions: `*_forward(...) -> (out, cache)`, `*_backward(d, cache)`.
+"""The non-recurrent layers, as pairs of pure functions: `*_forward(...) -> (out, cache)` and
+`*_backward(dout, cache)`. The recurrent cells are in `cells.py`.
 
-Letters in shapes: T time steps, N batch (parallel streams), E embedding, H hidden, V vocabulary.
-Sequences are time-major, (T, N, ...), so each step of the recurrence reads and writes a
-contiguous (N, H) block. Every layer takes its dtype from its inputs: float32 for training,
-float64 for the gradient checks. Only the recurrence loops over time in Python; the input
-projection for all steps and every weight gradient are single matrix products.
+Letters in shapes: T time steps, N batch (parallel streams), E embedding, H hidden, V vocabulary,
+M = T*N rows when all time steps go through a layer at once. Every layer takes its dtype from its
+inputs: float32 for training, float64 for the gradient checks.
 """
 
 from typing import NamedTuple
@@ -33,79 +32,23 @@ def embedding_backward(dout, cache):
     return dW
 
 
-# --- the tanh RNN cell: h_t = tanh(x_t Wx + h_{t-1} Wh + b) ------------------------------------
+# --- dropout (inverted: scaled at training time, the identity at evaluation) ----------------
 
 
-class RNNStepCache(NamedTuple):
-    x: object  # (N, E)
-    h_prev: object  # (N, H)
-    h: object  # (N, H)
-    Wx: object
-    Wh: object
+def dropout_forward(x, p: float, rng):
+    """Zero each entry with probability p and scale the rest by 1/(1-p); rng None or p 0: identity.
+
+    The mask is drawn with NumPy from the caller's generator (so a seed fixes it) and then moved to
+    the array module of x."""
+    if rng is None or p <= 0:
+        return x, None
+    keep = rng.random(x.shape) >= p
+    mask = backend.xp.asarray(keep, dtype=x.dtype) / x.dtype.type(1 - p)
+    return x * mask, mask
 
 
-def rnn_step_forward(x, h_prev, Wx, Wh, b):
-    """One step. x (N, E), h_prev (N, H), Wx (E, H), Wh (H, H), b (H,) -> h (N, H), cache."""
-    xp = backend.xp
-    h = xp.tanh(x @ Wx + h_prev @ Wh + b)
-    return h, RNNStepCache(x, h_prev, h, Wx, Wh)
-
-
-def rnn_step_backward(dh, cache):
-    """dh (N, H) -> dx (N, E), dh_prev (N, H), dWx (E, H), dWh (H, H), db (H,)."""
-    da = dh * (1 - cache.h**2)  # tanh' from the output
-    return (da @ cache.Wx.T, da @ cache.Wh.T, cache.x.T @ da, cache.h_prev.T @ da, da.sum(axis=0))
-
-
-class RNNCache(NamedTuple):
-    x: object  # (T, N, E)
-    h0: object  # (N, H)
-    h: object  # (T, N, H), every step's output
-    Wx: object
-    Wh: object
-
-
-def rnn_forward(x, h0, Wx, Wh, b):
-    """A whole sequence. x (T, N, E), h0 (N, H) -> h (T, N, H), cache.
-
-    The input projection of all T steps is one (T*N, E) @ (E, H) product; the loop only adds the
-    recurrent term, writing into preallocated buffers.
-    """
-    xp = backend.xp
-    T, N, E = x.shape
-    H = Wh.shape[0]
-    h = (x.reshape(T * N, E) @ Wx).reshape(T, N, H)  # starts as the input projection
-    h += b
-    h_prev = h0
-    recurrent = xp.empty((N, H), dtype=h.dtype)
-    for t in range(T):
-        xp.matmul(h_prev, Wh, out=recurrent)
-        h[t] += recurrent
-        xp.tanh(h[t], out=h[t])
-        h_prev = h[t]
-    return h, RNNCache(x, h0, h, Wx, Wh)
-
-
-def rnn_backward(dh, cache):
-    """dh (T, N, H), the loss gradient w.r.t. every step's output ->
-    dx (T, N, E), dh0 (N, H), dWx (E, H), dWh (H, H), db (H,)."""
-    xp = backend.xp
-    x, h0, h, Wx, Wh = cache
-    T, N, E = x.shape
-    H = Wh.shape[0]
-    da = xp.empty_like(h)  # (T, N, H) gradient w.r.t. the pre-activation of each step
-    carry = xp.zeros((N, H), dtype=h.dtype)  # gradient flowing back from step t+1 into h_t
-    for t in range(T - 1, -1, -1):
-        xp.add(dh[t], carry, out=da[t])
-        da[t] *= 1 - h[t] ** 2
-        xp.matmul(da[t], Wh.T, out=carry)
-    h_prev = xp.concatenate([h0[None], h[:-1]])  # (T, N, H), the state each step started from
-    da_flat = da.reshape(T * N, H)
-    dWx = x.reshape(T * N, E).T @ da_flat
-    dWh = h_prev.reshape(T * N, H).T @ da_flat
-    db = da_flat.sum(axis=0)
-    dx = (da_flat @ Wx.T).reshape(T, N, E)
-    return dx, carry, dWx, dWh, db
+def dropout_backward(dout, mask):
+    return dout if mask is None else dout * mask
 
 
 # --- output layer and loss ---------------------------------------------------------------------

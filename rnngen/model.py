@@ -1,13 +1,17 @@
-"""The language model: embedding -> stacked tanh RNN layers -> affine output -> softmax.
+"""The language model: embedding -> stacked recurrent layers -> affine output -> softmax.
 
     x_t = E[w_t]                                  embedding row of the current word
-    h_t = tanh(x_t Wx + h_{t-1} Wh + b)           per layer, the layer below's h_t as its x_t
+    h_t = cell(x_t, state_{t-1})                  per layer; the layer below's h_t is its x_t
     p(w_{t+1}) = softmax(h_t W + b_out)           over the whole vocabulary
 
-Letters: T time steps, N batch, E embedding, H hidden, V vocabulary, L layers. Parameters live in a
-dict keyed by name so optimisers, clipping, saving and gradient checks are generic loops; gradients
-come back in a dict with the same keys. The hidden state is an (L, N, H) array that the caller
-carries from one batch to the next (truncated backpropagation through time).
+Dropout (Zaremba et al., 2014) applies to the non-recurrent connections only: the embedding output,
+between layers, and before the output layer. With tied weights the output matrix W is E^T.
+
+Letters: T time steps, N batch, E embedding, H hidden, V vocabulary, L layers, K state vectors per
+layer (1 for rnn and gru, 2 for lstm). Parameters live in a dict keyed by name so optimisers,
+clipping, saving and gradient checks are generic loops; gradients come back in a dict with the same
+keys. The state is an (L, K, N, H) array the caller carries from one batch to the next (truncated
+backpropagation through time).
 """
 
 import math
@@ -17,20 +21,18 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
+from .cells import CELLS, STATES, cell_param_shapes, sequence_backward, sequence_forward
 from .errors import ConfigError
 from .layers import (
     affine_backward,
     affine_forward,
     cross_entropy_sum,
+    dropout_backward,
+    dropout_forward,
     embedding_backward,
     embedding_forward,
-    rnn_backward,
-    rnn_forward,
-    rnn_step_forward,
     softmax_cross_entropy,
 )
-
-CELLS = ("rnn",)
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,35 @@ class ModelConfig:
     embed: int = 128  # E, size of a word vector
     hidden: int = 256  # H, size of the memory state of each layer
     layers: int = 1  # L, stacked recurrent layers
-    cell: str = "rnn"  # recurrent cell type
+    cell: str = "rnn"  # "rnn" (tanh), "lstm" or "gru"
+    dropout: float = 0.0  # drop probability on non-recurrent connections, training only
+    tie_weights: bool = False  # output matrix = embedding matrix transposed (needs E == H)
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ConfigError(f"unknown cell {self.cell!r}; use one of: {', '.join(CELLS)}")
         for name in ("vocab_size", "embed", "hidden", "layers"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.tie_weights and self.embed != self.hidden:
+            raise ConfigError(
+                "--tie-weights needs --embed equal to --hidden "
+                f"(now {self.embed} and {self.hidden})"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def n_states(self) -> int:
+        return STATES[self.cell]
+
+
+def layer_prefix(cfg: ModelConfig, layer: int) -> str:
+    return f"{cfg.cell}{layer}."
 
 
 def param_shapes(cfg: ModelConfig) -> dict:
@@ -57,10 +77,11 @@ def param_shapes(cfg: ModelConfig) -> dict:
     V, E, H = cfg.vocab_size, cfg.embed, cfg.hidden
     shapes = {"embed": (V, E)}
     for layer in range(cfg.layers):
-        shapes[f"rnn{layer}.Wx"] = (E if layer == 0 else H, H)
-        shapes[f"rnn{layer}.Wh"] = (H, H)
-        shapes[f"rnn{layer}.b"] = (H,)
-    shapes["out.W"] = (H, V)
+        n_in = E if layer == 0 else H
+        for name, shape in cell_param_shapes(cfg.cell, n_in, H).items():
+            shapes[layer_prefix(cfg, layer) + name] = shape
+    if not cfg.tie_weights:
+        shapes["out.W"] = (H, V)
     shapes["out.b"] = (V,)
     return shapes
 
@@ -84,76 +105,94 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
 
 
 def init_state(cfg: ModelConfig, batch: int, dtype=np.float32):
-    """The zero hidden state, (L, N, H)."""
-    return backend.xp.zeros((cfg.layers, batch, cfg.hidden), dtype=dtype)
+    """The zero state, (L, K, N, H)."""
+    return backend.xp.zeros((cfg.layers, cfg.n_states, batch, cfg.hidden), dtype=dtype)
+
+
+def _layer_params(params, cfg, layer):
+    prefix = layer_prefix(cfg, layer)
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def output_matrix(params):
+    """W (H, V) of the output layer: its own, or the embedding's transpose when tied."""
+    return params["out.W"] if "out.W" in params else params["embed"].T
 
 
 class Forward(NamedTuple):
-    top: object  # (T, N, H) the last layer's outputs
-    h_last: object  # (L, N, H) the state after the last step, to carry into the next batch
+    top: object  # (T*N, H) the last layer's outputs, after dropout
+    state: object  # (L, K, N, H) the state after the last step, to carry into the next batch
     caches: tuple
 
 
-def _forward(params, cfg, inputs, h0) -> Forward:
+def _forward(params, cfg, inputs, state0, rng) -> Forward:
+    """inputs (T, N) ids, state0 (L, K, N, H); rng None means no dropout (evaluation)."""
+    T, N = inputs.shape
     x, embed_cache = embedding_forward(inputs, params["embed"])  # (T, N, E)
-    rnn_caches = []
+    x, mask = dropout_forward(x, cfg.dropout, rng)
+    masks, cell_caches, states = [mask], [], []
     for layer in range(cfg.layers):
-        p = f"rnn{layer}."
-        x, cache = rnn_forward(x, h0[layer], params[p + "Wx"], params[p + "Wh"], params[p + "b"])
-        rnn_caches.append(cache)
-    h_last = backend.xp.stack([c.h[-1] for c in rnn_caches])
-    return Forward(x, h_last, (embed_cache, tuple(rnn_caches)))
+        x, state, cache = sequence_forward(
+            cfg.cell, x, state0[layer], _layer_params(params, cfg, layer)
+        )
+        x, mask = dropout_forward(x, cfg.dropout, rng)
+        cell_caches.append(cache)
+        states.append(state)
+        masks.append(mask)
+    top = x.reshape(T * N, cfg.hidden)
+    return Forward(top, backend.xp.stack(states), (embed_cache, cell_caches, masks))
 
 
 class LossAndGrads(NamedTuple):
     loss: float  # mean cross-entropy per token, in nats
     grads: dict  # same keys as params
-    dh0: object  # (L, N, H) gradient w.r.t. the initial state
-    h_last: object  # (L, N, H)
+    dstate0: object  # (L, K, N, H) gradient w.r.t. the initial state
+    state: object  # (L, K, N, H) the final state
 
 
-def loss_and_grads(params, cfg: ModelConfig, inputs, targets, h0) -> LossAndGrads:
+def loss_and_grads(params, cfg: ModelConfig, inputs, targets, state0, rng=None) -> LossAndGrads:
     """Forward and backward through time over one batch.
 
-    inputs, targets (T, N) int ids (targets are inputs shifted by one step); h0 (L, N, H).
+    inputs, targets (T, N) int ids (targets are inputs shifted by one step); state0 (L, K, N, H);
+    rng draws the dropout masks (None: no dropout).
     """
     T, N = inputs.shape
-    H = cfg.hidden
-    fwd = _forward(params, cfg, inputs, h0)
-    embed_cache, rnn_caches = fwd.caches
-    logits, out_cache = affine_forward(fwd.top.reshape(T * N, H), params["out.W"], params["out.b"])
+    fwd = _forward(params, cfg, inputs, state0, rng)
+    embed_cache, cell_caches, masks = fwd.caches
+    logits, out_cache = affine_forward(fwd.top, output_matrix(params), params["out.b"])
     loss, dlogits = softmax_cross_entropy(logits, targets.reshape(T * N))
 
     grads = {}
-    dx, grads["out.W"], grads["out.b"] = affine_backward(dlogits, out_cache)
-    dx = dx.reshape(T, N, H)
-    dh0 = backend.xp.empty_like(h0)
+    dx, dW_out, grads["out.b"] = affine_backward(dlogits, out_cache)
+    dx = dx.reshape(T, N, cfg.hidden)
+    dstate0 = backend.xp.empty_like(state0)
     for layer in range(cfg.layers - 1, -1, -1):
-        p = f"rnn{layer}."
-        dx, dh0[layer], grads[p + "Wx"], grads[p + "Wh"], grads[p + "b"] = rnn_backward(
-            dx, rnn_caches[layer]
-        )
+        dx = dropout_backward(dx, masks[layer + 1])
+        dx, dstate0[layer], layer_grads = sequence_backward(cfg.cell, dx, cell_caches[layer])
+        prefix = layer_prefix(cfg, layer)
+        grads.update({prefix + k: v for k, v in layer_grads.items()})
+    dx = dropout_backward(dx, masks[0])
     grads["embed"] = embedding_backward(dx, embed_cache)
-    return LossAndGrads(loss, grads, dh0, fwd.h_last)
+    if cfg.tie_weights:
+        grads["embed"] += dW_out.T
+    else:
+        grads["out.W"] = dW_out
+    return LossAndGrads(loss, grads, dstate0, fwd.state)
 
 
-def sequence_nll(params, cfg: ModelConfig, inputs, targets, h0):
+def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0):
     """Summed negative log-likelihood of targets (T, N) and the final state; forward only."""
     T, N = inputs.shape
-    fwd = _forward(params, cfg, inputs, h0)
-    logits, _ = affine_forward(fwd.top.reshape(T * N, cfg.hidden), params["out.W"], params["out.b"])
-    return cross_entropy_sum(logits, targets.reshape(T * N)), fwd.h_last
+    fwd = _forward(params, cfg, inputs, state0, None)
+    logits, _ = affine_forward(fwd.top, output_matrix(params), params["out.b"])
+    return cross_entropy_sum(logits, targets.reshape(T * N)), fwd.state
 
 
-def step(params, cfg: ModelConfig, ids, h):
-    """Advance the state by one token for generation: ids (N,), h (L, N, H) -> logits (N, V), h."""
-    x = params["embed"][ids]  # (N, E)
-    new_h = backend.xp.empty_like(h)
-    for layer in range(cfg.layers):
-        p = f"rnn{layer}."
-        x, _ = rnn_step_forward(x, h[layer], params[p + "Wx"], params[p + "Wh"], params[p + "b"])
-        new_h[layer] = x
-    return x @ params["out.W"] + params["out.b"], new_h
+def step(params, cfg: ModelConfig, ids, state):
+    """Advance the state by one token for generation: ids (N,), state (L, K, N, H) ->
+    logits (N, V), new state."""
+    fwd = _forward(params, cfg, ids[None], state, None)  # a sequence of one step
+    return fwd.top @ output_matrix(params) + params["out.b"], fwd.state
 
 
 def count_params(params) -> int:

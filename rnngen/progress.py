@@ -27,6 +27,8 @@ def _clock(seconds: float) -> str:
 def epoch_line(event: EpochEnd, tokens_per_second: float) -> str:
     val = "" if event.val_loss is None else f"  val ppl {event.val_perplexity:8.2f}"
     best = "  (best)" if event.is_best and event.val_loss is not None else ""
+    if not event.is_best:
+        best = "  (no gain: stopping)" if event.stopping else f"  (no gain: lr {event.lr:.3g})"
     remaining = event.elapsed / event.epoch * (event.epochs - event.epoch)
     return (
         f"epoch {event.epoch:>3}/{event.epochs}  loss {event.train_loss:.3f}"
@@ -34,6 +36,21 @@ def epoch_line(event: EpochEnd, tokens_per_second: float) -> str:
         f"  {tokens_per_second:,.0f} tok/s  elapsed {_clock(event.elapsed)}"
         f"  remaining {_clock(remaining)}"
     )
+
+
+def summary_line(out, history: dict) -> str:
+    """The closing line of a training run."""
+    n = history["epochs"]
+    line = (
+        f"saved {out}: {n} epoch{'s' if n != 1 else ''} in {history['seconds']:.0f}s, "
+        f"{history['tokens_per_second']:,.0f} tok/s"
+    )
+    if "best_val_ppl" in history:
+        line += (
+            f", best validation perplexity {history['best_val_ppl']:.2f}"
+            f" (epoch {history['best_epoch']}; unigram baseline {history['unigram_val_ppl']:.2f})"
+        )
+    return line
 
 
 class TrainingDisplay:

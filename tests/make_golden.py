@@ -2,9 +2,10 @@
 
     python tests/make_golden.py
 
-The fixture pins a tiny float64 model's loss, every gradient, and the losses of a short training
-run, so that speed work on the core cannot silently change what it computes. `test_golden.py`
-recomputes the same quantities with `compute()` and compares.
+The fixture pins, for a tiny float64 model of each cell, the loss, every gradient (the initial
+state's too) and the losses of a short training run with dropout, so that speed work on the core
+cannot silently change what it computes. `test_golden.py` recomputes the same quantities with
+`compute()` and compares.
 """
 
 from pathlib import Path
@@ -15,7 +16,11 @@ from rnngen import model as M
 from rnngen.train import TrainConfig, train
 
 FIXTURE = Path(__file__).parent / "fixtures" / "golden.npz"
-CONFIG = M.ModelConfig(vocab_size=13, embed=5, hidden=7, layers=2)
+CONFIGS = {
+    "rnn": M.ModelConfig(vocab_size=13, embed=5, hidden=7, layers=2, cell="rnn"),
+    "lstm": M.ModelConfig(vocab_size=13, embed=5, hidden=7, layers=2, cell="lstm", dropout=0.2),
+    "gru": M.ModelConfig(vocab_size=13, embed=6, hidden=6, layers=1, cell="gru", tie_weights=True),
+}
 TRAIN = TrainConfig(
     epochs=3, batch_size=3, seq_len=6, lr=0.01, val_frac=0.2, seed=7, dtype="float64"
 )
@@ -25,26 +30,29 @@ def inputs() -> dict:
     """The fixed inputs, drawn from their own seed (stored in the fixture too)."""
     rng = np.random.default_rng(2024)
     return {
-        "ids": rng.integers(0, CONFIG.vocab_size, size=(5, 4)),
-        "targets": rng.integers(0, CONFIG.vocab_size, size=(5, 4)),
-        "h0": rng.normal(scale=0.5, size=(CONFIG.layers, 4, CONFIG.hidden)),
-        "corpus": rng.integers(0, CONFIG.vocab_size, size=400),
+        "ids": rng.integers(0, 13, size=(5, 4)),
+        "targets": rng.integers(0, 13, size=(5, 4)),
+        "state0": rng.normal(scale=0.5, size=(2, 2, 4, 7)),  # (L, K, N, H), sliced per cell
+        "corpus": rng.integers(0, 13, size=400),
     }
 
 
 def compute(data: dict) -> dict:
-    params = M.init_params(CONFIG, np.random.default_rng(11), np.float64)
-    result = M.loss_and_grads(params, CONFIG, data["ids"], data["targets"], data["h0"])
-    history = train(data["corpus"], CONFIG, TRAIN).history
-    out = {
-        "loss": np.array(result.loss),
-        "dh0": result.dh0,
-        "h_last": result.h_last,
-        "train_losses": np.array([e["train_loss"] for e in history["per_epoch"]]),
-        "val_losses": np.array([e["val_loss"] for e in history["per_epoch"]]),
-    }
-    out.update({f"param.{k}": v for k, v in params.items()})
-    out.update({f"grad.{k}": v for k, v in result.grads.items()})
+    out = {}
+    for name, cfg in CONFIGS.items():
+        params = M.init_params(cfg, np.random.default_rng(11), np.float64)
+        state0 = data["state0"][: cfg.layers, : cfg.n_states, :, : cfg.hidden]
+        # Gradients without dropout (deterministic), training with the config's dropout.
+        exact = M.ModelConfig(**{**cfg.to_dict(), "dropout": 0.0})
+        result = M.loss_and_grads(params, exact, data["ids"], data["targets"], state0)
+        history = train(data["corpus"], cfg, TRAIN).history
+        out[f"{name}/loss"] = np.array(result.loss)
+        out[f"{name}/dstate0"] = result.dstate0
+        out[f"{name}/state"] = result.state
+        out[f"{name}/train_losses"] = np.array([e["train_loss"] for e in history["per_epoch"]])
+        out[f"{name}/val_losses"] = np.array([e["val_loss"] for e in history["per_epoch"]])
+        out.update({f"{name}/param.{k}": v for k, v in params.items()})
+        out.update({f"{name}/grad.{k}": v for k, v in result.grads.items()})
     return out
 
 

@@ -230,3 +230,51 @@ def test_sample_into_closed_pipe_is_quiet(model_file):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert stderr == b""
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--cell", "lstm", "--layers", "2", "--dropout", "0.3"],
+        ["--cell", "gru", "--tie-weights", "--embed", "16", "--optimizer", "sgd"],
+        ["--cell", "rnn", "--layers", "2", "--optimizer", "adagrad"],
+    ],
+    ids=["lstm", "gru-tied-sgd", "rnn-adagrad"],
+)
+def test_cells_train_sample_and_eval(text_file, tmp_path, options):
+    out = tmp_path / "m.npz"
+    args = ["train", str(text_file), "-o", str(out), *TINY, *options]
+    assert runner.invoke(app, args).exit_code == 0
+    model = load_model(out)
+    assert model.config.cell == options[1]
+    sample = runner.invoke(app, ["sample", "-m", str(out), "--start", "the", "--length", "10"])
+    assert sample.exit_code == 0 and sample.stdout.startswith("the")
+    result = runner.invoke(app, ["eval", str(text_file), "-m", str(out), "--json"])
+    assert json.loads(result.stdout)["perplexity"] > 1
+
+
+def test_separate_validation_file(text_file, tmp_path):
+    valid = tmp_path / "valid.txt"
+    valid.write_text("Wendy said that the boys were lost.\n" * 20)
+    out = tmp_path / "m.npz"
+    result = runner.invoke(
+        app, ["train", str(text_file), "-o", str(out), "--valid", str(valid), *TINY]
+    )
+    assert result.exit_code == 0, result.stderr
+    history = load_model(out).history
+    assert history["val_tokens"] == 180  # 9 tokens a line, including the line break
+    assert history["train_tokens"] > 1000  # the whole training text, no tail held out
+
+
+@pytest.mark.parametrize(
+    "options,fragment",
+    [
+        (["--cell", "transformer"], "unknown cell"),
+        (["--tie-weights", "--embed", "8", "--hidden", "16"], "--tie-weights needs"),
+        (["--dropout", "1.5"], "--dropout"),
+        (["--optimizer", "rmsprop"], "unknown optimizer"),
+    ],
+)
+def test_train_bad_options(text_file, tmp_path, options, fragment):
+    result = runner.invoke(app, ["train", str(text_file), "-o", str(tmp_path / "m.npz"), *options])
+    assert_one_line_error(result, 2, fragment)

@@ -1,5 +1,4 @@
-"""Every layer's backward pass against float64 finite differences, and the batched recurrence
-against a naive per-step loop."""
+"""The non-recurrent layers' backward passes against float64 finite differences."""
 
 import numpy as np
 import pytest
@@ -22,81 +21,6 @@ def test_embedding_is_one_hot_times_matrix(rng):
     W = rng.normal(size=(7, 5))
     one_hot = np.eye(7)[ids]  # (T, N, V)
     np.testing.assert_allclose(layers.embedding_forward(ids, W)[0], one_hot @ W)
-
-
-def _rnn_inputs(rng, T, N=3, E=4, H=5):
-    return {
-        "x": rng.normal(size=(T, N, E)),
-        "h0": rng.normal(size=(N, H)),
-        "Wx": rng.normal(scale=0.5, size=(E, H)),
-        "Wh": rng.normal(scale=0.5, size=(H, H)),
-        "b": rng.normal(size=H),
-    }
-
-
-def test_rnn_step_backward(rng):
-    p = _rnn_inputs(rng, T=1)
-    x = p["x"][0]
-    h, cache = layers.rnn_step_forward(x, p["h0"], p["Wx"], p["Wh"], p["b"])
-    dh = rng.normal(size=h.shape)
-    dx, dh_prev, dWx, dWh, db = layers.rnn_step_backward(dh, cache)
-    check_vjp(
-        lambda: layers.rnn_step_forward(x, p["h0"], p["Wx"], p["Wh"], p["b"])[0],
-        {"x": x, "h0": p["h0"], "Wx": p["Wx"], "Wh": p["Wh"], "b": p["b"]},
-        {"x": dx, "h0": dh_prev, "Wx": dWx, "Wh": dWh, "b": db},
-        dh,
-    )
-
-
-@pytest.mark.parametrize("T", [1, 2, 6])
-def test_rnn_backward(rng, T):
-    p = _rnn_inputs(rng, T)
-    h, cache = layers.rnn_forward(**p)
-    dh = rng.normal(size=h.shape)
-    dx, dh0, dWx, dWh, db = layers.rnn_backward(dh, cache)
-    check_vjp(
-        lambda: layers.rnn_forward(**p)[0],
-        p,
-        {"x": dx, "h0": dh0, "Wx": dWx, "Wh": dWh, "b": db},
-        dh,
-    )
-
-
-def test_rnn_forward_equals_step_loop(rng):
-    p = _rnn_inputs(rng, T=7)
-    h, _ = layers.rnn_forward(**p)
-    h_prev = p["h0"]
-    for t in range(7):
-        h_prev, _ = layers.rnn_step_forward(p["x"][t], h_prev, p["Wx"], p["Wh"], p["b"])
-        np.testing.assert_allclose(h[t], h_prev, rtol=1e-12, atol=1e-12)
-
-
-def test_rnn_backward_equals_step_loop(rng):
-    p = _rnn_inputs(rng, T=5)
-    h, cache = layers.rnn_forward(**p)
-    dh = rng.normal(size=h.shape)
-    dx, dh0, dWx, dWh, db = layers.rnn_backward(dh, cache)
-    caches, h_prev = [], p["h0"]
-    for t in range(5):
-        h_prev, c = layers.rnn_step_forward(p["x"][t], h_prev, p["Wx"], p["Wh"], p["b"])
-        caches.append(c)
-    carry = np.zeros_like(p["h0"])
-    sums = [np.zeros_like(p[k]) for k in ("Wx", "Wh", "b")]
-    for t in range(4, -1, -1):
-        dx_t, carry, *dparams = layers.rnn_step_backward(dh[t] + carry, caches[t])
-        np.testing.assert_allclose(dx[t], dx_t, rtol=1e-10, atol=1e-12)
-        for s, d in zip(sums, dparams, strict=True):
-            s += d
-    np.testing.assert_allclose(dh0, carry, rtol=1e-10, atol=1e-12)
-    for got, want in zip((dWx, dWh, db), sums, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-
-
-def test_rnn_keeps_float32(rng):
-    p = {k: v.astype(np.float32) for k, v in _rnn_inputs(rng, T=3).items()}
-    h, cache = layers.rnn_forward(**p)
-    assert h.dtype == np.float32
-    assert all(g.dtype == np.float32 for g in layers.rnn_backward(np.ones_like(h), cache))
 
 
 def test_affine_backward(rng):
@@ -129,35 +53,15 @@ def test_softmax_is_stable_for_huge_logits():
     assert np.isfinite(loss) and np.isfinite(dlogits).all()
 
 
-def _broken_rnn_backward(dh, cache):
-    """rnn_backward without the tanh derivative: the kind of bug the check must catch."""
-    x, h0, h, Wx, Wh = cache
-    T, N, E = x.shape
-    da = np.empty_like(h)
-    carry = np.zeros_like(h0)
-    for t in range(T - 1, -1, -1):
-        da[t] = dh[t] + carry
-        carry = da[t] @ Wh.T
-    h_prev = np.concatenate([h0[None], h[:-1]])
-    flat = da.reshape(-1, Wh.shape[0])
-    return (
-        (flat @ Wx.T).reshape(T, N, E),
-        carry,
-        x.reshape(-1, E).T @ flat,
-        h_prev.reshape(-1, Wh.shape[0]).T @ flat,
-        flat.sum(axis=0),
-    )
-
-
-def test_gradient_check_catches_a_broken_backward(rng):
-    p = _rnn_inputs(rng, T=3)
-    h, cache = layers.rnn_forward(**p)
-    dh = rng.normal(size=h.shape)
-    dx, dh0, dWx, dWh, db = _broken_rnn_backward(dh, cache)
-    with pytest.raises(AssertionError, match="gradient check failed"):
-        check_vjp(
-            lambda: layers.rnn_forward(**p)[0],
-            p,
-            {"x": dx, "h0": dh0, "Wx": dWx, "Wh": dWh, "b": db},
-            dh,
-        )
+def test_dropout(rng):
+    x = rng.normal(size=(50, 40))
+    out, mask = layers.dropout_forward(x, 0.25, np.random.default_rng(0))
+    dropped = out == 0
+    assert 0.2 < dropped.mean() < 0.3
+    np.testing.assert_allclose(out[~dropped], x[~dropped] / 0.75)
+    dout = rng.normal(size=x.shape)
+    dx = layers.dropout_backward(dout, mask)
+    check_vjp(lambda: layers.dropout_forward(x, 0.25, np.random.default_rng(0))[0],
+              {"x": x}, {"x": dx}, dout)  # fmt: skip
+    same, no_mask = layers.dropout_forward(x, 0.25, None)  # evaluation: the identity
+    assert same is x and no_mask is None

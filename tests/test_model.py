@@ -8,67 +8,105 @@ import pytest
 from gradcheck import numerical_grad, rel_error
 
 from rnngen import model as M
+from rnngen.errors import ConfigError
 from rnngen.generate import generate
 from rnngen.train import TrainConfig, train
 
 
-def _setup(rng, layers=1, T=4, N=3, V=11, E=5, H=6):
-    cfg = M.ModelConfig(vocab_size=V, embed=E, hidden=H, layers=layers)
+def _setup(rng, T=4, N=3, V=11, **config):
+    cfg = M.ModelConfig(vocab_size=V, **{"embed": 5, "hidden": 6, **config})
     params = M.init_params(cfg, rng, np.float64)
     for k in params:  # non-zero biases and larger weights so every path is exercised
         params[k] = params[k] + rng.normal(scale=0.3, size=params[k].shape)
     inputs = rng.integers(0, V, size=(T, N))
     targets = rng.integers(0, V, size=(T, N))
-    h0 = rng.normal(scale=0.5, size=(layers, N, H))
-    return cfg, params, inputs, targets, h0
+    state0 = rng.normal(scale=0.5, size=(cfg.layers, cfg.n_states, N, cfg.hidden))
+    return cfg, params, inputs, targets, state0
 
 
-@pytest.mark.parametrize("layers,T", [(1, 1), (1, 5), (2, 1), (2, 4)])
-def test_model_gradients(rng, layers, T):
-    cfg, params, inputs, targets, h0 = _setup(rng, layers=layers, T=T)
-    result = M.loss_and_grads(params, cfg, inputs, targets, h0)
+MODEL_CASES = [
+    dict(cell="rnn", layers=1, T=1),
+    dict(cell="rnn", layers=2, T=5),
+    dict(cell="lstm", layers=1, T=1),
+    dict(cell="lstm", layers=2, T=4),
+    dict(cell="gru", layers=1, T=1),
+    dict(cell="gru", layers=2, T=4),
+    dict(cell="lstm", layers=2, T=3, embed=6, tie_weights=True),
+    dict(cell="gru", layers=2, T=3, dropout=0.3),
+    dict(cell="rnn", layers=2, T=3, dropout=0.5, embed=6, tie_weights=True),
+]
 
-    def loss():
-        return M.loss_and_grads(params, cfg, inputs, targets, h0).loss
 
-    assert set(result.grads) == set(params)
+@pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: "-".join(f"{v}" for v in c.values()))
+def test_model_gradients(rng, case):
+    """Every parameter and the initial state (h and, for the LSTM, c) of every layer."""
+    case = dict(case)
+    T = case.pop("T")
+    cfg, params, inputs, targets, state0 = _setup(rng, T=T, **case)
+    seed = 99  # dropout masks: the same draw on every call
+
+    def run():
+        return M.loss_and_grads(params, cfg, inputs, targets, state0, np.random.default_rng(seed))
+
+    result = run()
+    assert set(result.grads) == set(params) == set(M.param_shapes(cfg))
     for name, p in params.items():
-        err = rel_error(numerical_grad(loss, p), result.grads[name])
+        err = rel_error(numerical_grad(lambda: run().loss, p), result.grads[name])
         assert err < 1e-6, f"{name}: {err}"
-    assert rel_error(numerical_grad(loss, h0), result.dh0) < 1e-6
+    assert rel_error(numerical_grad(lambda: run().loss, state0), result.dstate0) < 1e-6
 
 
-def test_final_state_feeds_the_next_batch(rng):
+def test_dropout_only_when_training(rng):
+    cfg, params, inputs, targets, state0 = _setup(rng, cell="lstm", layers=2, dropout=0.5)
+    a = M.loss_and_grads(params, cfg, inputs, targets, state0, np.random.default_rng(1)).loss
+    b = M.loss_and_grads(params, cfg, inputs, targets, state0, np.random.default_rng(2)).loss
+    no_dropout = M.loss_and_grads(params, cfg, inputs, targets, state0).loss
+    nll, _ = M.sequence_nll(params, cfg, inputs, targets, state0)
+    assert a != b
+    assert nll == pytest.approx(no_dropout * inputs.size, rel=1e-12)
+
+
+def test_tied_weights_share_the_embedding(rng):
+    cfg, params, *_ = _setup(rng, embed=6, tie_weights=True)
+    assert "out.W" not in params
+    assert M.output_matrix(params) is not None and M.output_matrix(params).shape == (6, 11)
+    with pytest.raises(ConfigError, match="tie-weights"):
+        M.ModelConfig(vocab_size=5, embed=4, hidden=6, tie_weights=True)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_final_state_feeds_the_next_batch(rng, cell):
     """Two batches with the state carried equal one batch of twice the length."""
-    cfg, params, inputs, targets, h0 = _setup(rng, layers=2, T=6)
-    whole, h_whole = M.sequence_nll(params, cfg, inputs, targets, h0)
-    first, h_mid = M.sequence_nll(params, cfg, inputs[:3], targets[:3], h0)
-    second, h_end = M.sequence_nll(params, cfg, inputs[3:], targets[3:], h_mid)
+    cfg, params, inputs, targets, state0 = _setup(rng, T=6, cell=cell, layers=2)
+    whole, state_whole = M.sequence_nll(params, cfg, inputs, targets, state0)
+    first, state_mid = M.sequence_nll(params, cfg, inputs[:3], targets[:3], state0)
+    second, state_end = M.sequence_nll(params, cfg, inputs[3:], targets[3:], state_mid)
     assert first + second == pytest.approx(whole, rel=1e-12)
-    np.testing.assert_allclose(h_end, h_whole, rtol=1e-12)
+    np.testing.assert_allclose(state_end, state_whole, rtol=1e-12)
 
 
 def test_loss_and_nll_agree(rng):
-    cfg, params, inputs, targets, h0 = _setup(rng, layers=2)
-    result = M.loss_and_grads(params, cfg, inputs, targets, h0)
-    nll, h_last = M.sequence_nll(params, cfg, inputs, targets, h0)
+    cfg, params, inputs, targets, state0 = _setup(rng, layers=2)
+    result = M.loss_and_grads(params, cfg, inputs, targets, state0)
+    nll, state = M.sequence_nll(params, cfg, inputs, targets, state0)
     assert nll == pytest.approx(result.loss * inputs.size, rel=1e-12)
-    np.testing.assert_array_equal(h_last, result.h_last)
+    np.testing.assert_array_equal(state, result.state)
 
 
-def test_step_equals_sequence_forward(rng):
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_step_equals_sequence_forward(rng, cell):
     """Generation's one-token step reproduces the batched forward's logits."""
-    cfg, params, inputs, targets, h0 = _setup(rng, layers=2, T=5)
-    h = h0
+    cfg, params, inputs, targets, state0 = _setup(rng, T=5, cell=cell, layers=2)
+    state = state0
     total = 0.0
     for t in range(5):
-        logits, h = M.step(params, cfg, inputs[t], h)
+        logits, state = M.step(params, cfg, inputs[t], state)
         logp = logits - logits.max(1, keepdims=True)
         logp -= np.log(np.exp(logp).sum(1, keepdims=True))
         total -= logp[np.arange(inputs.shape[1]), targets[t]].sum()
-    nll, h_last = M.sequence_nll(params, cfg, inputs, targets, h0)
+    nll, state_last = M.sequence_nll(params, cfg, inputs, targets, state0)
     assert total == pytest.approx(nll, rel=1e-12)
-    np.testing.assert_allclose(h, h_last, rtol=1e-12)
+    np.testing.assert_allclose(state, state_last, rtol=1e-12)
 
 
 def test_initial_loss_is_near_ln_v(rng):
@@ -82,7 +120,7 @@ def test_initial_loss_is_near_ln_v(rng):
 
 
 def test_init_is_deterministic_and_dtype_independent():
-    cfg = M.ModelConfig(vocab_size=20, embed=4, hidden=8, layers=2)
+    cfg = M.ModelConfig(vocab_size=20, embed=4, hidden=8, layers=2, cell="gru")
     a = M.init_params(cfg, np.random.default_rng(3), np.float64)
     b = M.init_params(cfg, np.random.default_rng(3), np.float32)
     assert list(a) == list(M.param_shapes(cfg))
@@ -91,12 +129,13 @@ def test_init_is_deterministic_and_dtype_independent():
         np.testing.assert_allclose(a[k], b[k], rtol=1e-6)
 
 
-def test_periodic_corpus_is_learned_exactly():
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_periodic_corpus_is_learned_exactly(cell):
     """A repeating pattern with long-range structure: loss goes to near zero and greedy
     generation reproduces the pattern."""
     pattern = [1, 2, 3, 4, 5, 2, 6, 7, 3, 8]  # 2 and 3 are followed by different tokens
     ids = np.array(pattern * 60, dtype=np.int32)
-    cfg = M.ModelConfig(vocab_size=9, embed=8, hidden=32)
+    cfg = M.ModelConfig(vocab_size=9, embed=8, hidden=32, cell=cell)
     tc = TrainConfig(epochs=30, batch_size=4, seq_len=10, lr=0.01, val_frac=0, seed=0)
     result = train(ids, cfg, tc)
     assert result.history["per_epoch"][0]["train_loss"] > 1.0
