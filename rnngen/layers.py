@@ -51,22 +51,80 @@ def dropout_backward(dout, mask):
     return dout if mask is None else dout * mask
 
 
-# --- output layer and loss ---------------------------------------------------------------------
+# --- output layer and loss, fused -----------------------------------------------------------
+#
+# The output layer over all M = T*N positions is the bulk of the work: an (M, H) @ (H, V) product
+# and an (M, V) softmax. The pair below fuses the affine layer, the softmax and the cross-entropy so
+# the (M, V) array is touched as few times as possible: the logits buffer is exponentiated in place,
+# the probabilities are never normalised explicitly (1/rowsum is folded into the (M, H)-sized side
+# of the backward products), and the row-max shift is skipped when a cheap bound proves the
+# logits cannot overflow.
+
+EXP_SAFE = 60.0  # |logit| below this: exp cannot overflow float32 even summed over 1e9 words
 
 
-class AffineCache(NamedTuple):
-    x: object  # (M, H)
+class SoftmaxOutputCache(NamedTuple):
+    h: object  # (M, H)
     W: object  # (H, V)
+    E: object  # (M, V) exp(logits - shift); the backward pass overwrites it
+    s: object  # (M,) row sums of E
+    targets: object  # (M,)
 
 
-def affine_forward(x, W, b):
-    """x (M, H) (M = T*N, all time steps at once), W (H, V), b (V,) -> out (M, V), cache."""
-    return x @ W + b, AffineCache(x, W)
+def _logit_shift(logits, h, W, b):
+    """None when |logits| provably stays below EXP_SAFE, else the (M, 1) row maxima.
+
+    |h W + b| <= max|h| * max_v sum_j |W_jv| + max|b|, an (H, V)-sized computation instead of an
+    (M, V) pass; with trained weights the bound almost always holds."""
+    xp = backend.xp
+    bound = float(xp.abs(h).max()) * float(xp.abs(W).sum(axis=0).max()) + float(xp.abs(b).max())
+    if bound < EXP_SAFE:
+        return None
+    return logits.max(axis=1, keepdims=True)
 
 
-def affine_backward(dout, cache):
-    """dout (M, V) -> dx (M, H), dW (H, V), db (V,)."""
-    return dout @ cache.W.T, cache.x.T @ dout, dout.sum(axis=0)
+def softmax_output_forward(h, W, b, targets):
+    """Affine output layer, softmax and cross-entropy over all positions at once.
+
+    h (M, H), W (H, V), b (V,), targets (M,) ids -> summed negative log-likelihood (a float), cache.
+    """
+    xp = backend.xp
+    M = h.shape[0]
+    E = h @ W  # (M, V) logits, then exponentiated in place
+    E += b
+    shift = _logit_shift(E, h, W, b)
+    if shift is not None:
+        E -= shift
+    rows = xp.arange(M)
+    picked = E[rows, targets]  # (M,) the targets' (shifted) logits, copied before exp
+    xp.exp(E, out=E)
+    s = E.sum(axis=1)
+    nll = float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
+    return nll, SoftmaxOutputCache(h, W, E, s, targets)
+
+
+def softmax_output_backward(cache, scale=1.0):
+    """Gradients of scale * (summed NLL) -> dh (M, H), dW (H, V), db (V,).
+
+    Uses the cache's E as scratch, so it can run once per forward."""
+    xp = backend.xp
+    h, W, E, s, targets = cache
+    M = h.shape[0]
+    E[xp.arange(M), targets] -= s  # E / s is now softmax - one_hot
+    inv = (scale / s).astype(h.dtype)  # (M,)
+    dW = (h * inv[:, None]).T @ E
+    db = inv @ E
+    dh = E @ W.T
+    dh *= inv[:, None]
+    return dh, dW, db
+
+
+def output_nll(h, W, b, targets) -> float:
+    """Summed negative log-likelihood of targets (M,) under the output layer; no gradient."""
+    return softmax_output_forward(h, W, b, targets)[0]
+
+
+# The unfused reference the fused pair is tested against.
 
 
 def log_softmax(logits):
@@ -87,10 +145,3 @@ def softmax_cross_entropy(logits, targets):
     dlogits[rows, targets] -= 1
     dlogits /= M
     return float(loss), dlogits
-
-
-def cross_entropy_sum(logits, targets):
-    """Summed negative log-likelihood of (M,) targets under (M, V) logits (no gradient)."""
-    xp = backend.xp
-    logp = log_softmax(logits)
-    return float(-logp[xp.arange(logits.shape[0]), targets].sum())

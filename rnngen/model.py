@@ -24,14 +24,13 @@ from . import backend
 from .cells import CELLS, STATES, cell_param_shapes, sequence_backward, sequence_forward
 from .errors import ConfigError
 from .layers import (
-    affine_backward,
-    affine_forward,
-    cross_entropy_sum,
     dropout_backward,
     dropout_forward,
     embedding_backward,
     embedding_forward,
-    softmax_cross_entropy,
+    output_nll,
+    softmax_output_backward,
+    softmax_output_forward,
 )
 
 
@@ -159,11 +158,11 @@ def loss_and_grads(params, cfg: ModelConfig, inputs, targets, state0, rng=None) 
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, rng)
     embed_cache, cell_caches, masks = fwd.caches
-    logits, out_cache = affine_forward(fwd.top, output_matrix(params), params["out.b"])
-    loss, dlogits = softmax_cross_entropy(logits, targets.reshape(T * N))
-
+    nll, out_cache = softmax_output_forward(
+        fwd.top, output_matrix(params), params["out.b"], targets.reshape(T * N)
+    )
     grads = {}
-    dx, dW_out, grads["out.b"] = affine_backward(dlogits, out_cache)
+    dx, dW_out, grads["out.b"] = softmax_output_backward(out_cache, 1.0 / (T * N))
     dx = dx.reshape(T, N, cfg.hidden)
     dstate0 = backend.xp.empty_like(state0)
     for layer in range(cfg.layers - 1, -1, -1):
@@ -177,15 +176,15 @@ def loss_and_grads(params, cfg: ModelConfig, inputs, targets, state0, rng=None) 
         grads["embed"] += dW_out.T
     else:
         grads["out.W"] = dW_out
-    return LossAndGrads(loss, grads, dstate0, fwd.state)
+    return LossAndGrads(nll / (T * N), grads, dstate0, fwd.state)
 
 
 def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0):
     """Summed negative log-likelihood of targets (T, N) and the final state; forward only."""
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, None)
-    logits, _ = affine_forward(fwd.top, output_matrix(params), params["out.b"])
-    return cross_entropy_sum(logits, targets.reshape(T * N)), fwd.state
+    nll = output_nll(fwd.top, output_matrix(params), params["out.b"], targets.reshape(T * N))
+    return nll, fwd.state
 
 
 def step(params, cfg: ModelConfig, ids, state):

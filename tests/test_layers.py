@@ -23,20 +23,26 @@ def test_embedding_is_one_hot_times_matrix(rng):
     np.testing.assert_allclose(layers.embedding_forward(ids, W)[0], one_hot @ W)
 
 
-def test_affine_backward(rng):
-    x, W, b = rng.normal(size=(6, 4)), rng.normal(size=(4, 5)), rng.normal(size=5)
-    out, cache = layers.affine_forward(x, W, b)
-    dout = rng.normal(size=out.shape)
-    dx, dW, db = layers.affine_backward(dout, cache)
-    check_vjp(
-        lambda: layers.affine_forward(x, W, b)[0],
-        {"x": x, "W": W, "b": b},
-        {"x": dx, "W": dW, "b": db},
-        dout,
-    )
+@pytest.mark.parametrize("weight_scale", [0.3, 30.0], ids=["bounded", "shifted"])
+def test_softmax_output_backward(rng, weight_scale):
+    """The fused output layer + softmax + cross-entropy, on both sides of the overflow bound."""
+    M, H, V = 6, 4, 7
+    h = np.tanh(rng.normal(size=(M, H)))
+    W = rng.normal(scale=weight_scale, size=(H, V))
+    b = rng.normal(size=V)
+    targets = rng.integers(0, V, size=M)
+    nll, cache = layers.softmax_output_forward(h, W, b, targets)
+    dh, dW, db = layers.softmax_output_backward(cache, scale=0.5)
+    logits = h @ W + b
+    ref_loss, ref_dlogits = layers.softmax_cross_entropy(logits, targets)
+    assert nll == pytest.approx(ref_loss * M, rel=1e-12)
+    for name, x, analytic in (("h", h, dh), ("W", W, dW), ("b", b, db)):
+        num = numerical_grad(lambda: 0.5 * layers.softmax_output_forward(h, W, b, targets)[0], x)
+        assert rel_error(num, analytic) < 1e-6, name
+    np.testing.assert_allclose(dW, 0.5 * M * h.T @ ref_dlogits, rtol=1e-10, atol=1e-12)
 
 
-def test_softmax_cross_entropy(rng):
+def test_softmax_cross_entropy_reference(rng):
     logits = rng.normal(size=(6, 5)) * 3
     targets = rng.integers(0, 5, size=6)
     loss, dlogits = layers.softmax_cross_entropy(logits, targets)
@@ -44,13 +50,16 @@ def test_softmax_cross_entropy(rng):
     assert loss == pytest.approx(-np.log(p[np.arange(6), targets]).mean(), rel=1e-12)
     num = numerical_grad(lambda: layers.softmax_cross_entropy(logits, targets)[0], logits)
     assert rel_error(num, dlogits) < 1e-6
-    assert layers.cross_entropy_sum(logits, targets) == pytest.approx(loss * 6, rel=1e-12)
 
 
 def test_softmax_is_stable_for_huge_logits():
     logits = np.array([[1000.0, 0.0, -1000.0]])
     loss, dlogits = layers.softmax_cross_entropy(logits, np.array([0]))
     assert np.isfinite(loss) and np.isfinite(dlogits).all()
+    h = np.ones((1, 1))
+    nll, cache = layers.softmax_output_forward(h, logits, np.zeros(3), np.array([2]))
+    assert nll == pytest.approx(2000.0)
+    assert all(np.isfinite(g).all() for g in layers.softmax_output_backward(cache))
 
 
 def test_dropout(rng):

@@ -1,0 +1,60 @@
+"""Optimisers and clipping against straightforward reference formulas."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rnngen import backend
+from rnngen.optim import SGD, Adagrad, Adam, clip_grad_norm
+
+
+def _params(rng):
+    # one parameter larger than a chunk, with a size that is not a multiple of it
+    return {
+        "big": rng.normal(size=(3, backend.CHUNK + 123)),
+        "small": rng.normal(size=7),
+    }
+
+
+def test_adam_matches_the_formula(rng):
+    params = _params(rng)
+    ref = {k: v.copy() for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in ref.items()}
+    v2 = {k: np.zeros_like(v) for k, v in ref.items()}
+    opt = Adam(params, lr=0.01)
+    for t in range(1, 4):
+        grads = {k: rng.normal(size=p.shape) for k, p in params.items()}
+        opt.update(params, {k: g.copy() for k, g in grads.items()})
+        for k, g in grads.items():
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v2[k] = 0.999 * v2[k] + 0.001 * g * g
+            m_hat, v_hat = m[k] / (1 - 0.9**t), v2[k] / (1 - 0.999**t)
+            ref[k] -= 0.01 * m_hat / (np.sqrt(v_hat) + 1e-8 * math.sqrt(1 - 0.999**t) ** -1)
+    for k in params:
+        np.testing.assert_allclose(params[k], ref[k], rtol=1e-10, atol=1e-12)
+
+
+def test_adagrad_and_sgd(rng):
+    params = _params(rng)
+    start = {k: v.copy() for k, v in params.items()}
+    grads = {k: rng.normal(size=p.shape) for k, p in params.items()}
+    Adagrad(params, lr=0.1).update(params, grads)
+    for k in params:
+        expected = start[k] - 0.1 * grads[k] / (np.abs(grads[k]) + 1e-10)
+        np.testing.assert_allclose(params[k], expected, rtol=1e-10)
+    SGD(params, lr=0.5).update(params, grads)
+    for k in params:
+        expected = start[k] - 0.1 * grads[k] / (np.abs(grads[k]) + 1e-10) - 0.5 * grads[k]
+        np.testing.assert_allclose(params[k], expected, rtol=1e-10)
+
+
+def test_clip_grad_norm(rng):
+    grads = {"a": rng.normal(size=(30, 40)), "b": rng.normal(size=5)}
+    norm = math.sqrt(sum((g**2).sum() for g in grads.values()))
+    before = {k: g.copy() for k, g in grads.items()}
+    assert clip_grad_norm(grads, norm * 2) == pytest.approx(norm)
+    assert all((grads[k] == before[k]).all() for k in grads)  # under the limit: untouched
+    assert clip_grad_norm(grads, 1.0) == pytest.approx(norm)
+    clipped = math.sqrt(sum((g**2).sum() for g in grads.values()))
+    assert clipped == pytest.approx(1.0, rel=1e-5)
