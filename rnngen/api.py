@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
+from .class_softmax import make_class_bounds
 from .corpus import Corpus, default_corpus_path, encode_text, read_text
 from .errors import ConfigError, OutputError
 from .evaluate import EvalResult, evaluate
@@ -37,6 +38,13 @@ def training_corpus(
         return load_corpus(path)
     text = read_text(str(default_corpus_path()) if path is None else path)
     return encode_text(text, tokenizer or TokenizerConfig(), max_vocab, min_count)
+
+
+def model_config(vocab, softmax: str = "full", classes: int | None = None, **sizes) -> ModelConfig:
+    """The model config for a vocabulary; for the class softmax the classes are cut from the
+    vocabulary's counts (about sqrt(V) of them unless `classes` says otherwise)."""
+    bounds = make_class_bounds(vocab.counts, classes) if softmax == "class" else ()
+    return ModelConfig(len(vocab), softmax=softmax, class_bounds=bounds, **sizes)
 
 
 def check_writable(path) -> None:

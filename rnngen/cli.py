@@ -153,6 +153,12 @@ def train_command(
     tie_weights: Annotated[
         bool, typer.Option("--tie-weights", help="Output layer shares the embedding (E = H).")
     ] = False,
+    softmax: Annotated[
+        str, typer.Option(help="full, or class: Mikolov's class-factorised softmax (faster).")
+    ] = "full",
+    classes: Annotated[
+        int | None, typer.Option(help="Word classes for --softmax class (default: sqrt(V)).")
+    ] = None,
     seq_len: Annotated[
         int, typer.Option(help="Steps of backpropagation through time.")
     ] = TrainConfig.seq_len,
@@ -196,8 +202,16 @@ def train_command(
             input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count
         )
         val_ids = None if valid is None else api.encode_for(corpus, read_text(valid))
-        model_cfg = ModelConfig(
-            len(corpus.vocab), embed, hidden, layers, cell, dropout, tie_weights
+        model_cfg = api.model_config(
+            corpus.vocab,
+            softmax,
+            classes,
+            embed=embed,
+            hidden=hidden,
+            layers=layers,
+            cell=cell,
+            dropout=dropout,
+            tie_weights=tie_weights,
         )
         train_cfg = TrainConfig(
             epochs=epochs,

@@ -74,12 +74,13 @@ class SoftmaxOutputCache(NamedTuple):
 def _logit_shift(logits, h, W, b):
     """None when |logits| provably stays below EXP_SAFE, else the (M, 1) row maxima.
 
-    |h W + b| <= max|h| * max_v sum_j |W_jv| + max|b|, an (H, V)-sized computation instead of an
-    (M, V) pass; with trained weights the bound almost always holds."""
+    |h W + b| <= max|h| * max_v sum_j |W_jv| + max|b|, an (H, V)-sized computation; it replaces
+    an (M, V) pass when H < M, and with trained weights the bound almost always holds."""
     xp = backend.xp
-    bound = float(xp.abs(h).max()) * float(xp.abs(W).sum(axis=0).max()) + float(xp.abs(b).max())
-    if bound < EXP_SAFE:
-        return None
+    if h.shape[0] > h.shape[1]:
+        bound = float(xp.abs(h).max()) * float(xp.abs(W).sum(axis=0).max())
+        if bound + float(xp.abs(b).max()) < EXP_SAFE:
+            return None
     return logits.max(axis=1, keepdims=True)
 
 

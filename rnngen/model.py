@@ -22,16 +22,18 @@ import numpy as np
 
 from . import backend
 from .cells import CELLS, STATES, cell_param_shapes, sequence_backward, sequence_forward
+from .class_softmax import class_log_probs, class_softmax_backward, class_softmax_forward
 from .errors import ConfigError
 from .layers import (
     dropout_backward,
     dropout_forward,
     embedding_backward,
     embedding_forward,
-    output_nll,
     softmax_output_backward,
     softmax_output_forward,
 )
+
+SOFTMAXES = ("full", "class")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class ModelConfig:
     cell: str = "rnn"  # "rnn" (tanh), "lstm" or "gru"
     dropout: float = 0.0  # drop probability on non-recurrent connections, training only
     tie_weights: bool = False  # output matrix = embedding matrix transposed (needs E == H)
+    softmax: str = "full"  # "full", or "class": class-factorised (see class_softmax.py)
+    class_bounds: tuple = ()  # softmax "class": C+1 ids, class c = ids bounds[c]:bounds[c+1]
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -53,6 +57,19 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.softmax not in SOFTMAXES:
+            raise ConfigError(f"unknown softmax {self.softmax!r}; use one of: full, class")
+        bounds = tuple(int(b) for b in self.class_bounds)
+        object.__setattr__(self, "class_bounds", bounds)  # JSON gives a list
+        if self.softmax == "class" and not (
+            len(bounds) >= 2
+            and bounds[0] == 0
+            and bounds[-1] == self.vocab_size
+            and all(a < b for a, b in zip(bounds, bounds[1:]))  # noqa: B905
+        ):
+            raise ConfigError("class softmax needs increasing class bounds from 0 to vocab_size")
+        if self.softmax == "full" and bounds:
+            raise ConfigError("class bounds are only for --softmax class")
         if self.tie_weights and self.embed != self.hidden:
             raise ConfigError(
                 "--tie-weights needs --embed equal to --hidden "
@@ -65,6 +82,10 @@ class ModelConfig:
     @property
     def n_states(self) -> int:
         return STATES[self.cell]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_bounds) - 1
 
 
 def layer_prefix(cfg: ModelConfig, layer: int) -> str:
@@ -79,6 +100,9 @@ def param_shapes(cfg: ModelConfig) -> dict:
         n_in = E if layer == 0 else H
         for name, shape in cell_param_shapes(cfg.cell, n_in, H).items():
             shapes[layer_prefix(cfg, layer) + name] = shape
+    if cfg.softmax == "class":
+        shapes["cls.W"] = (H, cfg.n_classes)
+        shapes["cls.b"] = (cfg.n_classes,)
     if not cfg.tie_weights:
         shapes["out.W"] = (H, V)
     shapes["out.b"] = (V,)
@@ -142,6 +166,27 @@ def _forward(params, cfg, inputs, state0, rng) -> Forward:
     return Forward(top, backend.xp.stack(states), (embed_cache, cell_caches, masks))
 
 
+def _output_forward(params, cfg, top, targets):
+    """Output layer and loss at every position: top (M, H), targets (M,) -> summed NLL, cache."""
+    W, b = output_matrix(params), params["out.b"]
+    if cfg.softmax == "class":
+        return class_softmax_forward(
+            top, params["cls.W"], params["cls.b"], W, b, targets, cfg.class_bounds
+        )
+    return softmax_output_forward(top, W, b, targets)
+
+
+def _output_backward(cfg, cache, scale, grads):
+    """Fills grads' output-layer entries; returns dtop (M, H) and the output matrix's gradient."""
+    if cfg.softmax == "class":
+        dtop, grads["cls.W"], grads["cls.b"], dW, grads["out.b"] = class_softmax_backward(
+            cache, cfg.class_bounds, scale
+        )
+    else:
+        dtop, dW, grads["out.b"] = softmax_output_backward(cache, scale)
+    return dtop, dW
+
+
 class LossAndGrads(NamedTuple):
     loss: float  # mean cross-entropy per token, in nats
     grads: dict  # same keys as params
@@ -158,11 +203,9 @@ def loss_and_grads(params, cfg: ModelConfig, inputs, targets, state0, rng=None) 
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, rng)
     embed_cache, cell_caches, masks = fwd.caches
-    nll, out_cache = softmax_output_forward(
-        fwd.top, output_matrix(params), params["out.b"], targets.reshape(T * N)
-    )
+    nll, out_cache = _output_forward(params, cfg, fwd.top, targets.reshape(T * N))
     grads = {}
-    dx, dW_out, grads["out.b"] = softmax_output_backward(out_cache, 1.0 / (T * N))
+    dx, dW_out = _output_backward(cfg, out_cache, 1.0 / (T * N), grads)
     dx = dx.reshape(T, N, cfg.hidden)
     dstate0 = backend.xp.empty_like(state0)
     for layer in range(cfg.layers - 1, -1, -1):
@@ -183,15 +226,19 @@ def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0):
     """Summed negative log-likelihood of targets (T, N) and the final state; forward only."""
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, None)
-    nll = output_nll(fwd.top, output_matrix(params), params["out.b"], targets.reshape(T * N))
-    return nll, fwd.state
+    return _output_forward(params, cfg, fwd.top, targets.reshape(T * N))[0], fwd.state
 
 
 def step(params, cfg: ModelConfig, ids, state):
     """Advance the state by one token for generation: ids (N,), state (L, K, N, H) ->
-    logits (N, V), new state."""
+    logits (N, V) (log-probabilities for the class softmax: softmax gives the same p), new state."""
     fwd = _forward(params, cfg, ids[None], state, None)  # a sequence of one step
-    return fwd.top @ output_matrix(params) + params["out.b"], fwd.state
+    W, b = output_matrix(params), params["out.b"]
+    if cfg.softmax == "class":
+        logits = class_log_probs(fwd.top, params["cls.W"], params["cls.b"], W, b, cfg.class_bounds)
+    else:
+        logits = fwd.top @ W + b
+    return logits, fwd.state
 
 
 def count_params(params) -> int:

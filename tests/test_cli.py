@@ -278,3 +278,18 @@ def test_separate_validation_file(text_file, tmp_path):
 def test_train_bad_options(text_file, tmp_path, options, fragment):
     result = runner.invoke(app, ["train", str(text_file), "-o", str(tmp_path / "m.npz"), *options])
     assert_one_line_error(result, 2, fragment)
+
+
+def test_class_softmax(text_file, tmp_path):
+    out = tmp_path / "m.npz"
+    args = ["train", str(text_file), "-o", str(out), *TINY, "--softmax", "class", "--classes", "7"]
+    assert runner.invoke(app, args).exit_code == 0
+    model = load_model(out)
+    assert model.config.softmax == "class" and model.config.n_classes == 7
+    assert model.params["cls.W"].shape == (16, 7)
+    sample = runner.invoke(app, ["sample", "-m", str(out), "--start", "Wendy", "--length", "10"])
+    assert sample.exit_code == 0 and sample.stdout.startswith("Wendy")
+    values = json.loads(
+        runner.invoke(app, ["eval", str(text_file), "-m", str(out), "--json"]).stdout
+    )
+    assert 1 < values["perplexity"] < len(model.vocab)
