@@ -24,11 +24,19 @@ def embedding_forward(ids, W):
 
 
 def embedding_backward(dout, cache):
-    """dout (T, N, E) -> dW (V, E): each row of dout added to the row of its token."""
+    """dout (T, N, E) -> dW (V, E): each row of dout added to the row of its token.
+
+    Rows are summed per token by sorting the ids and one segmented sum (add.reduceat), which is
+    much faster than the unbuffered scatter of add.at for large batches."""
     xp = backend.xp
     E = dout.shape[-1]
+    ids = cache.ids.reshape(-1)
+    rows = dout.reshape(-1, E)
+    order = xp.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = xp.flatnonzero(xp.concatenate([xp.ones(1, bool), sorted_ids[1:] != sorted_ids[:-1]]))
     dW = xp.zeros((cache.vocab_size, E), dtype=dout.dtype)
-    xp.add.at(dW, cache.ids.reshape(-1), dout.reshape(-1, E))
+    dW[sorted_ids[starts]] = xp.add.reduceat(rows[order], starts, axis=0)
     return dW
 
 
