@@ -2,7 +2,8 @@
 
 `params`, `grads` and the optimiser state are dicts with the same keys; every update is in place,
 so the arrays the model holds are the ones that change. The learning rate is a plain attribute
-(`opt.lr`) so the training loop can decay it.
+(`opt.lr`) so the training loop can decay it. `state()` and `load_state()` give and take the
+optimiser's scalars and arrays, for checkpoints.
 """
 
 import math
@@ -48,7 +49,15 @@ class SGD:
 
     def update(self, params: dict, grads: dict) -> None:
         for name, p in params.items():
-            p -= self.lr * grads[name]
+            g = grads[name]
+            g *= self.lr  # in place: the gradient is not used again
+            p -= g
+
+    def state(self):
+        return {"lr": self.lr}, {}
+
+    def load_state(self, scalars: dict, arrays: dict) -> None:
+        self.lr = scalars["lr"]
 
 
 class Adagrad:
@@ -64,6 +73,14 @@ class Adagrad:
             g, s = grads[name], self.sum_sq[name]
             s += g * g
             p -= self.lr * g / (xp.sqrt(s) + self.eps)
+
+    def state(self):
+        return {"lr": self.lr}, {f"sum_sq.{k}": v for k, v in self.sum_sq.items()}
+
+    def load_state(self, scalars: dict, arrays: dict) -> None:
+        self.lr = scalars["lr"]
+        for k, v in self.sum_sq.items():
+            v[...] = arrays[f"sum_sq.{k}"]
 
 
 class Adam:
@@ -107,6 +124,17 @@ class Adam:
                 xp.divide(mc, t, out=t)
                 t *= step
                 pc -= t
+
+    def state(self):
+        arrays = {f"m.{k}": v for k, v in self.m.items()}
+        arrays.update({f"v.{k}": v for k, v in self.v.items()})
+        return {"lr": self.lr, "t": self.t}, arrays
+
+    def load_state(self, scalars: dict, arrays: dict) -> None:
+        self.lr, self.t = scalars["lr"], scalars["t"]
+        for k in self.m:
+            self.m[k][...] = arrays[f"m.{k}"]
+            self.v[k][...] = arrays[f"v.{k}"]
 
     def _buffer(self, dtype, n):
         buf = self._scratch.get(dtype)

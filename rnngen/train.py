@@ -2,13 +2,18 @@
 validation after every epoch with the best model kept.
 
 The loop never prints. It reports through an optional `on_event` callback (Started once the data
-is cut into batches, Progress during an epoch, EpochEnd after validation) and hands each new best
-model to `on_best`, so the caller decides how to show progress and where to save.
+is cut into batches, Progress during an epoch, EpochEnd after validation), hands each new best
+model to `on_best`, and hands its whole `TrainState` to `on_checkpoint` every `checkpoint_every`
+steps and when `should_stop()` turns true, so the caller decides how to show progress, where to
+save, and when to stop. A run resumed from a saved TrainState continues exactly as the
+uninterrupted run would have: same data position, hidden state, optimiser moments, learning rate
+and random stream.
 """
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from itertools import islice
 
 import numpy as np
 
@@ -107,127 +112,191 @@ class EpochEnd:
 
 
 @dataclass
-class TrainResult:
-    params: dict  # the best model's parameters
+class TrainState:
+    """Everything needed to continue training exactly where it stopped."""
+
+    params: dict  # the current parameters
+    optimizer: object  # its moments and learning rate (optim.py)
+    rng: np.random.Generator  # the one random stream (initialisation, then dropout)
     history: dict
+    epoch: int = 1  # the current epoch, 1-based
+    step: int = 0  # steps done in the current epoch
+    hidden: object = None  # (L, K, N, H) state carried into the next step; None at an epoch start
+    loss_sum: float = 0.0  # the current epoch's summed training loss ...
+    loss_tokens: int = 0  # ... over this many tokens
+    tokens_seen: int = 0
+    elapsed: float = 0.0  # seconds of training before the current run
+    best_loss: float = math.inf
+    bad_epochs: int = 0  # epochs since the last improvement
+    best_params: dict | None = None
+    done: bool = False  # all epochs run, or stopped early for lack of improvement
 
 
-def train(ids, model_cfg: ModelConfig, cfg: TrainConfig, val_ids=None, on_event=None, on_best=None):
+@dataclass
+class TrainResult:
+    params: dict | None  # the best model's parameters (None if no epoch finished)
+    history: dict
+    state: TrainState = field(repr=False)
+    interrupted: bool = False  # should_stop() ended the run before it was done
+
+
+def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int) -> TrainState:
+    """The state before the first step: parameters initialised from the seed."""
+    rng = np.random.default_rng(cfg.seed)
+    params = init_params(model_cfg, rng, DTYPES[cfg.dtype])
+    optimizer = make_optimizer(cfg.optimizer, params, cfg.learning_rate(model_cfg.cell))
+    history = {
+        "train": {**asdict(cfg), "lr": optimizer.lr},
+        "train_tokens": int(n_train),
+        "val_tokens": int(n_val),
+        "epochs": 0,
+        "per_epoch": [],
+    }
+    return TrainState(params, optimizer, rng, history)
+
+
+def split_data(ids, cfg: TrainConfig, val_ids=None):
+    """(train ids, validation ids): val_ids when given, else the tail of ids."""
+    if val_ids is None:
+        return split_tail(np.asarray(ids), cfg.val_frac)
+    return np.asarray(ids), np.asarray(val_ids)
+
+
+def train(
+    ids,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    val_ids=None,
+    on_event=None,
+    on_best=None,
+    resume: TrainState | None = None,
+    on_checkpoint=None,
+    checkpoint_every: int = 0,
+    should_stop=None,
+) -> TrainResult:
     """Train a model on ids (n_tokens,) and return the parameters with the best validation loss.
 
     Validation uses val_ids when given, else the last `val_frac` of ids. After an epoch without
     improvement the learning rate is divided by `lr_decay`; after `patience` of them training stops.
     on_event(event) receives Started, Progress and EpochEnd events; on_best(params, history) is
-    called whenever validation improves (or after each epoch when there is no validation part).
+    called whenever validation improves (or after each epoch when there is no validation part);
+    on_checkpoint(state) every `checkpoint_every` steps and before returning early because
+    should_stop() said so. `resume` continues from a saved state of the same data and configs.
     """
     xp = backend.xp
     dtype = DTYPES[cfg.dtype]
-    rng = np.random.default_rng(cfg.seed)
-    if val_ids is None:
-        train_ids, val_ids = split_tail(np.asarray(ids), cfg.val_frac)
-    else:
-        train_ids, val_ids = np.asarray(ids), np.asarray(val_ids)
+    train_ids, val_ids = split_data(ids, cfg, val_ids)
     streams = make_streams(train_ids, cfg.batch_size)
     steps_per_epoch = n_batches(streams, cfg.seq_len)
     val_streams = min(cfg.val_streams, max(1, len(val_ids) // 2))
-
-    params = init_params(model_cfg, rng, dtype)
-    optimizer = make_optimizer(cfg.optimizer, params, cfg.learning_rate(model_cfg.cell))
-    history = {
-        "train": {**asdict(cfg), "lr": optimizer.lr},
-        "train_tokens": int(len(train_ids)),
-        "val_tokens": int(len(val_ids)),
-        "epochs": 0,
-        "per_epoch": [],
-    }
-    if len(val_ids):
+    st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
+    history = st.history
+    if len(val_ids) and "unigram_val_ppl" not in history:
         history["unigram_val_ppl"] = unigram_eval(
             train_ids, val_ids, model_cfg.vocab_size
         ).perplexity
     if on_event:
-        on_event(Started(len(train_ids), len(val_ids), steps_per_epoch, count_params(params)))
-    best_loss = math.inf
-    best_params = None
-    bad_epochs = 0
-    tokens_seen = 0
-    start = time.perf_counter()
+        on_event(Started(len(train_ids), len(val_ids), steps_per_epoch, count_params(st.params)))
+    start = time.perf_counter() - st.elapsed  # so elapsed times continue across a resume
 
-    for epoch in range(1, cfg.epochs + 1):
-        state = init_state(model_cfg, cfg.batch_size, dtype)
-        loss_sum, loss_tokens = 0.0, 0
-        for step_in_epoch, (inputs, targets) in enumerate(iter_batches(streams, cfg.seq_len), 1):
+    def stop_here() -> TrainResult:
+        st.elapsed = time.perf_counter() - start
+        if on_checkpoint:
+            on_checkpoint(st)
+        return TrainResult(st.best_params, history, st, interrupted=True)
+
+    while not st.done and st.epoch <= cfg.epochs:
+        epoch = st.epoch
+        if st.hidden is None:
+            st.hidden = init_state(model_cfg, cfg.batch_size, dtype)
+        for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
             result = loss_and_grads(
-                params, model_cfg, xp.asarray(inputs), xp.asarray(targets), state, rng
+                st.params, model_cfg, xp.asarray(inputs), xp.asarray(targets), st.hidden, st.rng
             )
             if not math.isfinite(result.loss):
                 raise TrainingDiverged(
-                    f"the loss became {result.loss} in epoch {epoch}, step {step_in_epoch}; "
-                    f"lower --lr (now {optimizer.lr:g}) or --clip (now {cfg.clip:g})"
+                    f"the loss became {result.loss} in epoch {epoch}, step {st.step + 1}; the best "
+                    f"model so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip "
+                    f"(now {cfg.clip:g})"
                 )
             clip_grad_norm(result.grads, cfg.clip)
-            optimizer.update(params, result.grads)
-            state = result.state
+            st.optimizer.update(st.params, result.grads)
+            st.hidden = result.state
+            st.step += 1
             n = inputs.size
-            loss_sum += result.loss * n
-            loss_tokens += n
-            tokens_seen += n
-            if on_event and (
-                step_in_epoch % cfg.log_every == 0 or step_in_epoch == steps_per_epoch
-            ):
-                elapsed = time.perf_counter() - start
+            st.loss_sum += result.loss * n
+            st.loss_tokens += n
+            st.tokens_seen += n
+            elapsed = time.perf_counter() - start
+            if on_event and (st.step % cfg.log_every == 0 or st.step == steps_per_epoch):
                 on_event(
                     Progress(
                         epoch,
                         cfg.epochs,
-                        step_in_epoch,
+                        st.step,
                         steps_per_epoch,
-                        loss_sum / loss_tokens,
-                        tokens_seen / elapsed,
+                        st.loss_sum / st.loss_tokens,
+                        st.tokens_seen / elapsed,
                         elapsed,
                     )
                 )
+            global_step = (epoch - 1) * steps_per_epoch + st.step
+            if st.step < steps_per_epoch:  # at an epoch's end, validate first
+                if should_stop and should_stop():
+                    return stop_here()
+                if checkpoint_every and on_checkpoint and global_step % checkpoint_every == 0:
+                    st.elapsed = elapsed
+                    on_checkpoint(st)
 
-        train_loss = loss_sum / loss_tokens
-        val_loss = None
-        if len(val_ids):
-            val_loss = evaluate(params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
-        score = val_loss if val_loss is not None else train_loss
-        is_best = score < best_loss
-        if is_best:
-            best_loss, bad_epochs = score, 0
-        else:
-            bad_epochs += 1
-            optimizer.lr /= cfg.lr_decay
-        stopping = cfg.patience > 0 and bad_epochs >= cfg.patience
-        elapsed = time.perf_counter() - start
-        history["epochs"] = epoch
-        history["seconds"] = elapsed
-        history["tokens_per_second"] = tokens_seen / elapsed
-        history["per_epoch"].append(
-            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": optimizer.lr}
-        )
-        if is_best:
-            best_params = {k: v.copy() for k, v in params.items()}
-            history["best_epoch"] = epoch
-            if val_loss is not None:
-                history["best_val_loss"] = val_loss
-                history["best_val_ppl"] = math.exp(val_loss)
-            if on_best:
-                on_best(best_params, history)
-        if on_event:
-            on_event(
-                EpochEnd(
-                    epoch,
-                    cfg.epochs,
-                    train_loss,
-                    val_loss,
-                    is_best,
-                    elapsed,
-                    optimizer.lr,
-                    stopping,
-                )
+        _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best)
+        if (should_stop and should_stop()) and not st.done:
+            return stop_here()
+        if checkpoint_every and on_checkpoint and (epoch * steps_per_epoch) % checkpoint_every == 0:
+            on_checkpoint(st)
+
+    st.done = True
+    return TrainResult(st.best_params, history, st)
+
+
+def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best):
+    """Validate, keep the best model, decay the learning rate, decide on early stopping, and move
+    the state to the start of the next epoch."""
+    history = st.history
+    train_loss = st.loss_sum / max(st.loss_tokens, 1)
+    val_loss = None
+    if len(val_ids):
+        val_loss = evaluate(st.params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
+    score = val_loss if val_loss is not None else train_loss
+    is_best = score < st.best_loss
+    if is_best:
+        st.best_loss, st.bad_epochs = score, 0
+    else:
+        st.bad_epochs += 1
+        st.optimizer.lr /= cfg.lr_decay
+    stopping = cfg.patience > 0 and st.bad_epochs >= cfg.patience
+    elapsed = time.perf_counter() - start
+    epoch = st.epoch
+    history["epochs"] = epoch
+    history["seconds"] = elapsed
+    history["tokens_per_second"] = st.tokens_seen / elapsed
+    history["per_epoch"].append(
+        {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": st.optimizer.lr}
+    )
+    if is_best:
+        st.best_params = {k: v.copy() for k, v in st.params.items()}
+        history["best_epoch"] = epoch
+        if val_loss is not None:
+            history["best_val_loss"] = val_loss
+            history["best_val_ppl"] = math.exp(val_loss)
+    st.epoch += 1
+    st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
+    st.elapsed = elapsed
+    st.done = stopping or st.epoch > cfg.epochs
+    if is_best and on_best:
+        on_best(st.best_params, history)
+    if on_event:
+        on_event(
+            EpochEnd(
+                epoch, cfg.epochs, train_loss, val_loss, is_best, elapsed, st.optimizer.lr, stopping
             )
-        if stopping:
-            break
-
-    return TrainResult(best_params, history)
+        )

@@ -39,11 +39,11 @@ def test_adagrad_and_sgd(rng):
     params = _params(rng)
     start = {k: v.copy() for k, v in params.items()}
     grads = {k: rng.normal(size=p.shape) for k, p in params.items()}
-    Adagrad(params, lr=0.1).update(params, grads)
+    Adagrad(params, lr=0.1).update(params, {k: g.copy() for k, g in grads.items()})
     for k in params:
         expected = start[k] - 0.1 * grads[k] / (np.abs(grads[k]) + 1e-10)
         np.testing.assert_allclose(params[k], expected, rtol=1e-10)
-    SGD(params, lr=0.5).update(params, grads)
+    SGD(params, lr=0.5).update(params, {k: g.copy() for k, g in grads.items()})  # consumes g
     for k in params:
         expected = start[k] - 0.1 * grads[k] / (np.abs(grads[k]) + 1e-10) - 0.5 * grads[k]
         np.testing.assert_allclose(params[k], expected, rtol=1e-10)
@@ -58,3 +58,23 @@ def test_clip_grad_norm(rng):
     assert clip_grad_norm(grads, 1.0) == pytest.approx(norm)
     clipped = math.sqrt(sum((g**2).sum() for g in grads.values()))
     assert clipped == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adagrad, Adam])
+def test_state_round_trip(rng, cls):
+    """An optimiser restored from state() continues exactly like the original."""
+    params = _params(rng)
+    opt = cls(params, lr=0.05)
+    grads = [{k: rng.normal(size=p.shape) for k, p in params.items()} for _ in range(4)]
+    for g in grads[:2]:
+        opt.update(params, {k: v.copy() for k, v in g.items()})
+    opt.lr /= 2
+    scalars, arrays = opt.state()
+    twin_params = {k: v.copy() for k, v in params.items()}
+    twin = cls(twin_params, lr=1.0)
+    twin.load_state(scalars, {k: v.copy() for k, v in arrays.items()})
+    for g in grads[2:]:
+        opt.update(params, {k: v.copy() for k, v in g.items()})
+        twin.update(twin_params, {k: v.copy() for k, v in g.items()})
+    for k in params:
+        assert (params[k] == twin_params[k]).all()
