@@ -46,7 +46,12 @@ def build_vocab(tokens, specials=(UNK,), max_size=None, min_count=1) -> Vocab:
     max_size limits the number of ordinary tokens kept (specials are not counted); tokens seen fewer
     than min_count times are dropped. Dropped tokens' occurrences are counted under `<unk>`.
     """
-    counter = Counter(tokens)
+    return build_vocab_from_counts(Counter(tokens), specials, max_size, min_count)
+
+
+def build_vocab_from_counts(counts: Counter, specials=(UNK,), max_size=None, min_count=1) -> Vocab:
+    """The same from token counts (for inputs counted piece by piece)."""
+    counter = Counter(counts)
     special_counts = [counter.pop(s, 0) for s in specials]
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
     kept = [(t, c) for t, c in ranked if c >= min_count]
