@@ -1,0 +1,180 @@
+"""Training checkpoints: everything needed to continue a run exactly, in one validated `.npz`.
+
+    meta          JSON: format tag, version, model, tokenizer and training configs, history,
+                  loop position and counters, optimiser scalars, the random generator's state,
+                  and a fingerprint of the training and validation ids
+    vocab, counts the vocabulary, as in a model file
+    param.<name>  the current parameters
+    best.<name>   the best parameters so far (absent before the first epoch ends)
+    opt.<key>     the optimiser's arrays (Adam's moments, Adagrad's sums)
+    hidden        (L, K, N, H) the state carried into the next step (absent at an epoch start)
+
+Written with storage.atomic_write; read with the same checks as a model file (storage.py): member
+names, dtypes and shapes are checked against the configs before any array is read.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+from .model import ModelConfig
+from .optim import make_optimizer
+from .storage import (
+    VERSION,
+    _archive,
+    _config_from,
+    _expect,
+    _expect_members,
+    _expect_vocab,
+    _is_float,
+    _model_shapes,
+    _read_meta,
+    _read_vocab,
+    _vocab_arrays,
+    atomic_write,
+)
+from .tokenize import TokenizerConfig
+from .train import DTYPES, TrainConfig, TrainState
+from .vocab import Vocab
+
+CHECKPOINT_FORMAT = "rnngen-checkpoint"
+META_KEYS = {
+    "format",
+    "version",
+    "model",
+    "tokenizer",
+    "n_specials",
+    "train",
+    "history",
+    "progress",
+    "optimizer",
+    "rng",
+    "data",
+}
+PROGRESS_KEYS = {  # TrainState's counters and the JSON types they must have
+    "epoch": int,
+    "step": int,
+    "loss_sum": (int, float),
+    "loss_tokens": int,
+    "tokens_seen": int,
+    "elapsed": (int, float),
+    "best_loss": (int, float),
+    "bad_epochs": int,
+    "done": bool,
+}
+
+
+@dataclass
+class Checkpoint:
+    model: ModelConfig
+    train: TrainConfig
+    tokenizer: TokenizerConfig
+    vocab: Vocab
+    state: TrainState
+    data: str  # fingerprint of the ids it was trained on (data_fingerprint)
+
+
+def data_fingerprint(train_ids, val_ids) -> str:
+    """A hash of the training and validation ids, so a run is only resumed on the same data."""
+    digest = hashlib.sha256()
+    for ids in (train_ids, val_ids):
+        array = np.ascontiguousarray(ids, dtype=np.int32)
+        digest.update(len(array).to_bytes(8, "little"))
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(path, ckpt: Checkpoint) -> None:
+    st = ckpt.state
+    scalars, opt_arrays = st.optimizer.state()
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "version": VERSION,
+        "model": ckpt.model.to_dict(),
+        "tokenizer": ckpt.tokenizer.to_dict(),
+        "n_specials": ckpt.vocab.n_specials,
+        "train": asdict(ckpt.train),
+        "history": st.history,
+        "progress": {key: getattr(st, key) for key in PROGRESS_KEYS},
+        "optimizer": scalars,
+        "rng": st.rng.bit_generator.state,
+        "data": ckpt.data,
+    }
+    arrays = {"meta": np.array(json.dumps(meta, sort_keys=True)), **_vocab_arrays(ckpt.vocab)}
+    arrays.update({f"param.{k}": np.asarray(v) for k, v in st.params.items()})
+    if st.best_params is not None:
+        arrays.update({f"best.{k}": np.asarray(v) for k, v in st.best_params.items()})
+    arrays.update({f"opt.{k}": np.asarray(v) for k, v in opt_arrays.items()})
+    if st.hidden is not None:
+        arrays["hidden"] = np.asarray(st.hidden)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path) -> Checkpoint:
+    """Read and validate a checkpoint; any problem is a ModelFileError naming the file."""
+    with _archive(path, "checkpoint") as reader:
+        meta = _read_meta(reader, CHECKPOINT_FORMAT, META_KEYS)
+        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        model = _config_from(ModelConfig, meta["model"], "model")
+        train = _config_from(TrainConfig, meta["train"], "training")
+        progress, scalars = meta["progress"], meta["optimizer"]
+        if not isinstance(progress, dict) or set(progress) != set(PROGRESS_KEYS):
+            raise ValueError("the training progress record is incomplete")
+        for key, types in PROGRESS_KEYS.items():
+            value = progress[key]
+            if isinstance(value, bool) != (types is bool) or not isinstance(value, types):
+                raise ValueError(f"progress {key} is {value!r}")
+        if progress["epoch"] < 1 or progress["step"] < 0:
+            raise ValueError("the training position is out of range")
+        if not isinstance(meta["history"], dict) or not isinstance(scalars, dict):
+            raise ValueError("history or optimiser settings are not objects")
+        shapes = _model_shapes(model, reader)
+        dtype = np.dtype(DTYPES[train.dtype])
+        params = {k: np.zeros(s, dtype) for k, s in shapes.items()}  # templates, replaced below
+        optimizer = make_optimizer(train.optimizer, params, 1.0)
+        _, opt_templates = optimizer.state()
+        names = set(reader.names)
+        has_best = any(n.startswith("best.") for n in names)
+        expected = {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)}
+        expected |= {f"best.{n}" for n in shapes} if has_best else set()
+        expected |= {f"opt.{k}" for k in opt_templates}
+        expected |= {"hidden"} if "hidden" in names else set()
+        _expect_members(reader, expected)
+        _expect_vocab(reader, model.vocab_size)
+        for prefix in ("param.", "best.") if has_best else ("param.",):
+            for name, shape in shapes.items():
+                _expect(reader, prefix + name, lambda d: d == dtype, shape, str(dtype))
+        for key, template in opt_templates.items():
+            _expect(reader, f"opt.{key}", lambda d: d == dtype, template.shape, str(dtype))
+        state_shape = (model.layers, model.n_states, train.batch_size, model.hidden)
+        if "hidden" in names:
+            _expect(reader, "hidden", _is_float, state_shape, "float")
+        vocab = _read_vocab(reader, meta, tokenizer)
+        params = {k: _finite(reader, f"param.{k}") for k in shapes}
+        best = {k: _finite(reader, f"best.{k}") for k in shapes} if has_best else None
+        for key, template in opt_templates.items():
+            template[...] = _finite(reader, f"opt.{key}")
+        optimizer = make_optimizer(train.optimizer, params, 1.0)
+        optimizer.load_state(scalars, opt_templates)
+        hidden = _finite(reader, "hidden").astype(dtype) if "hidden" in names else None
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = meta["rng"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"the random generator state is invalid ({e})") from None
+        state = TrainState(params, optimizer, rng, meta["history"], hidden=hidden, best_params=best)
+        for key in PROGRESS_KEYS:
+            setattr(state, key, progress[key])
+    if not isinstance(meta["data"], str):
+        raise ConfigError(f"{path}: the data fingerprint is missing")
+    return Checkpoint(model, train, tokenizer, vocab, state, meta["data"])
+
+
+def _finite(reader, name) -> np.ndarray:
+    array = reader.read(name)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has NaN or infinite values")
+    return array

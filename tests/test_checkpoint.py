@@ -1,0 +1,79 @@
+"""Checkpoints: a run stopped and resumed equals the run straight through, bit for bit."""
+
+import numpy as np
+import pytest
+
+from rnngen.checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
+from rnngen.errors import ModelFileError
+from rnngen.model import ModelConfig
+from rnngen.tokenize import TokenizerConfig
+from rnngen.train import TrainConfig, split_data, train
+from rnngen.vocab import build_vocab
+
+VOCAB = build_vocab([str(i) for i in range(20)])
+IDS = np.random.default_rng(5).integers(1, 21, size=900).astype(np.int32)
+
+
+def _run(model_cfg, cfg, tmp_path, stop_after=None, resume=None):
+    """Train; with stop_after=k, stop after k steps and save a checkpoint."""
+    train_ids, val_ids = split_data(IDS, cfg)
+    path = tmp_path / "ckpt.npz"
+    steps = [0]
+
+    def should_stop():
+        steps[0] += 1
+        return stop_after is not None and steps[0] >= stop_after
+
+    def on_checkpoint(state):
+        ckpt = Checkpoint(
+            model_cfg, cfg, TokenizerConfig(), VOCAB, state, data_fingerprint(train_ids, val_ids)
+        )
+        save_checkpoint(path, ckpt)
+
+    result = train(
+        IDS, model_cfg, cfg, resume=resume, on_checkpoint=on_checkpoint, should_stop=should_stop
+    )
+    return result, path
+
+
+CASES = [
+    (ModelConfig(21, embed=8, hidden=12, cell="lstm", layers=2, dropout=0.3), "adam"),
+    (ModelConfig(21, embed=8, hidden=12, cell="gru"), "sgd"),
+    (ModelConfig(21, embed=8, hidden=12, cell="rnn"), "adagrad"),
+]
+
+
+@pytest.mark.parametrize("model_cfg,optimizer", CASES, ids=["lstm-adam", "gru-sgd", "rnn-adagrad"])
+@pytest.mark.parametrize("stop_after", [3, 7, 14, 20])  # mid-epoch, epoch ends, later epochs
+def test_resume_is_bit_exact(tmp_path, model_cfg, optimizer, stop_after):
+    cfg = TrainConfig(
+        epochs=4, batch_size=4, seq_len=25, optimizer=optimizer, lr_decay=2.0, patience=0, seed=3
+    )  # 7 steps an epoch
+    straight, _ = _run(model_cfg, cfg, tmp_path)
+    stopped, path = _run(model_cfg, cfg, tmp_path, stop_after=stop_after)
+    assert stopped.interrupted
+    ckpt = load_checkpoint(path)
+    assert ckpt.model == model_cfg and ckpt.train == cfg and ckpt.vocab == VOCAB
+    train_ids, val_ids = split_data(IDS, cfg)
+    assert ckpt.data == data_fingerprint(train_ids, val_ids)
+    resumed, _ = _run(model_cfg, cfg, tmp_path, resume=ckpt.state)
+    assert not resumed.interrupted
+    for name in straight.params:
+        assert straight.params[name].tobytes() == resumed.params[name].tobytes(), name
+        final_a, final_b = straight.state.params[name], resumed.state.params[name]
+        assert final_a.tobytes() == final_b.tobytes(), name
+    losses = [(e["train_loss"], e["val_loss"], e["lr"]) for e in straight.history["per_epoch"]]
+    assert losses == [
+        (e["train_loss"], e["val_loss"], e["lr"]) for e in resumed.history["per_epoch"]
+    ]
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    model_cfg, _ = CASES[0]
+    cfg = TrainConfig(epochs=1, batch_size=4, seq_len=25, seed=3)
+    _, path = _run(model_cfg, cfg, tmp_path, stop_after=2)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="ckpt.npz"):
+        load_checkpoint(path)
