@@ -71,7 +71,7 @@ class TextOptions:
 
 
 STRICT_UTF8 = TextOptions()
-CHUNK_BYTES = 1 << 22  # input is read and tokenised 4 MB at a time
+CHUNK_BYTES = 1 << 20  # input is read and tokenised 1 MB at a time
 
 
 @contextmanager
