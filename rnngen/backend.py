@@ -21,7 +21,9 @@ def use(module) -> None:
 
 
 def to_numpy(array) -> numpy.ndarray:
-    """A host NumPy copy of an array from the current array module."""
-    if isinstance(array, numpy.ndarray):
+    """A host NumPy array of an array from the current array module."""
+    if type(array) is numpy.ndarray:
         return array
-    return array.get()  # CuPy's device-to-host copy
+    if hasattr(array, "get"):
+        return array.get()  # CuPy's device-to-host copy
+    return numpy.asarray(array)

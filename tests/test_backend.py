@@ -1,0 +1,111 @@
+"""The core takes its array module from `rnngen.backend` alone.
+
+A stand-in array module wraps NumPy: its arrays refuse NumPy's array functions (np.concatenate,
+np.zeros_like, ...) unless they are called through the stand-in, the way CuPy arrays cannot go
+through NumPy. Training steps, evaluation and generation for every cell and both output layers run
+under it, so a direct NumPy call on the hot path fails here before it fails on a GPU."""
+
+import types
+
+import numpy as np
+import pytest
+
+from rnngen import backend
+from rnngen import model as M
+from rnngen.class_softmax import make_class_bounds
+from rnngen.evaluate import evaluate
+from rnngen.generate import generate
+from rnngen.train import TrainConfig, train
+
+_depth = [0]
+
+
+class Guarded(np.ndarray):
+    def __array_function__(self, func, types_, args, kwargs):
+        if not _depth[0]:
+            raise AssertionError(f"numpy.{func.__name__} called directly on a core array")
+        return super().__array_function__(func, types_, args, kwargs)
+
+    def get(self):  # like CuPy: an explicit copy to the host
+        return np.array(self.view(np.ndarray))
+
+
+def _guard(value):
+    if type(value) is np.ndarray:
+        return value.view(Guarded)
+    if isinstance(value, tuple):
+        return tuple(_guard(v) for v in value)
+    return value
+
+
+class StandIn(types.ModuleType):
+    """NumPy's namespace, with every function's results turned into Guarded arrays."""
+
+    def __getattr__(self, name):
+        obj = getattr(np, name)
+        if not callable(obj) or isinstance(obj, type):
+            return obj
+
+        def call(*args, **kwargs):
+            _depth[0] += 1
+            try:
+                return _guard(obj(*args, **kwargs))
+            finally:
+                _depth[0] -= 1
+
+        if isinstance(obj, np.ufunc):  # keep ufunc methods reachable (xp.add.reduceat)
+            return _UfuncProxy(obj)
+        return call
+
+
+class _UfuncProxy:
+    def __init__(self, ufunc):
+        self._ufunc = ufunc
+
+    def _wrap(self, fn):
+        def call(*args, **kwargs):
+            _depth[0] += 1
+            try:
+                return _guard(fn(*args, **kwargs))
+            finally:
+                _depth[0] -= 1
+
+        return call
+
+    def __call__(self, *args, **kwargs):
+        return self._wrap(self._ufunc)(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return self._wrap(getattr(self._ufunc, name))
+
+
+@pytest.fixture
+def stand_in():
+    backend.use(StandIn("standin"))
+    yield
+    backend.use(np)
+
+
+def test_guard_catches_direct_numpy_calls(stand_in):
+    a = backend.xp.zeros(3)
+    assert isinstance(a, Guarded)
+    with pytest.raises(AssertionError, match="called directly"):
+        np.concatenate([a, a])
+
+
+CONFIGS = [
+    M.ModelConfig(30, embed=6, hidden=8, layers=2, cell="lstm", dropout=0.2),
+    M.ModelConfig(30, embed=8, hidden=8, cell="gru", tie_weights=True),
+    M.ModelConfig(30, embed=6, hidden=8, cell="rnn", softmax="class",
+                  class_bounds=make_class_bounds(np.arange(30, 0, -1))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=["lstm", "gru-tied", "rnn-class"])
+def test_core_runs_on_the_stand_in(stand_in, cfg):
+    ids = np.random.default_rng(0).integers(0, 30, size=400)
+    result = train(ids, cfg, TrainConfig(epochs=2, batch_size=4, seq_len=10, optimizer="adam"))
+    assert all(isinstance(p, Guarded) for p in result.params.values())
+    assert evaluate(result.params, cfg, ids[:100]).perplexity > 1
+    out = list(generate(result.params, cfg, [1, 2], 5, np.random.default_rng(0)))
+    assert len(out) == 5 and all(0 <= i < 30 for i in out)
