@@ -6,14 +6,23 @@ A model file holds everything `sample` and `eval` need:
     counts          (V,) int64, each token's frequency in the training text
     param.<name>    one array per parameter, names and shapes fixed by the model config
 An encoded corpus has `meta`, `vocab`, `counts` and `ids` (n_tokens,) int32.
-Files are read with allow_pickle=False, and anything unexpected is a ModelFileError naming the
-file and the problem, never a traceback.
+
+Loading trusts nothing in the file. npzcheck.py checks the zip directory and reads each member's
+`.npy` header on its own (never np.load, never pickle); this module checks those dtypes and shapes
+against what the small meta JSON says the file must hold before any array is read, and checks the
+values last: finite weights, a unique vocabulary with the specials first, counts that are not
+negative, ids inside the vocabulary. Sizes are capped (npzcheck.MAX_BYTES, MAX_META_BYTES).
+Anything unexpected is a ModelFileError naming the file and the problem, never a traceback.
 """
 
 import json
+import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -22,6 +31,7 @@ import numpy as np
 from .corpus import Corpus
 from .errors import ConfigError, MissingInputError, ModelFileError, OutputError
 from .model import ModelConfig, param_shapes
+from .npzcheck import MAX_BYTES, NpzReader
 from .tokenize import TokenizerConfig
 from .vocab import Vocab
 
@@ -109,155 +119,237 @@ def save_corpus(path, corpus: Corpus) -> None:
 
 
 # --- reading --------------------------------------------------------------------------------
+# A file is checked from the outside in, and nothing is allocated on its word: the zip directory
+# (npzcheck), then the small meta member that says what the file should hold, then every member's
+# declared dtype and shape against that, and only then the data, whose values are checked last.
+
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_META_BYTES = 4 * 2**20  # the meta JSON, stored as UTF-32; a long training history fits
+MODEL_META_KEYS = {"format", "version", "model", "tokenizer", "n_specials", "history"}
+CORPUS_META_KEYS = {"format", "version", "tokenizer", "n_specials"}
+
+# Whatever numpy, zipfile, zlib, json or struct raise on a damaged file becomes a ModelFileError.
+# (RuntimeError covers zipfile's NotImplementedError and json's RecursionError.)
+_FAILURES = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    ArithmeticError,
+    RuntimeError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    struct.error,
+    ConfigError,
+)
 
 
 def is_npz(path) -> bool:
     """True when the file starts like a zip archive (an `.npz`), whatever its name."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) == b"PK\x03\x04"
+            return f.read(4) == ZIP_MAGIC
     except OSError:
         return False
 
 
-def _open_npz(path, expected_format):
+def _reason(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+@contextmanager
+def _archive(path, what):
+    """A checked NpzReader over the file; any failure in the block becomes a ModelFileError."""
     path = Path(path)
     if not path.exists():
-        hint = (
-            "train one with `rnngen train`" if expected_format == MODEL_FORMAT else "check the path"
-        )
+        hint = "train one with `rnngen train`" if what == "model" else "check the path"
         raise MissingInputError(f"{path} does not exist; {hint}")
-    if not is_npz(path):
-        raise ModelFileError(f"{path} is not an rnngen file (not an .npz archive)")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ModelFileError(f"{path} is not an rnngen file ({_reason(e)})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ModelFileError(f"{path} is not an rnngen file (a single array, not an archive)")
-    return archive
+        file = open(path, "rb")
+    except IsADirectoryError:
+        raise ModelFileError(f"{path} is a folder, not an rnngen {what}") from None
+    except OSError as e:
+        raise MissingInputError(f"cannot read {path}: {e.strerror}") from None
+    with file:
+        try:
+            if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                raise ModelFileError(f"{path} is not an rnngen file (not an .npz archive)")
+            archive = zipfile.ZipFile(file)
+        except ModelFileError:
+            raise
+        except _FAILURES as e:
+            raise ModelFileError(
+                f"{path} is not an rnngen file (unreadable zip archive: {_reason(e)})"
+            ) from None
+        with archive:
+            try:
+                yield NpzReader(archive, os.fstat(file.fileno()).st_size)
+            except ModelFileError:
+                raise
+            except _FAILURES as e:
+                raise ModelFileError(
+                    f"{path} is not a valid rnngen {what} ({_reason(e)})"
+                ) from None
 
 
-def _reason(e: Exception) -> str:
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return text[:120]
+def _read_meta(reader: NpzReader, expected_format: str, keys: set) -> dict:
+    """The meta JSON, read first (it is small and capped) because it says what else to expect."""
+    if "meta" not in reader.names:
+        held = ", ".join(sorted(reader.names)) or "nothing"
+        raise ValueError(f"no meta member; it holds: {held}")
+    head = reader.header("meta")
+    if head.dtype.kind != "U" or head.shape != ():
+        raise ValueError("meta member is not a JSON string")
+    if head.nbytes > MAX_META_BYTES:
+        raise ValueError(f"meta member is {head.nbytes:,} bytes, over the {MAX_META_BYTES:,} limit")
+    try:
+        meta = json.loads(reader.read("meta").item())
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"meta is not JSON: {e}") from None
+    if not isinstance(meta, dict):
+        raise ValueError("meta is not a JSON object")
+    if meta.get("format") != expected_format:
+        raise ValueError(f"format is {meta.get('format')!r}, expected {expected_format!r}")
+    version = meta.get("version")
+    if type(version) is not int or version != VERSION:
+        raise ValueError(f"format version {version!r}; this rnngen reads version {VERSION}")
+    if set(meta) != keys:
+        missing, unknown = sorted(keys - set(meta)), sorted(set(meta) - keys)
+        raise ValueError(f"meta keys missing: {missing or 'none'}, unknown: {unknown or 'none'}")
+    return meta
+
+
+# The JSON types each config field type accepts (bool is an int to Python, but not here), keyed by
+# the type and by its name too, in case a config module postpones its annotations into strings.
+_JSON_TYPES = {int: int, float: (int, float), bool: bool, str: str}
+_JSON_TYPES.update({t.__name__: v for t, v in list(_JSON_TYPES.items())})
 
 
 def _config_from(cls, data, what):
     if not isinstance(data, dict):
         raise ValueError(f"{what} settings are not an object")
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
+    types = {f.name: f.type for f in fields(cls)}
+    unknown = set(data) - set(types)
     if unknown:
         raise ValueError(f"unknown {what} settings: {', '.join(sorted(unknown))}")
+    for key, value in data.items():
+        expected = _JSON_TYPES.get(types[key])
+        if expected is not None and (
+            isinstance(value, bool) != (expected is bool) or not isinstance(value, expected)
+        ):
+            wanted = getattr(types[key], "__name__", types[key])
+            raise ValueError(f"{what} setting {key} is {value!r}, expected {wanted}")
     return cls(**data)
 
 
-def _read_common(archive, expected_format, extra_names):
-    names = set(archive.files)
-    if "meta" not in names:
-        raise ValueError("no meta member")
-    meta_array = archive["meta"]
-    if meta_array.dtype.kind != "U" or meta_array.shape != ():
-        raise ValueError("meta member is not a JSON string")
-    meta = json.loads(str(meta_array))
-    if not isinstance(meta, dict) or meta.get("format") != expected_format:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise ValueError(f"format is {found!r}, expected {expected_format!r}")
-    if meta.get("version") != VERSION:
-        raise ValueError(
-            f"format version {meta.get('version')!r}; this rnngen reads version {VERSION}"
-        )
-    expected = {"meta", "vocab", "counts"} | set(extra_names(meta))
+def _is_float(dtype) -> bool:
+    return dtype.kind == "f" and dtype.itemsize in (4, 8)
+
+
+def _is_int(dtype) -> bool:
+    return dtype.kind in "iu"
+
+
+def _is_str(dtype) -> bool:
+    return dtype.kind == "U"
+
+
+def _expect(reader: NpzReader, name: str, dtype_ok, shape: tuple, what: str) -> None:
+    """Refuse a member whose header declares another dtype or shape (None: any length), before
+    any of its data is read."""
+    head = reader.header(name)
+    shape_ok = len(head.shape) == len(shape) and all(
+        want is None or got == want for got, want in zip(head.shape, shape, strict=False)
+    )
+    if not dtype_ok(head.dtype) or not shape_ok:
+        wanted = str(tuple("n" if n is None else n for n in shape)).replace("'", "")
+        raise ValueError(f"{name} is {head.dtype} {head.shape}, expected {what} {wanted}")
+
+
+def _expect_members(reader: NpzReader, expected: set) -> None:
+    names = set(reader.names)
     if names != expected:
         missing, extra = sorted(expected - names), sorted(names - expected)
         raise ValueError(f"members missing: {missing or 'none'}, unexpected: {extra or 'none'}")
-    tokens, counts = archive["vocab"], archive["counts"]
-    if tokens.dtype.kind != "U" or tokens.ndim != 1 or len(tokens) < 1:
-        raise ValueError("vocab is not a list of strings")
-    if counts.dtype.kind not in "iu" or counts.shape != tokens.shape:
-        raise ValueError("counts do not match the vocabulary")
-    token_list = tokens.tolist()
-    if len(set(token_list)) != len(token_list):
+
+
+def _expect_vocab(reader: NpzReader, V) -> None:
+    _expect(reader, "vocab", _is_str, (V,), "strings")
+    V = reader.header("vocab").shape[0]
+    _expect(reader, "counts", _is_int, (V,), "integers")
+
+
+def _read_vocab(reader: NpzReader, meta: dict, tokenizer: TokenizerConfig) -> Vocab:
+    """The vocabulary, whose headers _expect_vocab has checked: unique non-empty strings, the
+    tokenizer's specials first, counts that are not negative."""
+    tokens = reader.read("vocab").tolist()
+    counts = reader.read("counts")
+    if not tokens or not all(tokens):
+        raise ValueError("the vocabulary is empty or has an empty token")
+    if len(set(tokens)) != len(tokens):
         raise ValueError("the vocabulary has duplicate tokens")
-    tokenizer = _config_from(TokenizerConfig, meta.get("tokenizer"), "tokenizer")
-    n_specials = meta.get("n_specials")
+    n_specials = meta["n_specials"]
     if (
-        n_specials != len(tokenizer.specials)
-        or tuple(token_list[:n_specials]) != tokenizer.specials
+        type(n_specials) is not int
+        or n_specials != len(tokenizer.specials)
+        or tuple(tokens[:n_specials]) != tokenizer.specials
     ):
         raise ValueError("the vocabulary does not start with the special tokens")
-    vocab = Vocab(tuple(token_list), tuple(int(c) for c in counts), n_specials)
-    return meta, tokenizer, vocab
+    if (counts < 0).any():
+        raise ValueError("the token counts have negative values")
+    return Vocab(tuple(tokens), tuple(counts.tolist()), n_specials)
+
+
+def _model_shapes(config: ModelConfig, reader: NpzReader) -> dict:
+    """param_shapes(config), once the config is known to describe a file of a sane size."""
+    # Every layer has at least three members, so this bounds param_shapes' loop over layers.
+    if config.layers > len(reader.names):
+        raise ValueError(f"{config.layers} layers in a file of {len(reader.names)} members")
+    shapes = param_shapes(config)
+    nbytes = 4 * sum(math.prod(shape) for shape in shapes.values())
+    if nbytes > MAX_BYTES:
+        raise ValueError(f"the model settings imply {nbytes:,} bytes of weights, over the limit")
+    return shapes
 
 
 def load_model(path) -> TrainedModel:
     """Read and validate a model file; any problem is a ModelFileError."""
-    archive = _open_npz(path, MODEL_FORMAT)
-    try:
-        with archive:
-            meta, tokenizer, vocab = _read_common(
-                archive,
-                MODEL_FORMAT,
-                lambda m: (f"param.{n}" for n in param_shapes(_model_config(m))),
-            )
-            config = _model_config(meta)
-            if config.vocab_size != len(vocab):
-                raise ValueError(f"vocab has {len(vocab)} tokens, the model {config.vocab_size}")
-            params = {}
-            for name, shape in param_shapes(config).items():
-                array = archive[f"param.{name}"]
-                if array.dtype not in (np.float32, np.float64) or array.shape != shape:
-                    raise ValueError(
-                        f"parameter {name} is {array.dtype} {array.shape}, expected float {shape}"
-                    )
-                if not np.isfinite(array).all():
-                    raise ValueError(f"parameter {name} has NaN or infinite values")
-                params[name] = array
-            history = meta.get("history", {})
-            if not isinstance(history, dict):
-                raise ValueError("history is not an object")
-    except ModelFileError:
-        raise
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        OSError,
-        EOFError,
-        zipfile.BadZipFile,
-        ConfigError,
-    ) as e:
-        raise ModelFileError(f"{path} is not a valid rnngen model ({_reason(e)})") from None
-    return TrainedModel(config, tokenizer, vocab, params, history)
-
-
-def _model_config(meta) -> ModelConfig:
-    return _config_from(ModelConfig, meta.get("model"), "model")
+    with _archive(path, "model") as reader:
+        meta = _read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS)
+        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        config = _config_from(ModelConfig, meta["model"], "model")
+        if not isinstance(meta["history"], dict):
+            raise ValueError("history is not an object")
+        shapes = _model_shapes(config, reader)
+        _expect_members(reader, {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)})
+        _expect_vocab(reader, config.vocab_size)
+        for name, shape in shapes.items():
+            _expect(reader, f"param.{name}", _is_float, shape, "float32 or float64")
+        vocab = _read_vocab(reader, meta, tokenizer)
+        params = {}
+        for name in shapes:
+            params[name] = reader.read(f"param.{name}")
+            if not np.isfinite(params[name]).all():
+                raise ValueError(f"parameter {name} has NaN or infinite values")
+    return TrainedModel(config, tokenizer, vocab, params, meta["history"])
 
 
 def load_corpus(path) -> Corpus:
     """Read and validate an encoded corpus written by `rnngen encode`."""
-    archive = _open_npz(path, CORPUS_FORMAT)
-    try:
-        with archive:
-            _, tokenizer, vocab = _read_common(archive, CORPUS_FORMAT, lambda m: ("ids",))
-            ids = archive["ids"]
-            if ids.dtype.kind not in "iu" or ids.ndim != 1 or len(ids) == 0:
-                raise ValueError("ids are not a list of integers")
-            if ids.min() < 0 or ids.max() >= len(vocab):
-                raise ValueError("ids outside the vocabulary")
-            ids = ids.astype(np.int32, copy=False)
-    except ModelFileError:
-        raise
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        OSError,
-        EOFError,
-        zipfile.BadZipFile,
-        ConfigError,
-    ) as e:
-        raise ModelFileError(f"{path} is not a valid rnngen corpus ({_reason(e)})") from None
-    return Corpus(tokenizer, vocab, ids)
+    with _archive(path, "corpus") as reader:
+        meta = _read_meta(reader, CORPUS_FORMAT, CORPUS_META_KEYS)
+        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        _expect_members(reader, {"meta", "vocab", "counts", "ids"})
+        _expect_vocab(reader, None)
+        _expect(reader, "ids", _is_int, (None,), "integers")
+        vocab = _read_vocab(reader, meta, tokenizer)
+        ids = reader.read("ids")
+        if len(ids) == 0:
+            raise ValueError("ids are empty")
+        if ids.min() < 0 or ids.max() >= len(vocab):
+            raise ValueError("ids outside the vocabulary")
+    return Corpus(tokenizer, vocab, ids.astype(np.int32, copy=False))

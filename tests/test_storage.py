@@ -8,7 +8,7 @@ import pytest
 
 from rnngen import model as M
 from rnngen.corpus import encode_text
-from rnngen.errors import ModelFileError, OutputError
+from rnngen.errors import MissingInputError, ModelFileError, OutputError
 from rnngen.storage import (
     TrainedModel,
     atomic_write,
@@ -40,6 +40,13 @@ def test_model_round_trip_is_exact(tmp_path, trained):
     for k, v in trained.params.items():
         assert loaded.params[k].dtype == v.dtype
         assert loaded.params[k].tobytes() == v.tobytes()
+
+
+def test_float64_model_round_trip_keeps_the_dtype(tmp_path, trained):
+    trained.params = {k: v.astype(np.float64) for k, v in trained.params.items()}
+    save_model(tmp_path / "m.npz", trained)
+    loaded = load_model(tmp_path / "m.npz")
+    assert all(loaded.params[k].dtype == np.float64 for k in trained.params)
 
 
 def test_corpus_round_trip(tmp_path, book_text):
@@ -151,3 +158,15 @@ def test_corpus_file_is_not_a_model(tmp_path, book_text):
     save_corpus(tmp_path / "c.npz", encode_text(book_text, TokenizerConfig()))
     with pytest.raises(ModelFileError, match="format is 'rnngen-corpus'"):
         load_model(tmp_path / "c.npz")
+
+
+@pytest.mark.parametrize("load", [load_model, load_corpus])
+def test_missing_file_is_missing_input(tmp_path, load):
+    with pytest.raises(MissingInputError, match="does not exist"):
+        load(tmp_path / "nothing.npz")
+
+
+@pytest.mark.parametrize("load", [load_model, load_corpus])
+def test_folder_is_refused(tmp_path, load):
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load(tmp_path)
