@@ -4,7 +4,14 @@ Each takes and returns data (never prints), so `cli.py` is left with parsing, pr
 errors to exit codes.
 """
 
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +19,21 @@ import numpy as np
 from . import backend
 from .class_softmax import make_class_bounds
 from .corpus import Corpus, default_corpus_path, encode_text, read_text
-from .errors import ConfigError, OutputError
-from .evaluate import EvalResult, evaluate
+from .errors import ConfigError, InputDataError, MissingInputError, OutputError
+from .evaluate import EvalResult, evaluate, score_sequences
 from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig
-from .storage import TrainedModel, is_npz, load_corpus, save_model
-from .tokenize import TokenizerConfig, detokenize, tokenize
+from .model import ModelConfig, count_params
+from .storage import (
+    MODEL_FORMAT,
+    VERSION,
+    TrainedModel,
+    is_npz,
+    load_corpus,
+    load_model,
+    save_model,
+)
+from .streaming import StreamDetokenizer
+from .tokenize import EOS, NEWLINE, PARAGRAPH, TokenizerConfig, detokenize, tokenize
 from .train import TrainConfig, train
 
 
@@ -108,6 +124,29 @@ def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> E
     return EvalReport(result, oov / max(len(tokens), 1))
 
 
+def open_model(path: str) -> TrainedModel:
+    """load_model, where `-` reads the model file from standard input."""
+    if path != "-":
+        return load_model(path)
+    with tempfile.TemporaryDirectory(prefix="rnngen-") as folder:
+        spool = Path(folder) / "standard-input.npz"
+        with open(spool, "wb") as f:
+            shutil.copyfileobj(sys.stdin.buffer, f)
+        if spool.stat().st_size == 0:
+            raise InputDataError("standard input is empty; pipe a model file into `-m -`")
+        return load_model(spool)
+
+
+def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator) -> list:
+    if start is None:
+        return [random_start_id(model.vocab, rng)]
+    return start_ids(start, model.tokenizer, model.vocab)
+
+
+def _device_params(model: TrainedModel) -> dict:
+    return {k: backend.xp.asarray(v) for k, v in model.params.items()}
+
+
 def sample_text(
     model: TrainedModel,
     start: str | None,
@@ -119,10 +158,198 @@ def sample_text(
 ) -> str:
     """The start text (or a start word drawn by frequency) followed by `length` generated tokens,
     detokenised."""
-    if start is None:
-        prompt = [random_start_id(model.vocab, rng)]
-    else:
-        prompt = start_ids(start, model.tokenizer, model.vocab)
-    params = {k: backend.xp.asarray(v) for k, v in model.params.items()}
+    prompt = _prompt_ids(model, start, rng)
+    params = _device_params(model)
     new = generate(params, model.config, prompt, length, rng, temperature, top_k, greedy)
     return detokenize(model.vocab.decode(prompt + list(new)), model.tokenizer)
+
+
+def sample_pieces(
+    model: TrainedModel,
+    start: str | None,
+    length: int,
+    rng: np.random.Generator,
+    temperature=1.0,
+    top_k=0,
+    greedy=False,
+) -> Iterator[str]:
+    """The text of `sample_text`, yielded a piece at a time as the tokens are generated: the
+    pieces joined are exactly sample_text's result for the same arguments and random state."""
+    prompt = _prompt_ids(model, start, rng)
+    params = _device_params(model)
+    stream = StreamDetokenizer(model.tokenizer)
+    for token_id in prompt:
+        piece = stream.push(model.vocab.tokens[token_id])
+        if piece:
+            yield piece
+    for token_id in generate(params, model.config, prompt, length, rng, temperature, top_k, greedy):
+        piece = stream.push(model.vocab.tokens[token_id])
+        if piece:
+            yield piece
+    tail = stream.finish()
+    if tail:
+        yield tail
+
+
+# --- scoring lines ------------------------------------------------------------------------------
+
+
+def iter_lines(path: str) -> Iterator[str]:
+    """The lines of a text file (or of standard input for `-`) without their line ends, read
+    lazily; bytes that are not UTF-8 or a NUL byte are an InputDataError naming the line. An
+    empty input has no lines (not an error: a filter that gets nothing prints nothing)."""
+    name = "standard input" if path == "-" else path
+    if path == "-":
+        yield from _decode_lines(sys.stdin.buffer, name)
+        return
+    if Path(path).is_dir():
+        raise MissingInputError(f"{path} is a folder; give the path of a text file")
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        raise MissingInputError(f"{path} does not exist; check the path") from None
+    except OSError as e:
+        raise MissingInputError(f"cannot read {path}: {e.strerror}") from None
+    with f:
+        yield from _decode_lines(f, name)
+
+
+def _decode_lines(f, name: str) -> Iterator[str]:
+    for number, raw in enumerate(f, 1):
+        if b"\0" in raw:
+            raise InputDataError(
+                f"{name} line {number} has a NUL byte, so it looks like a binary file; "
+                "give a plain-text file"
+            )
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise InputDataError(
+                f"{name} line {number} is not valid UTF-8 (byte 0x{raw[e.start]:02x} at byte "
+                f"{e.start + 1} of the line); convert it to UTF-8, e.g. with iconv"
+            ) from None
+        if line.endswith("\n"):
+            line = line[:-1]
+        yield line.removesuffix("\r")
+
+
+@dataclass(frozen=True)
+class LineScore:
+    tokens: int  # tokens predicted
+    nll: float  # their summed negative log-likelihood, nats
+
+    @property
+    def logprob(self) -> float:
+        """Total natural-log probability of the line's tokens."""
+        return 0.0 - self.nll  # 0.0, not -0.0, for a line with no tokens
+
+    @property
+    def perplexity(self) -> float:
+        """exp(nll / tokens); NaN for a line with no tokens."""
+        return math.exp(min(self.nll / self.tokens, 700.0)) if self.tokens else math.nan
+
+
+def line_context_id(model: TrainedModel) -> int:
+    """The token a line is predicted after: `<eos>` for whitespace tokenizing (as a sentence
+    follows the previous sentence's end in PTB text), else a line break (a paragraph break, or
+    `<unk>`, if the vocabulary has no line break)."""
+    vocab = model.vocab
+    if model.tokenizer.scheme == "whitespace" and model.tokenizer.level == "word":
+        return vocab.id(EOS)
+    for token in (NEWLINE, PARAGRAPH):
+        if token in vocab:
+            return vocab.id(token)
+    return 0
+
+
+def line_tokens(model: TrainedModel, line: str) -> list:
+    """The tokens of one line that `score_lines` predicts. Whitespace tokenizing ends them with
+    `<eos>` (the line's end is scored, as in PTB perplexity); book and char tokenizing do not
+    score the line's end (in a book a line break falls wherever the printer wrapped the line)."""
+    if model.tokenizer.scheme == "whitespace" and model.tokenizer.level == "word":
+        return tokenize(line, model.tokenizer) if line.strip() else []
+    return tokenize(line, model.tokenizer)
+
+
+def score_lines(model: TrainedModel, lines: Iterable[str], chunk=4096) -> Iterator[tuple]:
+    """Score each line on its own, from the zero state after the context token of
+    `line_context_id`; yields (line, LineScore) per line, in order. Lines are read and scored
+    `chunk` at a time (batched by length inside a chunk), so output starts before input ends."""
+    params = _device_params(model)
+    context = line_context_id(model)
+    lines = iter(lines)
+    while batch := list(islice(lines, chunk)):
+        sequences = []
+        for line in batch:
+            ids = model.vocab.encode(line_tokens(model, line))
+            inputs = np.concatenate([[context], ids[:-1]]).astype(np.int32) if len(ids) else ids
+            sequences.append((inputs, ids))
+        nll = score_sequences(params, model.config, sequences)
+        for line, (_, ids), value in zip(batch, sequences, nll, strict=True):
+            yield line, LineScore(len(ids), float(value))
+
+
+# --- describing a model -------------------------------------------------------------------------
+
+
+def history_summary(history: dict) -> dict:
+    """The headline numbers of a training history (None where the history lacks them)."""
+    per_epoch = history.get("per_epoch") or []
+    last = per_epoch[-1] if per_epoch else {}
+    settings = history.get("train") or {}
+    return {
+        "epochs": history.get("epochs", 0),
+        "max_epochs": settings.get("epochs"),
+        "best_epoch": history.get("best_epoch"),
+        "best_val_ppl": history.get("best_val_ppl"),
+        "unigram_val_ppl": history.get("unigram_val_ppl"),
+        "final_train_loss": last.get("train_loss"),
+        "final_lr": last.get("lr"),
+        "seconds": history.get("seconds"),
+        "tokens_per_second": history.get("tokens_per_second"),
+        "train_tokens": history.get("train_tokens"),
+        "val_tokens": history.get("val_tokens"),
+        "settings": settings,
+        "per_epoch": per_epoch,
+    }
+
+
+def model_info(model: TrainedModel, path: str | None = None, top: int = 10) -> dict:
+    """Everything `rnngen info` shows, as one JSON-ready dict."""
+    cfg, vocab = model.config, model.vocab
+    dtypes = sorted({str(np.asarray(p).dtype) for p in model.params.values()})
+    info = {
+        "file": path,
+        "bytes": os.path.getsize(path) if path not in (None, "-") else None,
+        "format": MODEL_FORMAT,
+        "version": VERSION,  # load_model refuses any other version
+        "model": {
+            "cell": cfg.cell,
+            "layers": cfg.layers,
+            "embed": cfg.embed,
+            "hidden": cfg.hidden,
+            "softmax": cfg.softmax,
+            "classes": cfg.n_classes if cfg.softmax == "class" else None,
+            "dropout": cfg.dropout,
+            "tie_weights": cfg.tie_weights,
+        },
+        "parameters": count_params(model.params),
+        "dtype": dtypes[0] if len(dtypes) == 1 else dtypes,
+        "vocabulary": {
+            "size": len(vocab),
+            "specials": list(vocab.tokens[: vocab.n_specials]),
+            "top": list(vocab.tokens[vocab.n_specials : vocab.n_specials + max(top, 0)]),
+        },
+        "tokenizer": model.tokenizer.to_dict(),
+        "history": history_summary(model.history),
+    }
+    return info
+
+
+def training_summary(model: TrainedModel, out) -> dict:
+    """What `train --json` prints at the end: where the model went and its history summary."""
+    return {
+        "model": str(out),
+        "parameters": count_params(model.params),
+        **history_summary(model.history),
+    }

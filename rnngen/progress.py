@@ -2,7 +2,9 @@
 
 On a terminal, a Rich progress bar with loss, perplexity, validation perplexity, tokens per second,
 elapsed and remaining time, and one line per epoch above it. Off a terminal (a log file, a pipe,
-CI), plain lines with no escape codes: one per epoch.
+CI) or on a dumb one (TERM=dumb), plain lines with no escape codes: one per epoch. NO_COLOR keeps
+the bar but drops its colours (Rich reads it). The bar never takes over stdout
+(`redirect_stdout=False`): data printed there while it runs, into a pipe say, goes straight out.
 """
 
 import math
@@ -62,7 +64,8 @@ class TrainingDisplay:
         self.header = header  # what is being trained, for the first line
         self.quiet = quiet
         self.console = console or Console(stderr=True)
-        self.live = not quiet and self.console.is_terminal
+        # A live bar needs a terminal that understands cursor movement.
+        self.live = not quiet and self.console.is_terminal and not self.console.is_dumb_terminal
         self.tokens_per_second = 0.0
         self.val_ppl = "-"
         self._progress = None

@@ -1,0 +1,98 @@
+"""Human-readable renderings of what `rnngen info` and `rnngen eval` report (the CLI prints them;
+`--json` prints the dicts themselves instead)."""
+
+import math
+
+
+def show_token(token: str) -> str:
+    """A token as it reads in a list: line breaks and spaces made visible."""
+    shown = token.replace("\n", "\\n").replace("\t", "\\t")
+    return shown if shown.strip() else repr(token)
+
+
+def _number(value, spec: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def info_lines(info: dict) -> list:
+    """`rnngen info`'s text: one `name  value` line per fact."""
+    m, v, t, h = info["model"], info["vocabulary"], info["tokenizer"], info["history"]
+    size = "" if info.get("bytes") is None else f", {info['bytes']:,} bytes"
+    softmax = m["softmax"] + (f", {m['classes']} classes" if m.get("classes") else "")
+    level = "characters" if t["level"] == "char" else f"words, {t['scheme']} rules"
+    dtype = info["dtype"] if isinstance(info["dtype"], str) else "/".join(info["dtype"])
+    rows = [
+        ("file", f"{info.get('file') or '-'} ({info['format']} version {info['version']}{size})"),
+        ("cell", f"{m['cell']}, {m['layers']} layer{'s' if m['layers'] != 1 else ''}"),
+        ("sizes", f"embedding {m['embed']}, hidden {m['hidden']}"),
+        ("softmax", softmax),
+        ("dropout", f"{m['dropout']:g}"),
+        ("tied weights", "yes" if m["tie_weights"] else "no"),
+        ("parameters", f"{info['parameters']:,} ({dtype})"),
+        ("vocabulary", f"{v['size']:,} tokens"),
+        ("top tokens", " ".join(show_token(tok) for tok in v["top"]) or "-"),
+        ("tokenizer", f"{level}, {'lower case' if t['lowercase'] else 'case kept'}"),
+    ]
+    if h["epochs"]:
+        max_epochs = h.get("max_epochs")
+        of = f" of {max_epochs}" if max_epochs and max_epochs != h["epochs"] else ""
+        rows.append(
+            (
+                "training",
+                f"{h['epochs']} epoch{'s' if h['epochs'] != 1 else ''}{of} in "
+                f"{_number(h['seconds'], '.0f')}s, {_number(h['tokens_per_second'], ',.0f')} "
+                f"tok/s, on {_number(h['train_tokens'], ',')} tokens",
+            )
+        )
+        settings = h.get("settings") or {}
+        if settings:
+            rows.append(
+                (
+                    "optimizer",
+                    f"{settings.get('optimizer', '?')}, lr {_number(settings.get('lr'), 'g')}"
+                    f" (last {_number(h.get('final_lr'), 'g')}), seq-len "
+                    f"{settings.get('seq_len', '?')}, batch-size {settings.get('batch_size', '?')}",
+                )
+            )
+        if h.get("best_val_ppl") is not None:
+            rows.append(
+                (
+                    "validation",
+                    f"best perplexity {h['best_val_ppl']:.2f} (epoch {h['best_epoch']}) on "
+                    f"{_number(h['val_tokens'], ',')} tokens; unigram baseline "
+                    f"{_number(h['unigram_val_ppl'], '.2f')}",
+                )
+            )
+    else:
+        rows.append(("training", "no history in the file"))
+    width = max(len(name) for name, _ in rows) + 2
+    return [name.ljust(width) + value for name, value in rows]
+
+
+def per_epoch_lines(history: dict) -> list:
+    """The per-epoch history as a small table (for `info -v`)."""
+    lines = ["epoch  train loss  val loss  val ppl  next lr"]
+    for e in history.get("per_epoch") or []:
+        val = e.get("val_loss")
+        val_text = "-" if val is None else f"{val:8.4f}"
+        ppl_text = "-" if val is None else f"{_ppl(val):7.2f}"
+        lines.append(
+            f"{e.get('epoch', '?'):>5}  {e.get('train_loss', float('nan')):10.4f}  "
+            f"{val_text:>8}  {ppl_text:>7}  {e.get('lr', float('nan')):.3g}"
+        )
+    return lines
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(min(loss, 700.0))
+
+
+def eval_lines(values: dict) -> list:
+    """`rnngen eval`'s text."""
+    return [
+        f"tokens         {values['tokens']}",
+        f"oov rate       {values['oov_rate']:.4f}",
+        f"cross-entropy  {values['cross_entropy']:.4f} nats/token",
+        f"bits           {values['bits_per_token']:.4f} bits/token",
+        f"perplexity     {values['perplexity']:.2f}",
+    ]
