@@ -1,36 +1,46 @@
 """The `rnngen` command line: parse options, call `rnngen.api`, print, map errors to exit codes.
 
-Data (generated text, evaluation results) goes to stdout and nothing else does; messages and
-progress go to stderr. Expected failures are one line on stderr and a documented exit code.
+Data (generated text, scores, evaluation results, model facts, charts) goes to stdout and nothing
+else does; messages and progress go to stderr. Expected failures are one line on stderr and a
+documented exit code; an unexpected one is one line calling it a bug, or with -v its traceback.
+Every command takes -q/--quiet (nothing on stderr unless it fails) and -v/--verbose (more detail).
 """
 
 import contextlib
 import json
 import os
+import secrets
+import shutil
 import sys
+import time
+import traceback
+from dataclasses import asdict
 from typing import Annotated
 
+import click
 import numpy as np
 import typer
 
-from . import __version__, api
+from . import __version__, api, plot, reports, runlog
 from .corpus import decode_text, encode_text, read_text
-from .errors import EXIT_INTERRUPTED, ConfigError, RnngenError
+from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
 from .optim import OPTIMIZERS
 from .progress import TrainingDisplay, summary_line
-from .storage import load_model, save_corpus
+from .storage import save_corpus
 from .tokenize import TokenizerConfig
 from .train import TrainConfig
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Train a word-level recurrent neural network language model on a book, generate text "
     "in its voice, and score texts.\n\n"
+    "Every input can be - for standard input. Data goes to stdout, messages to stderr; every "
+    "command takes -q/--quiet and -v/--verbose. NO_COLOR and TERM=dumb are honoured.\n\n"
     "Exit codes: 0 ok, 1 unexpected error, 2 usage, 65 bad input data or model file, "
-    "66 missing input, 73 cannot write output, 130 interrupted.",
+    "66 missing input, 69 optional package missing, 73 cannot write output, 130 interrupted.",
 )
 
 
@@ -38,9 +48,15 @@ def err(message: str) -> None:
     print(f"rnngen: {message}", file=sys.stderr, flush=True)
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else ""
+
+
 @contextlib.contextmanager
-def errors_to_exit():
-    """Turn expected failures into one stderr line and an exit code; stay quiet on a closed pipe."""
+def errors_to_exit(verbose: bool = False):
+    """Turn expected failures into one stderr line and an exit code; stay quiet on a closed pipe;
+    an unexpected exception is one line saying it is a bug (its traceback with -v)."""
     try:
         yield
     except RnngenError as e:
@@ -55,6 +71,36 @@ def errors_to_exit():
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
+    except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        raise
+    except Exception as e:
+        detail = f"{type(e).__name__}: {_first_line(e)}".rstrip(": ")
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+            err(f"error: unexpected {detail}; this is a bug in rnngen, please report it")
+        else:
+            err(
+                f"error: unexpected {detail}; this is a bug in rnngen: "
+                "rerun with -v for the traceback and please report it"
+            )
+        raise typer.Exit(EXIT_UNEXPECTED) from None
+
+
+class Messages:
+    """Messages on stderr: `say` unless quiet, `detail` only when verbose."""
+
+    def __init__(self, quiet: bool, verbose: bool):
+        if quiet and verbose:
+            raise ConfigError("-q/--quiet and -v/--verbose contradict each other; give one")
+        self.quiet, self.verbose = quiet, verbose
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            err(message)
+
+    def detail(self, message: str) -> None:
+        if self.verbose:
+            err(message)
 
 
 def version_callback(value: bool):
@@ -85,13 +131,36 @@ MaxVocab = Annotated[
     int | None, typer.Option(help="Keep only the N most frequent tokens; others become <unk>.")
 ]
 MinCount = Annotated[int, typer.Option(help="Drop tokens seen fewer than N times.")]
-ModelPath = Annotated[str, typer.Option("-m", "--model", help="Model file to use.")]
+ModelPath = Annotated[
+    str, typer.Option("-m", "--model", help="Model file to use (- reads it from stdin).")
+]
+Quiet = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless something fails.")
+]
+Verbose = Annotated[
+    bool,
+    typer.Option("-v", "--verbose", help="More detail on stderr; tracebacks of unexpected errors."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
 def tokenizer_config(level, tokenizer, lowercase) -> TokenizerConfig | None:
     if level is None and tokenizer is None and not lowercase:
         return None
     return TokenizerConfig(level or "word", tokenizer or "book", lowercase)
+
+
+def one_stdin(**paths) -> None:
+    """Refuse two inputs that both say `-`: standard input can only be read once."""
+    dashes = [name for name, path in paths.items() if path == "-"]
+    if len(dashes) > 1:
+        raise ConfigError(
+            f"{' and '.join(dashes)} both read standard input; give a file for one of them"
+        )
+
+
+def print_json(value) -> None:
+    print(json.dumps(value))
 
 
 @app.command()
@@ -105,12 +174,15 @@ def encode(
     lowercase: Lowercase = False,
     max_vocab: MaxVocab = None,
     min_count: MinCount = 1,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
     """Tokenize a text and build its vocabulary, for `rnngen train`.
 
     Example: rnngen encode book.txt -o book.npz --max-vocab 10000
     """
-    with errors_to_exit():
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
         config = tokenizer_config(level, tokenizer, lowercase) or TokenizerConfig()
         corpus = encode_text(read_text(input), config, max_vocab, min_count)
         if out is None:
@@ -120,10 +192,14 @@ def encode(
                 else os.path.splitext(os.path.basename(input))[0] + ".npz"
             )
         save_corpus(out, corpus)
-        err(
+        say.say(
             f"encoded {len(corpus.ids):,} tokens, vocabulary {len(corpus.vocab):,} "
             f"({1 - corpus.unk_rate:.2%} of tokens covered) -> {out}"
         )
+        vocab = corpus.vocab
+        say.detail(f"tokenizer: {json.dumps(config.to_dict())}")
+        top = vocab.tokens[vocab.n_specials : vocab.n_specials + 20]
+        say.detail("most frequent: " + " ".join(reports.show_token(t) for t in top))
 
 
 @app.command("train")
@@ -191,13 +267,25 @@ def train_command(
     lowercase: Lowercase = False,
     max_vocab: MaxVocab = None,
     min_count: MinCount = 1,
+    log_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Append a JSON line per logged step and per epoch's evaluation to this file."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="At the end, print a JSON summary on stdout.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress or summary.")] = False,
+    verbose: Verbose = False,
 ):
     """Train a model and save the one with the best validation perplexity.
 
     Example: rnngen train book.txt -o book.npz --cell lstm --layers 2 --dropout 0.5
     """
-    with errors_to_exit():
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
+        one_stdin(INPUT=input, **{"--valid": valid})
         corpus = api.training_corpus(
             input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count
         )
@@ -230,9 +318,28 @@ def train_command(
             f"{model_cfg.layers}x{model_cfg.hidden} {model_cfg.cell}, "
             f"vocabulary {len(corpus.vocab):,}"
         )
-        with TrainingDisplay(header, quiet) as display:
-            model = api.train_model(corpus, model_cfg, train_cfg, out, val_ids, display)
+        model_settings = {k: v for k, v in model_cfg.to_dict().items() if k != "class_bounds"}
+        say.detail(f"model: {json.dumps(model_settings)}")
+        say.detail(f"training: {json.dumps(asdict(train_cfg))}")
+        with contextlib.ExitStack() as stack:
+            log = None
+            if log_file is not None:
+                settings = {
+                    "input": input or "(bundled corpus)",
+                    "out": out,
+                    "model": model_settings,
+                    "train": asdict(train_cfg),
+                }
+                lr0 = train_cfg.learning_rate(model_cfg.cell)
+                log = stack.enter_context(runlog.RunLog(log_file, lr0, settings))
+                say.detail(f"logging to {log_file} as run {log.run}")
+            display = stack.enter_context(TrainingDisplay(header, quiet))
+            model = api.train_model(
+                corpus, model_cfg, train_cfg, out, val_ids, runlog.combine(log, display)
+            )
             display.message(summary_line(out, model.history))
+        if as_json:
+            print_json(api.training_summary(model, out))
 
 
 def _stdin_text() -> str | None:
@@ -243,13 +350,30 @@ def _stdin_text() -> str | None:
     return decode_text(data, "standard input").strip() if data.strip() else None
 
 
+def write_stream(pieces) -> None:
+    """Write text pieces to stdout as they come, flushing each, ending with exactly one line
+    break: the output equals "".join(pieces).rstrip("\\n") + "\\n". Line breaks at the end of
+    what has come so far are held back until more text follows them."""
+    held = ""
+    for piece in pieces:
+        text = held + piece
+        body = text.rstrip("\n")
+        held = text[len(body) :]
+        if body:
+            sys.stdout.write(body)
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
 @app.command()
 def sample(
     model: ModelPath = "model.npz",
     start: Annotated[
         str | None,
         typer.Option(
-            help="Start text (one or more words). Default: piped stdin, else a random word."
+            help="Start text (one or more words), or - to read it from stdin. "
+            "Default: piped stdin, else a random word."
         ),
     ] = None,
     length: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
@@ -261,46 +385,204 @@ def sample(
         bool, typer.Option("--greedy", help="Always take the likeliest token.")
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same text.")] = None,
+    count: Annotated[
+        int, typer.Option(help="Print this many samples, separated by a blank line.")
+    ] = 1,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Print each token as it is generated, or the whole text at the end.",
+        ),
+    ] = True,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
-    """Generate text that continues a start text, printed to stdout.
+    """Generate text that continues a start text, printed to stdout as it is generated.
 
-    Example: rnngen sample --start games --length 200 --temperature 0.8
+    Example: rnngen sample --start games --length 200 --temperature 0.8 --count 3
     """
-    with errors_to_exit():
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
         if length < 0 or temperature < 0 or top_k < 0:
             raise ConfigError("--length, --temperature and --top-k must not be negative")
-        trained = load_model(model)
-        if start is None:
+        if count < 1:
+            raise ConfigError(f"--count must be at least 1, got {count}")
+        one_stdin(**{"--model": model, "--start": start})
+        trained = api.open_model(model)
+        if start == "-":
+            start = decode_text(sys.stdin.buffer.read(), "standard input").strip()
+        elif start is None and model != "-":
             start = _stdin_text()
-        text = api.sample_text(
-            trained, start, length, np.random.default_rng(seed), temperature, top_k, greedy
-        )
-        sys.stdout.write(text.rstrip("\n") + "\n")
-        sys.stdout.flush()
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        say.detail(f"seed {seed} (give --seed {seed} for the same text again)")
+        rng = np.random.default_rng(seed)
+        options = (temperature, top_k, greedy)
+        for i in range(count):
+            if i:
+                sys.stdout.write("\n")
+            if stream:
+                write_stream(api.sample_pieces(trained, start, length, rng, *options))
+            else:
+                text = api.sample_text(trained, start, length, rng, *options)
+                sys.stdout.write(text.rstrip("\n") + "\n")
+                sys.stdout.flush()
 
 
 @app.command("eval")
 def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
     model: ModelPath = "model.npz",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
     """Score a text: token count, out-of-vocabulary rate, cross-entropy and perplexity.
 
     Example: rnngen eval held_out.txt -m model.npz --json
     """
-    with errors_to_exit():
-        trained = load_model(model)
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
+        one_stdin(INPUT=input, **{"--model": model})
+        trained = api.open_model(model)
+        began = time.perf_counter()
         report = api.evaluate_text(trained, read_text(input))
         values = report.to_dict()
         if as_json:
-            print(json.dumps(values))
+            print_json(values)
+        else:
+            print("\n".join(reports.eval_lines(values)))
+        say.detail(f"scored {values['tokens']:,} tokens in {time.perf_counter() - began:.2f}s")
+
+
+@app.command()
+def score(
+    input: Annotated[str, typer.Argument(help="Text file whose lines to score, or - for stdin.")],
+    model: ModelPath = "model.npz",
+    with_text: Annotated[
+        bool, typer.Option("--with-text", help="Add the line itself as a fourth column.")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Score each line on its own: log-probability, tokens and perplexity, tab-separated.
+
+    One output line per input line: the total natural-log probability of the line's tokens, their
+    count, and the perplexity, for n-best rescoring and filtering in pipelines.
+
+    Example: rnngen sample --start games --length 100 --seed 1 | rnngen score -
+    """
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
+        one_stdin(INPUT=input, **{"--model": model})
+        trained = api.open_model(model)
+        began = time.perf_counter()
+        lines = tokens = 0
+        for line, result in api.score_lines(trained, api.iter_lines(input)):
+            row = f"{result.logprob:.6f}\t{result.tokens}\t{result.perplexity:.4f}"
+            sys.stdout.write(row + (f"\t{line}\n" if with_text else "\n"))
+            sys.stdout.flush()
+            lines += 1
+            tokens += result.tokens
+        seconds = time.perf_counter() - began
+        say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")
+
+
+@app.command()
+def info(
+    model: Annotated[
+        str, typer.Argument(help="Model file to describe, or - for stdin.")
+    ] = "model.npz",
+    as_json: AsJson = False,
+    top: Annotated[int, typer.Option(help="How many of the most frequent tokens to list.")] = 10,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Describe a model file: cell, sizes, vocabulary, tokenizer and training history.
+
+    Example: rnngen info model.npz --json
+    """
+    with errors_to_exit(verbose):
+        Messages(quiet, verbose)
+        facts = api.model_info(api.open_model(model), model, top)
+        if as_json:
+            print_json(facts)
             return
-        print(f"tokens         {values['tokens']}")
-        print(f"oov rate       {values['oov_rate']:.4f}")
-        print(f"cross-entropy  {values['cross_entropy']:.4f} nats/token")
-        print(f"bits           {values['bits_per_token']:.4f} bits/token")
-        print(f"perplexity     {values['perplexity']:.2f}")
+        lines = reports.info_lines(facts)
+        if verbose and facts["history"]["per_epoch"]:
+            lines += ["", *reports.per_epoch_lines(facts["history"])]
+        print("\n".join(lines))
+
+
+def _colour_stdout() -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set or TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM", "") in ("dumb", "unknown"):
+        return False
+    return sys.stdout.isatty()
+
+
+def print_chart(chart: plot.Chart) -> None:
+    if not _colour_stdout():
+        print("\n".join(chart.lines))
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    styles = {plot.TRAIN_MARK: "cyan", plot.VAL_MARK: "bold magenta"}
+    console = Console(highlight=False, soft_wrap=True)
+    for row, line in enumerate(chart.lines):
+        text = Text(line, style="bold" if row < chart.plot_top else "")
+        if chart.plot_top <= row < chart.plot_top + chart.plot_rows:
+            for col in range(chart.plot_left, len(line)):
+                if line[col] in styles:
+                    text.stylize(styles[line[col]], col, col + 1)
+        console.print(text)
+
+
+@app.command("plot")
+def plot_command(
+    log: Annotated[
+        str, typer.Argument(help="Training log from `train --log-file`, or - for stdin.")
+    ],
+    png: Annotated[
+        str | None,
+        typer.Option(help="Write a PNG image here instead (needs the plot extra: matplotlib)."),
+    ] = None,
+    run: Annotated[int, typer.Option(help="Which run of the log: 1 the first, -1 the last.")] = -1,
+    width: Annotated[
+        int | None, typer.Option(help="Chart width in columns (default: the terminal's, 80 max).")
+    ] = None,
+    height: Annotated[int, typer.Option(help="Chart height in rows.")] = 16,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Draw the training and validation loss curves of a training log.
+
+    Example: rnngen plot run.jsonl --png curves.png
+    """
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
+        contents = runlog.read_runs(log)
+        if contents.skipped:
+            say.say(f"warning: skipped {contents.skipped} lines that are not training records")
+        runs = contents.runs
+        if run == 0 or not -len(runs) <= run <= len(runs):
+            raise ConfigError(
+                f"--run {run} is not in the log, which holds {len(runs)} "
+                f"run{'s' if len(runs) != 1 else ''}; give 1 to {len(runs)}, or -1 for the last"
+            )
+        chosen = runs[run - 1 if run > 0 else run]
+        say.detail(f"{len(runs)} runs in {log}; drawing {chosen.id or 'the unnamed run'}")
+        curves = plot.run_curves(chosen)
+        title = plot.run_title(chosen)
+        if png is not None:
+            plot.write_png(curves, png, title)
+            say.say(f"wrote {png}")
+            return
+        if width is None:
+            width = min(shutil.get_terminal_size((80, 24)).columns, 80)
+        print_chart(plot.text_chart(curves, width, height, title))
 
 
 def run() -> None:
