@@ -468,8 +468,7 @@ def score(
 ):
     """Score each line on its own: log-probability, tokens and perplexity, tab-separated.
 
-    One output line per input line: the total natural-log probability of the line's tokens, their
-    count, and the perplexity, for n-best rescoring and filtering in pipelines.
+    One output line per input line, for n-best rescoring and filtering in pipelines.
 
     Example: rnngen sample --start games --length 100 --seed 1 | rnngen score -
     """
@@ -588,7 +587,7 @@ def plot_command(
 def run() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="rnngen")  # the same name, and completion variable, under `python -m`
     except KeyboardInterrupt:
         err("interrupted")
         sys.exit(EXIT_INTERRUPTED)

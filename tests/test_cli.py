@@ -45,7 +45,7 @@ def assert_one_line_error(result, code, *fragments):
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("encode", "train", "sample", "eval"):
+    for command in ("encode", "train", "sample", "eval", "score", "info", "plot"):
         assert command in result.stdout
     assert "Exit codes" in result.stdout
 
@@ -293,3 +293,161 @@ def test_class_softmax(text_file, tmp_path):
         runner.invoke(app, ["eval", str(text_file), "-m", str(out), "--json"]).stdout
     )
     assert 1 < values["perplexity"] < len(model.vocab)
+
+
+# --- conventions: -q, -v, errors, completion, help, terminals ---------------------------------
+
+COMMANDS = ("encode", "train", "sample", "eval", "score", "info", "plot")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example_and_q_v(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example: rnngen " + command in result.stdout or "| rnngen " + command in result.stdout
+    assert "--quiet" in result.stdout and "--verbose" in result.stdout
+
+
+def test_quiet_leaves_stderr_empty_for_every_command(model_file, text_file, tmp_path):
+    log = tmp_path / "run.jsonl"
+    train = ["train", str(text_file), "-o", str(tmp_path / "m.npz"), "--log-file", str(log), *TINY]
+    runs = [
+        ["encode", str(text_file), "-o", str(tmp_path / "c.npz")],
+        train,
+        ["sample", "-m", str(model_file), "--start", "Wendy", "--length", "5"],
+        ["eval", str(text_file), "-m", str(model_file)],
+        ["score", str(text_file), "-m", str(model_file)],
+        ["info", str(model_file)],
+        ["plot", str(log)],
+    ]
+    for args in runs:
+        loud = runner.invoke(app, args)
+        quiet = runner.invoke(app, [*args, "-q"])
+        assert loud.exit_code == 0 and quiet.exit_code == 0, (args, quiet.stderr)
+        assert quiet.stderr == "", args
+        if args[0] not in ("sample", "train"):  # random start times and seeds aside
+            assert quiet.stdout == loud.stdout, args
+
+
+def test_quiet_and_verbose_contradict(model_file):
+    result = runner.invoke(app, ["info", str(model_file), "-q", "-v"])
+    assert_one_line_error(result, 2, "contradict")
+
+
+def test_verbose_adds_detail(model_file, text_file, tmp_path):
+    sample = runner.invoke(app, ["sample", "-m", str(model_file), "--length", "5", "-v"])
+    assert sample.exit_code == 0 and "seed" in sample.stderr
+    seed = sample.stderr.split("seed ")[1].split()[0]  # the seed it drew reproduces the text
+    again = runner.invoke(app, ["sample", "-m", str(model_file), "--length", "5", "--seed", seed])
+    assert again.stdout == sample.stdout
+    train = runner.invoke(
+        app, ["train", str(text_file), "-o", str(tmp_path / "m.npz"), "-v", *TINY]
+    )
+    assert '"cell": "rnn"' in train.stderr and '"seq_len": 8' in train.stderr
+    score = runner.invoke(app, ["score", str(text_file), "-m", str(model_file), "-v"])
+    assert "lines" in score.stderr and "tokens in" in score.stderr
+
+
+def test_unexpected_error_is_one_line_or_a_traceback_with_verbose(model_file, monkeypatch):
+    from rnngen import api
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(api, "model_info", broken)
+    result = runner.invoke(app, ["info", str(model_file)])
+    assert result.exit_code == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert "unexpected ZeroDivisionError: division by zero" in lines[0]
+    assert "bug" in lines[0] and "-v" in lines[0]
+    verbose = runner.invoke(app, ["info", str(model_file), "-v"])
+    assert verbose.exit_code == 1 and "Traceback (most recent call last)" in verbose.stderr
+    assert "ZeroDivisionError" in verbose.stderr.strip().splitlines()[-1]
+
+
+def test_shell_completion():
+    help_text = runner.invoke(app, ["--help"]).stdout
+    assert "--install-completion" in help_text and "--show-completion" in help_text
+    result = runner.invoke(app, ["--show-completion", "bash"], prog_name="rnngen")
+    assert result.exit_code == 0 and "_RNNGEN_COMPLETE" in result.stdout
+    assert "complete " in result.stdout
+
+
+def test_every_input_reads_stdin(text_file, tmp_path):
+    text = text_file.read_text()
+    out = tmp_path / "m.npz"
+    result = runner.invoke(
+        app, ["train", str(text_file), "-o", str(out), "--valid", "-", *TINY], input=text[:2000]
+    )
+    assert result.exit_code == 0, result.stderr
+    both = runner.invoke(app, ["train", "-", "--valid", "-", *TINY], input=text)
+    assert_one_line_error(both, 2, "standard input")
+
+
+def test_training_display_on_dumb_and_no_color_terminals(monkeypatch):
+    """A live bar only on a terminal that is not dumb; NO_COLOR keeps the bar, drops colours."""
+    import io
+
+    from rich.console import Console
+
+    from rnngen.progress import TrainingDisplay
+    from rnngen.train import Progress
+
+    def run_display(env):
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=True, width=100, _environ=env)
+        display = TrainingDisplay("test", console=console)
+        with display:
+            display(Progress(1, 2, 5, 10, 4.0, 1000.0, 1.0))
+        return display, buffer.getvalue()
+
+    dumb, _ = run_display({"TERM": "dumb"})
+    assert not dumb.live
+    live, output = run_display({"TERM": "xterm-256color"})
+    assert live.live and "\x1b[" in output
+    plain, output = run_display({"TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert plain.live and "\x1b[3" not in output and "\x1b[9" not in output  # no colours
+
+
+def test_progress_does_not_swallow_stdout(text_file, tmp_path):
+    """stderr a terminal (a live bar), stdout a pipe: the data still reaches the pipe."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["TERM"] = "xterm-256color"
+    args = ["train", str(text_file), "-o", str(tmp_path / "m.npz"), "--json", *TINY]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnngen", *args], stdout=subprocess.PIPE, stderr=follower, env=env
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    stdout = proc.stdout.read()
+    proc.wait(timeout=60)
+    os.close(leader)
+    assert proc.returncode == 0
+    assert json.loads(stdout)["epochs"] == 2  # one JSON object, nothing else
+    assert b"\x1b[" in seen and b"epoch" in seen  # the bar ran on the terminal
+
+
+def test_training_display_leaves_stdout_alone():
+    import io
+
+    from rich.console import Console
+
+    from rnngen.progress import TrainingDisplay
+
+    before = sys.stdout
+    console = Console(file=io.StringIO(), force_terminal=True)
+    with TrainingDisplay("test", console=console) as display:
+        assert display.live and sys.stdout is before
