@@ -11,14 +11,17 @@ from .errors import InputDataError
 
 
 def make_streams(ids: np.ndarray, n_streams: int) -> np.ndarray:
-    """ids (n_tokens,) -> streams (L, N): N contiguous pieces of length L, the remainder dropped."""
+    """ids (n_tokens,) -> streams (L, N): N contiguous pieces of length L, the remainder dropped.
+
+    A view, not a copy, so ids memory-mapped from an encoded corpus stay on disk until a batch
+    needs them."""
     length = len(ids) // n_streams
     if length < 2:
         raise InputDataError(
             f"{len(ids)} tokens are too few for {n_streams} parallel streams; "
             "use a longer text or a smaller --batch-size"
         )
-    return np.ascontiguousarray(ids[: length * n_streams].reshape(n_streams, length).T)
+    return ids[: length * n_streams].reshape(n_streams, length).T
 
 
 def n_batches(streams: np.ndarray, seq_len: int) -> int:
@@ -29,7 +32,10 @@ def iter_batches(streams: np.ndarray, seq_len: int):
     """Yield (inputs, targets), each (T, N) with T = seq_len (the last may be shorter)."""
     for start in range(0, len(streams) - 1, seq_len):
         stop = min(start + seq_len, len(streams) - 1)
-        yield streams[start:stop], streams[start + 1 : stop + 1]
+        yield (
+            np.ascontiguousarray(streams[start:stop]),
+            np.ascontiguousarray(streams[start + 1 : stop + 1]),
+        )
 
 
 def split_tail(ids: np.ndarray, frac: float):

@@ -11,7 +11,9 @@ can claim more memory, time or trust than the bytes on disk justify.
 """
 
 import math
+import os
 import re
+import struct
 import zipfile
 from typing import NamedTuple
 
@@ -131,6 +133,31 @@ class NpzReader:
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
         return array
+
+
+    def memmap(self, name: str):
+        """The member's array mapped from the file instead of read, for large id arrays; None when
+        the member is not stored uncompressed in native C order (read() it then). Its CRC is not
+        checked, since that would read it all; the caller checks the values it relies on."""
+        head = self.header(name)
+        info = self._infos[name]
+        if (
+            info.compress_type != zipfile.ZIP_STORED
+            or head.fortran_order
+            or not head.dtype.isnative
+            or head.dtype.kind not in "biuf"
+        ):
+            return None
+        fp = self._zip.fp
+        fp.seek(info.header_offset)
+        local = fp.read(_LOCAL_HEADER)
+        if len(local) != _LOCAL_HEADER or local[:4] != b"PK\x03\x04":
+            raise NpzError(f"{name}: damaged local zip header")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        start = info.header_offset + _LOCAL_HEADER + name_len + extra_len + head.offset
+        if start + head.nbytes > os.fstat(fp.fileno()).st_size:
+            raise NpzError(f"{name}: data runs past the end of the file")
+        return np.memmap(fp, dtype=head.dtype, mode="r", offset=start, shape=head.shape)
 
 
 def _check_entry(info: zipfile.ZipInfo) -> None:

@@ -338,8 +338,9 @@ def load_model(path) -> TrainedModel:
     return TrainedModel(config, tokenizer, vocab, params, meta["history"])
 
 
-def load_corpus(path) -> Corpus:
-    """Read and validate an encoded corpus written by `rnngen encode`."""
+def load_corpus(path, mmap: bool = False) -> Corpus:
+    """Read and validate an encoded corpus written by `rnngen encode`. With mmap, the ids are
+    mapped from the file rather than read into memory (training reads them batch by batch)."""
     with _archive(path, "corpus") as reader:
         meta = _read_meta(reader, CORPUS_FORMAT, CORPUS_META_KEYS)
         tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
@@ -347,7 +348,9 @@ def load_corpus(path) -> Corpus:
         _expect_vocab(reader, None)
         _expect(reader, "ids", _is_int, (None,), "integers")
         vocab = _read_vocab(reader, meta, tokenizer)
-        ids = reader.read("ids")
+        ids = reader.memmap("ids") if mmap else None
+        if ids is None:
+            ids = reader.read("ids")
         if len(ids) == 0:
             raise ValueError("ids are empty")
         if ids.min() < 0 or ids.max() >= len(vocab):

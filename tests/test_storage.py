@@ -170,3 +170,11 @@ def test_missing_file_is_missing_input(tmp_path, load):
 def test_folder_is_refused(tmp_path, load):
     with pytest.raises(ModelFileError, match="is a folder"):
         load(tmp_path)
+
+
+def test_corpus_ids_can_be_memory_mapped(tmp_path, book_text):
+    corpus = encode_text(book_text, TokenizerConfig())
+    save_corpus(tmp_path / "c.npz", corpus)
+    mapped = load_corpus(tmp_path / "c.npz", mmap=True)
+    assert isinstance(mapped.ids, np.memmap)
+    assert (mapped.ids == corpus.ids).all()
