@@ -134,7 +134,6 @@ class NpzReader:
             array = array.astype(array.dtype.newbyteorder("="))
         return array
 
-
     def memmap(self, name: str):
         """The member's array mapped from the file instead of read, for large id arrays; None when
         the member is not stored uncompressed in native C order (read() it then). Its CRC is not
