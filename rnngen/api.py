@@ -10,17 +10,18 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from . import backend
+from .checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
 from .class_softmax import make_class_bounds
-from .corpus import Corpus, default_corpus_path, encode_text, read_text
+from .corpus import STRICT_UTF8, Corpus, TextOptions, default_corpus_path, encode_file
 from .errors import ConfigError, InputDataError, MissingInputError, OutputError
-from .evaluate import EvalResult, evaluate, score_sequences
+from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
 from .model import ModelConfig, count_params
 from .storage import (
@@ -34,7 +35,8 @@ from .storage import (
 )
 from .streaming import StreamDetokenizer
 from .tokenize import EOS, NEWLINE, PARAGRAPH, TokenizerConfig, detokenize, tokenize
-from .train import TrainConfig, train
+from .train import TrainConfig, split_data, train
+from .vocab import Vocab
 
 
 def training_corpus(
@@ -42,18 +44,27 @@ def training_corpus(
     tokenizer: TokenizerConfig | None = None,
     max_vocab: int | None = None,
     min_count: int = 1,
+    options: TextOptions = STRICT_UTF8,
+    vocab: Vocab | None = None,
 ) -> Corpus:
-    """The corpus to train on: an `encode` output, a text file, `-` for stdin, or (path None) the
-    bundled default corpus. Tokenizer settings only apply to text; an encoded corpus has its own."""
+    """The corpus to train on: an `encode` output (its ids memory-mapped), a text file (encoded in
+    streaming passes), `-` for stdin, or (path None) the bundled default corpus. Tokenizer settings
+    only apply to text; an encoded corpus has its own. With `vocab` (resuming), text is encoded
+    with that vocabulary and an encoded corpus must have it."""
     if path is not None and path != "-" and is_npz(path):
-        if tokenizer is not None or max_vocab is not None or min_count != 1:
+        if tokenizer is not None and vocab is None or max_vocab is not None or min_count != 1:
             raise ConfigError(
                 f"{path} is already encoded, with its own tokenizer and vocabulary; "
                 "drop the tokenizer options or give the text instead"
             )
-        return load_corpus(path)
-    text = read_text(str(default_corpus_path()) if path is None else path)
-    return encode_text(text, tokenizer or TokenizerConfig(), max_vocab, min_count)
+        corpus = load_corpus(path, mmap=True)
+        if vocab is not None and (corpus.vocab != vocab or corpus.tokenizer != tokenizer):
+            raise ConfigError(f"{path} was encoded with another vocabulary than the checkpoint's")
+        return corpus
+    source = str(default_corpus_path()) if path is None else path
+    return encode_file(
+        source, tokenizer or TokenizerConfig(), max_vocab, min_count, options, vocab=vocab
+    )
 
 
 def model_config(vocab, softmax: str = "full", classes: int | None = None, **sizes) -> ModelConfig:
@@ -77,6 +88,19 @@ def encode_for(corpus: Corpus, text: str):
     return corpus.vocab.encode(tokenize(text, corpus.tokenizer))
 
 
+def default_checkpoint_path(out) -> str:
+    """`model.npz` -> `model.ckpt.npz`, beside the model."""
+    stem = str(out)[: -len(".npz")] if str(out).endswith(".npz") else str(out)
+    return stem + ".ckpt.npz"
+
+
+@dataclass
+class TrainOutcome:
+    model: TrainedModel | None  # the best model (None if stopped before any epoch ended)
+    interrupted: bool  # stopped by should_stop(); a checkpoint was written
+    checkpoint: str | None  # where the checkpoint is, if one was written
+
+
 def train_model(
     corpus: Corpus,
     model_cfg: ModelConfig,
@@ -84,18 +108,66 @@ def train_model(
     out,
     val_ids=None,
     on_event=None,
-) -> TrainedModel:
+    checkpoint: str | None = None,
+    checkpoint_every: int = 0,
+    resume: Checkpoint | None = None,
+    should_stop=None,
+) -> TrainOutcome:
     """Train on the corpus, saving the best model to `out` whenever validation improves.
-    Validation uses val_ids when given, else the tail of the corpus."""
+
+    Validation uses val_ids when given, else the tail of the corpus. A checkpoint goes to
+    `checkpoint` every `checkpoint_every` steps and when should_stop() ends the run early;
+    `resume` continues from a loaded checkpoint, which must come from the same data."""
     check_writable(out)
+    fingerprint = data_fingerprint(*split_data(corpus.ids, train_cfg, val_ids))
+    if resume is not None and resume.data != fingerprint:
+        raise ConfigError(
+            "the checkpoint was made on other training or validation data; give the same input "
+            "(and --valid) as the run that wrote it"
+        )
+    if checkpoint is not None:
+        check_writable(checkpoint)
+    written = []
 
     def save_best(params, history):
         save_model(out, TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, history))
 
-    result = train(corpus.ids, model_cfg, train_cfg, val_ids, on_event, save_best)
-    model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history)
-    save_model(out, model)  # the best parameters again, with the complete history
-    return model
+    def save_state(state):
+        if checkpoint is not None:
+            ckpt = Checkpoint(
+                model_cfg, train_cfg, corpus.tokenizer, corpus.vocab, state, fingerprint
+            )
+            save_checkpoint(checkpoint, ckpt)
+            written.append(checkpoint)
+
+    result = train(
+        corpus.ids,
+        model_cfg,
+        train_cfg,
+        val_ids,
+        on_event,
+        save_best,
+        resume=None if resume is None else resume.state,
+        on_checkpoint=save_state,
+        checkpoint_every=checkpoint_every,
+        should_stop=should_stop,
+    )
+    model = None
+    if result.params is not None:
+        model = TrainedModel(
+            model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history
+        )
+        save_model(out, model)  # the best parameters again, with the complete history
+    return TrainOutcome(model, result.interrupted, written[-1] if written else None)
+
+
+def open_checkpoint(path: str, epochs: int | None = None) -> Checkpoint:
+    """A checkpoint to resume from; `epochs` (if given) replaces the number of epochs to run."""
+    ckpt = load_checkpoint(path)
+    if epochs is not None:
+        ckpt.train = replace(ckpt.train, epochs=epochs)
+        ckpt.state.done = ckpt.state.done and ckpt.state.epoch > epochs
+    return ckpt
 
 
 @dataclass(frozen=True)
@@ -246,7 +318,7 @@ class LineScore:
     @property
     def perplexity(self) -> float:
         """exp(nll / tokens); NaN for a line with no tokens."""
-        return math.exp(min(self.nll / self.tokens, 700.0)) if self.tokens else math.nan
+        return perplexity(self.nll / self.tokens) if self.tokens else math.nan
 
 
 def line_context_id(model: TrainedModel) -> int:

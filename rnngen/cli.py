@@ -11,7 +11,9 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict
@@ -22,7 +24,7 @@ import numpy as np
 import typer
 
 from . import __version__, api, plot, reports, runlog
-from .corpus import decode_text, encode_text, read_text
+from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
 from .optim import OPTIMIZERS
@@ -71,8 +73,8 @@ def errors_to_exit(verbose: bool = False):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
-    except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-        raise
+    except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        raise  # exits and usage errors are already what they should be
     except Exception as e:
         detail = f"{type(e).__name__}: {_first_line(e)}".rstrip(": ")
         if verbose:
@@ -142,6 +144,39 @@ Verbose = Annotated[
     typer.Option("-v", "--verbose", help="More detail on stderr; tracebacks of unexpected errors."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+Encoding = Annotated[
+    str, typer.Option(help="Text encoding of the input (a UTF-8 byte-order mark is dropped).")
+]
+Errors = Annotated[
+    str, typer.Option(help="strict: refuse undecodable bytes; replace: substitute U+FFFD.")
+]
+
+
+class StopOnInterrupt:
+    """The first Ctrl-C asks training to stop after the current step (it then saves a checkpoint
+    and the best model); a second one interrupts at once."""
+
+    def __init__(self, message):
+        self.message = message
+        self._stop = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum, frame):
+        self._stop = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C quits now
+        self.message("stopping after this step to save a checkpoint (Ctrl-C again to quit now)")
+
+    def requested(self) -> bool:
+        return self._stop
 
 
 def tokenizer_config(level, tokenizer, lowercase) -> TokenizerConfig | None:
@@ -174,17 +209,20 @@ def encode(
     lowercase: Lowercase = False,
     max_vocab: MaxVocab = None,
     min_count: MinCount = 1,
+    encoding: Encoding = "utf-8",
+    errors: Errors = "strict",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Tokenize a text and build its vocabulary, for `rnngen train`.
+    """Tokenize a text and build its vocabulary, for `rnngen train`. Any size of input: it is
+    read in pieces, and memory holds only the vocabulary and the token ids.
 
     Example: rnngen encode book.txt -o book.npz --max-vocab 10000
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         config = tokenizer_config(level, tokenizer, lowercase) or TokenizerConfig()
-        corpus = encode_text(read_text(input), config, max_vocab, min_count)
+        corpus = encode_file(input, config, max_vocab, min_count, TextOptions(encoding, errors))
         if out is None:
             out = (
                 "corpus.npz"
@@ -217,8 +255,11 @@ def train_command(
         typer.Option(help="Separate validation text (default: the tail of the training text)."),
     ] = None,
     epochs: Annotated[
-        int, typer.Option(help="Passes over the training text (at most).")
-    ] = TrainConfig.epochs,
+        int | None,
+        typer.Option(
+            help=f"Passes over the training text, at most (default {TrainConfig.epochs})."
+        ),
+    ] = None,
     cell: Annotated[str, typer.Option(help=f"Recurrent cell: {', '.join(CELLS)}.")] = "rnn",
     hidden: Annotated[int, typer.Option(help="Hidden state size H.")] = ModelConfig.hidden,
     embed: Annotated[int, typer.Option(help="Word vector size E.")] = ModelConfig.embed,
@@ -267,6 +308,22 @@ def train_command(
     lowercase: Lowercase = False,
     max_vocab: MaxVocab = None,
     min_count: MinCount = 1,
+    encoding: Encoding = "utf-8",
+    errors: Errors = "strict",
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(help="Checkpoint file (default: OUT's name.ckpt.npz), for --resume."),
+    ] = None,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Write a checkpoint every N steps (0: only on Ctrl-C).")
+    ] = 0,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue exactly from a checkpoint; give the same INPUT (and --valid). "
+            "Its model and training settings are used; --epochs may raise the total."
+        ),
+    ] = None,
     log_file: Annotated[
         str | None,
         typer.Option(
@@ -281,39 +338,51 @@ def train_command(
 ):
     """Train a model and save the one with the best validation perplexity.
 
+    Ctrl-C finishes the current step, saves a checkpoint and the best model so far, and exits with
+    code 130; a second Ctrl-C quits at once.
+
     Example: rnngen train book.txt -o book.npz --cell lstm --layers 2 --dropout 0.5
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         one_stdin(INPUT=input, **{"--valid": valid})
-        corpus = api.training_corpus(
-            input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count
-        )
-        val_ids = None if valid is None else api.encode_for(corpus, read_text(valid))
-        model_cfg = api.model_config(
-            corpus.vocab,
-            softmax,
-            classes,
-            embed=embed,
-            hidden=hidden,
-            layers=layers,
-            cell=cell,
-            dropout=dropout,
-            tie_weights=tie_weights,
-        )
-        train_cfg = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            seq_len=seq_len,
-            optimizer=optimizer,
-            lr=lr,
-            lr_decay=lr_decay,
-            patience=patience,
-            clip=clip,
-            val_frac=val_frac,
-            seed=seed,
-            dtype=dtype,
-        )
+        options = TextOptions(encoding, errors)
+        ckpt = None if resume is None else api.open_checkpoint(resume, epochs)
+        if ckpt is None:
+            corpus = api.training_corpus(
+                input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count, options
+            )
+        else:
+            corpus = api.training_corpus(input, ckpt.tokenizer, options=options, vocab=ckpt.vocab)
+        val_ids = None if valid is None else api.encode_for(corpus, read_text(valid, options))
+        if ckpt is not None:
+            model_cfg, train_cfg = ckpt.model, ckpt.train
+        else:
+            model_cfg = api.model_config(
+                corpus.vocab,
+                softmax,
+                classes,
+                embed=embed,
+                hidden=hidden,
+                layers=layers,
+                cell=cell,
+                dropout=dropout,
+                tie_weights=tie_weights,
+            )
+            train_cfg = TrainConfig(
+                epochs=TrainConfig.epochs if epochs is None else epochs,
+                batch_size=batch_size,
+                seq_len=seq_len,
+                optimizer=optimizer,
+                lr=lr,
+                lr_decay=lr_decay,
+                patience=patience,
+                clip=clip,
+                val_frac=val_frac,
+                seed=seed,
+                dtype=dtype,
+            )
+        checkpoint = checkpoint or api.default_checkpoint_path(out)
         header = (
             f"{model_cfg.layers}x{model_cfg.hidden} {model_cfg.cell}, "
             f"vocabulary {len(corpus.vocab):,}"
@@ -334,12 +403,31 @@ def train_command(
                 log = stack.enter_context(runlog.RunLog(log_file, lr0, settings))
                 say.detail(f"logging to {log_file} as run {log.run}")
             display = stack.enter_context(TrainingDisplay(header, quiet))
-            model = api.train_model(
-                corpus, model_cfg, train_cfg, out, val_ids, runlog.combine(log, display)
+            stop = stack.enter_context(StopOnInterrupt(display.message))
+            outcome = api.train_model(
+                corpus,
+                model_cfg,
+                train_cfg,
+                out,
+                val_ids,
+                runlog.combine(log, display),
+                checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every,
+                resume=ckpt,
+                should_stop=stop.requested,
             )
-            display.message(summary_line(out, model.history))
+            if not outcome.interrupted:
+                display.message(summary_line(out, outcome.model.history))
+        if outcome.interrupted:
+            best = f"the best model so far in {out}" if outcome.model else "no epoch finished yet"
+            again = " ".join(["rnngen train", *([input] if input else []), "--resume"])
+            err(
+                f"interrupted: checkpoint saved to {outcome.checkpoint}, {best}; "
+                f"continue with: {again} {outcome.checkpoint}"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED)
         if as_json:
-            print_json(api.training_summary(model, out))
+            print_json(api.training_summary(outcome.model, out))
 
 
 def _stdin_text() -> str | None:
@@ -435,6 +523,8 @@ def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
     model: ModelPath = "model.npz",
     as_json: AsJson = False,
+    encoding: Encoding = "utf-8",
+    errors: Errors = "strict",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -447,7 +537,7 @@ def eval_command(
         one_stdin(INPUT=input, **{"--model": model})
         trained = api.open_model(model)
         began = time.perf_counter()
-        report = api.evaluate_text(trained, read_text(input))
+        report = api.evaluate_text(trained, read_text(input, TextOptions(encoding, errors)))
         values = report.to_dict()
         if as_json:
             print_json(values)

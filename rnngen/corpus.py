@@ -180,10 +180,11 @@ def encode_file(
     max_vocab: int | None = None,
     min_count: int = 1,
     options: TextOptions = STRICT_UTF8,
+    vocab: Vocab | None = None,
 ) -> Corpus:
     """Encode a text file (or `-`) of any size in two streaming passes: count the tokens and build
-    the vocabulary, then write the ids into one preallocated array. Memory holds the vocabulary and
-    the ids (4 bytes a token), never the whole text."""
+    the vocabulary (or take `vocab` as given), then write the ids into one preallocated array.
+    Memory holds the vocabulary and the ids (4 bytes a token), never the whole text."""
     name = _input_name(path)
     with open_input(path) as f:
         counts = Counter()
@@ -192,7 +193,8 @@ def encode_file(
         n_tokens = sum(counts.values())
         if n_tokens == 0:
             raise InputDataError(f"{name} has no tokens; give a text with some words in it")
-        vocab = build_vocab_from_counts(counts, tokenizer.specials, max_vocab, min_count)
+        if vocab is None:
+            vocab = build_vocab_from_counts(counts, tokenizer.specials, max_vocab, min_count)
         ids = np.empty(n_tokens, dtype=np.int32)
         f.seek(0)
         filled = 0

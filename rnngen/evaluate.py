@@ -17,6 +17,11 @@ from .batching import iter_batches, make_streams
 from .model import init_state, sequence_nll, step
 
 
+def perplexity(loss: float) -> float:
+    """exp(cross-entropy in nats), capped: a diverged model reports a huge number, not an error."""
+    return math.exp(min(loss, 700.0))
+
+
 @dataclass(frozen=True)
 class EvalResult:
     tokens: int  # tokens predicted
@@ -33,7 +38,7 @@ class EvalResult:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(min(self.cross_entropy, 700.0))
+        return perplexity(self.cross_entropy)
 
 
 def evaluate(params, cfg, ids: np.ndarray, n_streams: int = 1, seq_len: int = 128) -> EvalResult:

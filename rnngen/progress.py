@@ -7,18 +7,18 @@ the bar but drops its colours (Rich reads it). The bar never takes over stdout
 (`redirect_stdout=False`): data printed there while it runs, into a pipe say, goes straight out.
 """
 
-import math
 import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .evaluate import perplexity
 from .train import EpochEnd, Started
 from .train import Progress as StepProgress
 
 
 def _ppl(loss):
-    return math.exp(min(loss, 700.0))
+    return perplexity(loss)
 
 
 def _clock(seconds: float) -> str:

@@ -1,7 +1,7 @@
 """Human-readable renderings of what `rnngen info` and `rnngen eval` report (the CLI prints them;
 `--json` prints the dicts themselves instead)."""
 
-import math
+from .evaluate import perplexity
 
 
 def show_token(token: str) -> str:
@@ -84,7 +84,7 @@ def per_epoch_lines(history: dict) -> list:
 
 
 def _ppl(loss: float) -> float:
-    return math.exp(min(loss, 700.0))
+    return perplexity(loss)
 
 
 def eval_lines(values: dict) -> list:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from .errors import InputDataError, MissingInputError, OutputError
+from .evaluate import perplexity
 from .train import EpochEnd, Progress, Started
 
 
@@ -31,7 +32,7 @@ def _finite(value):
 
 
 def _perplexity(loss):
-    return None if loss is None else math.exp(min(loss, 700.0))
+    return None if loss is None else perplexity(loss)
 
 
 class RunLog:

@@ -20,11 +20,14 @@ import numpy as np
 from . import backend
 from .batching import iter_batches, make_streams, n_batches, split_tail
 from .errors import ConfigError, RnngenError
-from .evaluate import evaluate, unigram_eval
+from .evaluate import evaluate, perplexity, unigram_eval
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
 from .optim import DEFAULT_LR, OPTIMIZERS, clip_grad_norm, make_optimizer
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
+# Nats per token past which a run has diverged: exp(700) is near float64's limit, and a model that
+# learned anything scores under ln(V), about 10 to 13 nats.
+MAX_LOSS = 700.0
 
 
 class TrainingDiverged(RnngenError):
@@ -108,7 +111,7 @@ class EpochEnd:
 
     @property
     def val_perplexity(self) -> float | None:
-        return None if self.val_loss is None else math.exp(min(self.val_loss, 700.0))
+        return None if self.val_loss is None else perplexity(self.val_loss)
 
 
 @dataclass
@@ -181,7 +184,8 @@ def train(
     on_event(event) receives Started, Progress and EpochEnd events; on_best(params, history) is
     called whenever validation improves (or after each epoch when there is no validation part);
     on_checkpoint(state) every `checkpoint_every` steps and before returning early because
-    should_stop() said so. `resume` continues from a saved state of the same data and configs.
+    should_stop() said so, and (with checkpoint_every) once more at the end. `resume` continues
+    from a saved state of the same data and configs.
     """
     xp = backend.xp
     dtype = DTYPES[cfg.dtype]
@@ -213,7 +217,7 @@ def train(
             result = loss_and_grads(
                 st.params, model_cfg, xp.asarray(inputs), xp.asarray(targets), st.hidden, st.rng
             )
-            if not math.isfinite(result.loss):
+            if not math.isfinite(result.loss) or result.loss > MAX_LOSS:
                 raise TrainingDiverged(
                     f"the loss became {result.loss} in epoch {epoch}, step {st.step + 1}; the best "
                     f"model so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip "
@@ -255,6 +259,8 @@ def train(
             on_checkpoint(st)
 
     st.done = True
+    if checkpoint_every and on_checkpoint:
+        on_checkpoint(st)  # the final state, so a later run can train for more epochs
     return TrainResult(st.best_params, history, st)
 
 
@@ -266,6 +272,11 @@ def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_bes
     val_loss = None
     if len(val_ids):
         val_loss = evaluate(st.params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
+        if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
+            raise TrainingDiverged(
+                f"the validation loss became {val_loss} after epoch {st.epoch}; the best model "
+                f"so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip (now {cfg.clip:g})"
+            )
     score = val_loss if val_loss is not None else train_loss
     is_best = score < st.best_loss
     if is_best:
@@ -287,7 +298,7 @@ def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_bes
         history["best_epoch"] = epoch
         if val_loss is not None:
             history["best_val_loss"] = val_loss
-            history["best_val_ppl"] = math.exp(val_loss)
+            history["best_val_ppl"] = perplexity(val_loss)
     st.epoch += 1
     st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
     st.elapsed = elapsed
