@@ -43,7 +43,8 @@ class ModelConfig:
     hidden: int = 256  # H, size of the memory state of each layer
     layers: int = 1  # L, stacked recurrent layers
     cell: str = "rnn"  # "rnn" (tanh), "lstm" or "gru"
-    dropout: float = 0.0  # drop probability on non-recurrent connections, training only
+    dropout: float = 0.3  # drop probability on non-recurrent connections, training only; a book
+    # is small, and without it a model overfits within a few epochs
     tie_weights: bool = False  # output matrix = embedding matrix transposed (needs E == H)
     softmax: str = "full"  # "full", or "class": class-factorised (see class_softmax.py)
     class_bounds: tuple = ()  # softmax "class": C+1 ids, class c = ids bounds[c]:bounds[c+1]

@@ -17,12 +17,24 @@ from rnngen.train import TrainConfig, train
 
 FIXTURE = Path(__file__).parent / "fixtures" / "golden.npz"
 CONFIGS = {
-    "rnn": M.ModelConfig(vocab_size=13, embed=5, hidden=7, layers=2, cell="rnn"),
-    "lstm": M.ModelConfig(vocab_size=13, embed=5, hidden=7, layers=2, cell="lstm", dropout=0.2),
-    "gru": M.ModelConfig(vocab_size=13, embed=6, hidden=6, layers=1, cell="gru", tie_weights=True),
+    "rnn": M.ModelConfig(13, embed=5, hidden=7, layers=2, cell="rnn", dropout=0.0),
+    "lstm": M.ModelConfig(13, embed=5, hidden=7, layers=2, cell="lstm", dropout=0.2),
+    "gru": M.ModelConfig(13, embed=6, hidden=6, cell="gru", tie_weights=True, dropout=0.0),
 }
+# Every setting the numbers depend on is spelled out, so changing a default does not move them.
 TRAIN = TrainConfig(
-    epochs=3, batch_size=3, seq_len=6, lr=0.01, val_frac=0.2, seed=7, dtype="float64"
+    epochs=3,
+    batch_size=3,
+    seq_len=6,
+    optimizer="adam",
+    lr=0.01,
+    lr_decay=4.0,
+    patience=3,
+    clip=5.0,
+    val_frac=0.2,
+    seed=7,
+    dtype="float64",
+    val_streams=8,
 )
 
 
