@@ -104,7 +104,10 @@ class Adam:
         xp = backend.xp
         self.t += 1
         b1, b2 = self.beta1, self.beta2
-        step = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        # p -= lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t):
+        # Kingma and Ba's Algorithm 1 (and PyTorch's), folded into two scalars.
+        step = self.lr / (1 - b1**self.t)
+        root_scale = 1 / math.sqrt(1 - b2**self.t)
         for name, p in params.items():
             flat = [a.reshape(-1) for a in (p, grads[name], self.m[name], self.v[name])]
             size = flat[0].size
@@ -120,7 +123,8 @@ class Adam:
                 xp.multiply(gc, gc, out=t)
                 t *= 1 - b2
                 vc += t
-                xp.sqrt(vc, out=t)  # p -= step m / (sqrt v + eps)
+                xp.sqrt(vc, out=t)  # p -= step m / (sqrt(v) root_scale + eps)
+                t *= root_scale
                 t += self.eps
                 xp.divide(mc, t, out=t)
                 t *= step

@@ -30,7 +30,7 @@ def test_adam_matches_the_formula(rng):
             m[k] = 0.9 * m[k] + 0.1 * g
             v2[k] = 0.999 * v2[k] + 0.001 * g * g
             m_hat, v_hat = m[k] / (1 - 0.9**t), v2[k] / (1 - 0.999**t)
-            ref[k] -= 0.01 * m_hat / (np.sqrt(v_hat) + 1e-8 * math.sqrt(1 - 0.999**t) ** -1)
+            ref[k] -= 0.01 * m_hat / (np.sqrt(v_hat) + 1e-8)
     for k in params:
         np.testing.assert_allclose(params[k], ref[k], rtol=1e-10, atol=1e-12)
 
