@@ -4,7 +4,7 @@
 
 Each encoding runs in a fresh subprocess (`rnngen.corpus.encode_file` then
 `rnngen.storage.save_corpus`, what `rnngen encode` does), so its peak resident memory
-(ru_maxrss) is its own. The input files are written to a temporary folder and removed afterwards.
+(VmHWM) is its own. The input files are written to a temporary folder and removed afterwards.
 Prints a markdown table: copies, input size, tokens, seconds, MB/s, peak memory, and peak memory
 per input byte; the point is that memory follows the ids (4 bytes a token), not the text.
 """
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "war_and_peace.txt"
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from rnngen.corpus import encode_file
 from rnngen.storage import save_corpus
 from rnngen.tokenize import TokenizerConfig
@@ -28,7 +28,7 @@ start = time.perf_counter()
 corpus = encode_file(sys.argv[1], TokenizerConfig(), max_vocab=10000)
 save_corpus(sys.argv[2], corpus)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"tokens": int(len(corpus.ids)), "seconds": seconds, "peak": peak}))
 """
 
@@ -40,8 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     text = args.corpus.read_bytes()
     baseline = subprocess.run(
-        [sys.executable, "-c", "import resource, rnngen.corpus, rnngen.storage;"
-         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"],
+        [sys.executable, "-c", "import rnngen.corpus, rnngen.storage;"
+         "print(next(int(l.split()[1]) * 1024 for l in open('/proc/self/status')"
+         " if l.startswith('VmHWM:')))"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     base_peak = int(baseline.stdout)

@@ -1,0 +1,345 @@
+"""Speed of rnngen against the PyTorch reference, same configuration and thread count.
+
+    python benchmarks/speed.py [--configs a,b,c,c-class] [--rounds 5] [--threads 2]
+    python benchmarks/speed.py --class-quality [--epochs 2]     # class vs full softmax perplexity
+
+For each configuration both implementations train on the same batches from the same initial
+weights, interleaved round by round in one process (so machine noise hits both alike), and the
+table reports the median step time as tokens per second for training (forward, backward, clipping
+and the Adam update), evaluation (forward only) and sampling (one token at a time), rnngen's
+achieved GFLOP/s (the model's matrix-product work over the step time) as a share of the float32
+matrix-product peak this script measures, and each implementation's peak memory (resident set,
+measured in a fresh subprocess per implementation and configuration: the whole process, and what
+training added on top of the loaded model). The last line is the smallest rnngen/PyTorch training
+ratio over the full-softmax configurations. Configurations (dropout off):
+
+    a        rnn 1x256, embedding 256, V 10,000, batch 32, 35 steps
+    b        lstm 2x200, embedding 200, V 10,000, batch 20, 20 steps
+    c        rnn 1x512, embedding 512, V 33,278, batch 32, 35 steps, full softmax
+    c-class  the same with the class-factorised softmax (rnngen only; PyTorch has none)
+
+The token ids are drawn from a Zipf distribution over the vocabulary (id order = frequency order,
+as in an rnngen vocabulary), which matters for the class softmax, whose cost follows the classes
+of the targets. `--class-quality` instead trains the 1x256 rnn of the quality benchmark on War and
+Peace with the full and the class softmax and compares their test perplexities.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+CONFIGS = {
+    "a": dict(cell="rnn", layers=1, hidden=256, embed=256, V=10_000, batch=32, seq=35),
+    "b": dict(cell="lstm", layers=2, hidden=200, embed=200, V=10_000, batch=20, seq=20),
+    "c": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35),
+    "c-class": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
+                    softmax="class"),
+}  # fmt: skip
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _threads_first(argv) -> int:
+    """BLAS reads its thread count when numpy loads, so it is set before any import of numpy."""
+    threads = 2
+    if "--threads" in argv:
+        threads = int(argv[argv.index("--threads") + 1])
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    return threads
+
+
+THREADS = _threads_first(sys.argv)
+
+import numpy as np  # noqa: E402
+
+from rnngen import model as M  # noqa: E402
+from rnngen.class_softmax import make_class_bounds, word_classes  # noqa: E402
+from rnngen.generate import generate  # noqa: E402
+from rnngen.optim import Adam, clip_grad_norm  # noqa: E402
+
+
+def zipf_counts(V: int) -> np.ndarray:
+    return np.maximum((1e7 / np.arange(1, V + 1)).astype(np.int64), 1)
+
+
+def model_config(spec: dict) -> M.ModelConfig:
+    softmax = spec.get("softmax", "full")
+    bounds = make_class_bounds(zipf_counts(spec["V"])) if softmax == "class" else ()
+    return M.ModelConfig(spec["V"], embed=spec["embed"], hidden=spec["hidden"],
+                         layers=spec["layers"], cell=spec["cell"], dropout=0.0,
+                         softmax=softmax, class_bounds=bounds)  # fmt: skip
+
+
+def batches(spec: dict, n: int, seed: int = 0):
+    """n (inputs, targets) pairs of (T, N) Zipf-distributed ids, targets the inputs shifted."""
+    rng = np.random.default_rng(seed)
+    counts = zipf_counts(spec["V"]).astype(np.float64)
+    T, N = spec["seq"], spec["batch"]
+    ids = rng.choice(spec["V"], size=(n * T + 1, N), p=counts / counts.sum()).astype(np.int32)
+    return [(ids[i * T : (i + 1) * T], ids[i * T + 1 : (i + 1) * T + 1]) for i in range(n)]
+
+
+def matmul_flops(cfg: M.ModelConfig, spec: dict, targets) -> float:
+    """Multiply-adds x 2 of one training step's matrix products (forward, and twice that for
+    the backward pass): input projections, recurrences, output layer."""
+    M_ = spec["seq"] * spec["batch"]
+    H = cfg.hidden
+    forward = 0
+    for layer in range(cfg.layers):
+        n_in = cfg.embed if layer == 0 else H
+        forward += 2 * M_ * (n_in + H) * GATES[cfg.cell] * H
+    if cfg.softmax == "class":
+        sizes = np.diff(cfg.class_bounds)[word_classes(cfg.class_bounds)[targets.reshape(-1)]]
+        forward += 2 * H * (M_ * cfg.n_classes + int(sizes.sum()))
+    else:
+        forward += 2 * M_ * H * cfg.vocab_size
+    return 3.0 * forward
+
+
+class RnngenRunner:
+    def __init__(self, cfg, spec):
+        self.cfg, self.spec = cfg, spec
+        self.params = M.init_params(cfg, np.random.default_rng(0), np.float32)
+        self.opt = Adam(self.params, 1e-3)
+        self.state = M.init_state(cfg, spec["batch"])
+
+    def train_step(self, x, y):
+        r = M.loss_and_grads(self.params, self.cfg, x, y, self.state)
+        clip_grad_norm(r.grads, 1.0)
+        self.opt.update(self.params, r.grads)
+        self.state = r.state
+
+    def eval_step(self, x, y):
+        M.sequence_nll(self.params, self.cfg, x, y, self.state)
+
+    def sample(self, n):
+        list(generate(self.params, self.cfg, [1], n, np.random.default_rng(0)))
+
+
+class TorchRunner:
+    def __init__(self, cfg, spec):
+        import torch
+        from reference_torch import TorchLM, detach_state, load_rnngen_params
+
+        torch.set_num_threads(THREADS)
+        self.torch, self.detach = torch, detach_state
+        self.model = TorchLM(cfg)
+        load_rnngen_params(self.model, M.init_params(cfg, np.random.default_rng(0), np.float32))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.state = self.model.zero_state(spec["batch"])
+
+    def train_step(self, x, y):
+        torch = self.torch
+        logits, state = self.model(torch.from_numpy(x.astype(np.int64)), self.state)
+        loss = torch.nn.functional.cross_entropy(
+            logits, torch.from_numpy(y.astype(np.int64)).reshape(-1)
+        )
+        self.opt.zero_grad(set_to_none=False)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        self.state = self.detach(state)
+
+    def eval_step(self, x, y):
+        torch = self.torch
+        with torch.no_grad():
+            logits, _ = self.model(torch.from_numpy(x.astype(np.int64)), self.state)
+            torch.nn.functional.cross_entropy(
+                logits, torch.from_numpy(y.astype(np.int64)).reshape(-1), reduction="sum"
+            )
+
+    def sample(self, n):
+        torch = self.torch
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            state = self.model.zero_state(1)
+            token = torch.tensor([[1]])
+            for _ in range(n):
+                logits, state = self.model(token, state)
+                probs = torch.softmax(logits[-1], dim=-1)
+                token = torch.multinomial(probs, 1, generator=gen).reshape(1, 1)
+
+
+def median_time(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def gemm_peak(rounds: int) -> float:
+    """float32 GFLOP/s of a large square matrix product: the best of several tries."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((2048, 2048), dtype=np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)
+    best = min(median_time(np.matmul, a, b, out) for _ in range(max(rounds, 3)))
+    return 2 * 2048**3 / best / 1e9
+
+
+def memory_child(impl: str, name: str) -> None:
+    """Runs in a subprocess: train a few steps, print the peak resident set and what training
+    added to the resident set of the loaded model."""
+    spec = CONFIGS[name]
+    cfg = model_config(spec)
+    data = batches(spec, 4)
+    runner = (RnngenRunner if impl == "rnngen" else TorchRunner)(cfg, spec)
+    with open("/proc/self/statm") as f:
+        before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    for x, y in data:
+        runner.train_step(x, y)
+    peak = peak_rss()
+    print(json.dumps({"peak": peak, "added": peak - before}))
+
+
+def peak_rss() -> int:
+    """This process's peak resident set in bytes (VmHWM: unlike ru_maxrss, not inherited from
+    the parent across fork and exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure_memory(impl: str, name: str) -> dict:
+    run = subprocess.run(
+        [sys.executable, __file__, "--memory-child", impl, name, "--threads", str(THREADS)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def bench(name: str, rounds: int, steps: int, peak: float, log) -> dict:
+    spec = CONFIGS[name]
+    cfg = model_config(spec)
+    data = batches(spec, rounds * steps + 2)
+    tokens = spec["seq"] * spec["batch"]
+    impls = {"rnngen": RnngenRunner(cfg, spec)}
+    if cfg.softmax == "full":
+        impls["torch"] = TorchRunner(cfg, spec)
+    times = {k: {"train": [], "eval": [], "sample": []} for k in impls}
+    for runner in impls.values():  # warm-up
+        runner.train_step(*data[0])
+        runner.eval_step(*data[1])
+    for r in range(rounds):
+        for key, runner in impls.items():
+            for s in range(steps):
+                x, y = data[2 + r * steps + s]
+                times[key]["train"].append(median_time(runner.train_step, x, y))
+                times[key]["eval"].append(median_time(runner.eval_step, x, y))
+            times[key]["sample"].append(median_time(runner.sample, 100) / 100)
+        log(f"  {name} round {r + 1}/{rounds}")
+    flops = np.mean([matmul_flops(cfg, spec, y) for _, y in data[2:]])
+    result = {"name": name, "spec": spec, "softmax": cfg.softmax}
+    for key in impls:
+        t = {k: float(np.median(v)) for k, v in times[key].items()}
+        result[key] = {
+            "train": tokens / t["train"],
+            "eval": tokens / t["eval"],
+            "sample": 1 / t["sample"],
+            "gflops": flops / t["train"] / 1e9,
+            "memory": measure_memory(key, name),
+        }
+    result["rnngen"]["peak_share"] = result["rnngen"]["gflops"] / peak
+    return result
+
+
+def class_quality(epochs: int, log) -> None:
+    """rnngen's 1x256 rnn on War and Peace (the quality benchmark's split and vocabulary) with the
+    full and with the class softmax: test perplexity and training speed of each."""
+    from quality import load_split  # the same 90/5/5 split and 10,000-word vocabulary
+
+    from rnngen.evaluate import evaluate
+    from rnngen.train import TrainConfig, train
+
+    vocab, train_ids, val_ids, test_ids = load_split()
+    rows = []
+    for softmax in ("full", "class"):
+        bounds = make_class_bounds(vocab.counts) if softmax == "class" else ()
+        cfg = M.ModelConfig(len(vocab), embed=256, hidden=256, dropout=0.0, softmax=softmax,
+                            class_bounds=bounds)  # fmt: skip
+        tc = TrainConfig(epochs=epochs, batch_size=20, seq_len=20, patience=0)
+        began = time.perf_counter()
+        result = train(train_ids, cfg, tc, val_ids=val_ids)
+        seconds = time.perf_counter() - began
+        ppl = evaluate(result.params, cfg, test_ids).perplexity
+        rows.append((softmax, ppl, seconds, result.history["tokens_per_second"]))
+        log(f"  {softmax}: test ppl {ppl:.2f}, {seconds:.0f} s")
+    print("| softmax | epochs | test perplexity | train tokens/s | wall s |")
+    print("|---|---:|---:|---:|---:|")
+    for softmax, ppl, seconds, tps in rows:
+        print(f"| {softmax} | {epochs} | {ppl:.2f} | {tps:,.0f} | {seconds:.0f} |")
+    full, cls = rows
+    print(f"\nclass/full: test perplexity {cls[1] / full[1]:.3f}, ", end="")
+    print(f"training speed {cls[3] / full[3]:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="a,b,c,c-class")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3, help="training steps per round")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--class-quality", action="store_true")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "CONFIG"))
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return
+
+    def log(message):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    if args.class_quality:
+        class_quality(args.epochs, log)
+        return
+    peak = gemm_peak(args.rounds)
+    log(f"float32 matrix-product peak: {peak:.0f} GFLOP/s, {THREADS} threads")
+    results = [bench(name, args.rounds, args.steps, peak, log) for name in args.configs.split(",")]
+    peak = max(peak, gemm_peak(args.rounds))  # measured again after, the better of the two
+    print(f"{THREADS} threads; float32 matrix-product peak {peak:.0f} GFLOP/s (2048^3, best of "
+          f"{max(args.rounds, 3)} before and after)\n")  # fmt: skip
+    print(
+        "| config | impl | train tok/s | ratio | eval tok/s | ratio | sample tok/s | ratio | "
+        "GFLOP/s | share of peak | peak RSS MB | added by training MB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    worst = None
+    for r in results:
+        ours = r["rnngen"]
+        theirs = r.get("torch")
+        for key in ("rnngen", "torch"):
+            if key not in r:
+                continue
+            v = r[key]
+
+            def ratio(field, v=v, theirs=theirs, key=key):
+                return f"{v[field] / theirs[field]:.2f}" if theirs and key == "rnngen" else ""
+
+            share = f"{v['gflops'] / peak:.0%}"
+            print(f"| {r['name']} | {key} | {v['train']:,.0f} | {ratio('train')} | "
+                  f"{v['eval']:,.0f} | {ratio('eval')} | {v['sample']:,.0f} | {ratio('sample')} | "
+                  f"{v['gflops']:.0f} | {share} | {v['memory']['peak'] / 1e6:.0f} | "
+                  f"{v['memory']['added'] / 1e6:.0f} |")  # fmt: skip
+        if theirs:
+            worst = min(worst or 1e9, ours["train"] / theirs["train"])
+    full, cls = (next((r for r in results if r["name"] == n), None) for n in ("c", "c-class"))
+    if full and cls:
+        print(f"\nclass softmax on c: {cls['rnngen']['train'] / full['rnngen']['train']:.1f}x the "
+              "full softmax's training speed")  # fmt: skip
+    if worst is not None:
+        print(f"\nworst train speed ratio: {worst:.2f}")
+
+
+if __name__ == "__main__":
+    main()
