@@ -19,8 +19,15 @@ import numpy as np
 from . import backend
 from .checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
 from .class_softmax import make_class_bounds
-from .corpus import STRICT_UTF8, Corpus, TextOptions, default_corpus_path, encode_file
-from .errors import ConfigError, InputDataError, MissingInputError, OutputError
+from .corpus import (
+    STRICT_UTF8,
+    Corpus,
+    TextOptions,
+    default_corpus_path,
+    encode_file,
+    open_input,
+)
+from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
 from .model import ModelConfig, count_params
@@ -271,18 +278,7 @@ def iter_lines(path: str) -> Iterator[str]:
     lazily; bytes that are not UTF-8 or a NUL byte are an InputDataError naming the line. An
     empty input has no lines (not an error: a filter that gets nothing prints nothing)."""
     name = "standard input" if path == "-" else path
-    if path == "-":
-        yield from _decode_lines(sys.stdin.buffer, name)
-        return
-    if Path(path).is_dir():
-        raise MissingInputError(f"{path} is a folder; give the path of a text file")
-    try:
-        f = open(path, "rb")  # noqa: SIM115 (closed below)
-    except FileNotFoundError:
-        raise MissingInputError(f"{path} does not exist; check the path") from None
-    except OSError as e:
-        raise MissingInputError(f"cannot read {path}: {e.strerror}") from None
-    with f:
+    with open_input(path, spool=False) as f:
         yield from _decode_lines(f, name)
 
 

@@ -75,9 +75,13 @@ CHUNK_BYTES = 1 << 20  # input is read and tokenised 1 MB at a time
 
 
 @contextmanager
-def open_input(path: str):
-    """A binary file object for path, or for standard input when path is `-`. Standard input is
-    first spooled to a temporary file, so it can be read twice like a file."""
+def open_input(path: str, spool: bool = True):
+    """A binary file object for path, or for standard input when path is `-`. With spool,
+    standard input is first copied to a temporary file, so it can be read twice like a file;
+    without, it is read as it comes (for filters that read once)."""
+    if path == "-" and not spool:
+        yield sys.stdin.buffer
+        return
     if path == "-":
         with tempfile.TemporaryFile() as spool:
             shutil.copyfileobj(sys.stdin.buffer, spool, CHUNK_BYTES)
