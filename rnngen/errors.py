@@ -9,6 +9,7 @@ EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_DATAERR = 65  # the input exists but its content is unusable
 EXIT_NOINPUT = 66  # the input does not exist or cannot be opened
+EXIT_UNAVAILABLE = 69  # a service, here an optional package, is unavailable
 EXIT_CANTCREAT = 73  # an output file cannot be written
 EXIT_INTERRUPTED = 130
 
@@ -53,3 +54,9 @@ class ConfigError(RnngenError):
     """Options that contradict each other or the model file."""
 
     exit_code = EXIT_USAGE
+
+
+class MissingExtraError(RnngenError):
+    """An optional package that a feature needs is not installed."""
+
+    exit_code = EXIT_UNAVAILABLE

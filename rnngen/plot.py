@@ -9,19 +9,12 @@ colour on a terminal. The PNG needs matplotlib (the optional `plot` extra), impo
 import math
 from dataclasses import dataclass
 
-from .errors import RnngenError
+from .errors import MissingExtraError
 from .runlog import Run
 from .storage import atomic_write
 
 TRAIN_MARK = "*"
 VAL_MARK = "o"
-EXIT_UNAVAILABLE = 69  # sysexits: a service (here an optional package) is unavailable
-
-
-class MissingExtraError(RnngenError):
-    """An optional package that a feature needs is not installed."""
-
-    exit_code = EXIT_UNAVAILABLE
 
 
 @dataclass(frozen=True)
