@@ -19,7 +19,6 @@ import traceback
 from dataclasses import asdict
 from typing import Annotated
 
-import click
 import numpy as np
 import typer
 
@@ -55,6 +54,15 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else ""
 
 
+# Typer's exits, aborts and usage errors (its click base class, wherever typer takes click from:
+# recent versions carry their own copy and no longer depend on click).
+_ALREADY_HANDLED = (
+    typer.Exit,
+    typer.Abort,
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+)
+
+
 @contextlib.contextmanager
 def errors_to_exit(verbose: bool = False):
     """Turn expected failures into one stderr line and an exit code; stay quiet on a closed pipe;
@@ -73,7 +81,7 @@ def errors_to_exit(verbose: bool = False):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(0) from None
-    except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+    except _ALREADY_HANDLED:
         raise  # exits and usage errors are already what they should be
     except Exception as e:
         detail = f"{type(e).__name__}: {_first_line(e)}".rstrip(": ")
