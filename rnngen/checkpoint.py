@@ -83,7 +83,7 @@ def data_fingerprint(train_ids, val_ids) -> str:
     for ids in (train_ids, val_ids):
         array = np.ascontiguousarray(ids, dtype=np.int32)
         digest.update(len(array).to_bytes(8, "little"))
-        digest.update(array.tobytes())
+        digest.update(memoryview(array))  # no copy: the ids may be a memory-mapped corpus
     return digest.hexdigest()
 
 
