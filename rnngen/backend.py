@@ -5,6 +5,9 @@ library with NumPy's interface (CuPy) can be swapped in with `use()` without tou
 Host-side code (tokenising, file I/O, sampling bookkeeping) keeps using NumPy.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy
 
 xp = numpy
@@ -12,6 +15,38 @@ xp = numpy
 # Elements per chunk for memory-bound elementwise work done chunk by chunk on the CPU (the
 # optimiser updates): 16384 float32 values are 64 KB, so a chunk of each operand stays in cache.
 CHUNK = 16384
+
+_pool = None
+
+
+def cpu_workers() -> int:
+    """Threads for chunked elementwise work on the CPU: one per core this process may use."""
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), 8))
+    except AttributeError:  # not Linux
+        return max(1, min(os.cpu_count() or 1, 8))
+
+
+def run_chunked(work, n_chunks: int, workers: int | None = None) -> None:
+    """Call work(i, slot) for every chunk i in range(n_chunks), spread over CPU threads; slot
+    (0 .. workers-1) says which thread's scratch buffers to use. NumPy releases the GIL inside its
+    elementwise loops, so the threads run in parallel; each element's arithmetic is the same
+    whatever the split, so results do not depend on the thread count."""
+    global _pool
+    workers = min(workers or cpu_workers(), n_chunks)
+    if workers <= 1:
+        for i in range(n_chunks):
+            work(i, 0)
+        return
+    if _pool is None or _pool._max_workers < workers:
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rnngen")
+
+    def lane(slot):
+        for i in range(slot, n_chunks, workers):
+            work(i, slot)
+
+    for future in [_pool.submit(lane, slot) for slot in range(workers)]:
+        future.result()
 
 
 def use(module) -> None:

@@ -78,3 +78,16 @@ def test_state_round_trip(rng, cls):
         twin.update(twin_params, {k: v.copy() for k, v in g.items()})
     for k in params:
         assert (params[k] == twin_params[k]).all()
+
+
+def test_adam_threads_do_not_change_results(rng):
+    params = {"big": rng.normal(size=(5, backend.CHUNK + 7)).astype(np.float32)}
+    copies = [{k: v.copy() for k, v in params.items()} for _ in range(3)]
+    optimizers = [Adam(p, lr=0.01) for p in copies]
+    for opt, workers in zip(optimizers, (1, 2, 3), strict=True):
+        opt.workers = workers
+    for _ in range(3):
+        grads = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
+        for opt, p in zip(optimizers, copies, strict=True):
+            opt.update(p, {k: g.copy() for k, g in grads.items()})
+    assert copies[0]["big"].tobytes() == copies[1]["big"].tobytes() == copies[2]["big"].tobytes()
