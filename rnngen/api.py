@@ -40,8 +40,15 @@ from .storage import (
     load_model,
     save_model,
 )
-from .streaming import StreamDetokenizer
-from .tokenize import EOS, NEWLINE, PARAGRAPH, TokenizerConfig, detokenize, tokenize
+from .tokenize import (
+    EOS,
+    NEWLINE,
+    PARAGRAPH,
+    StreamDetokenizer,
+    TokenizerConfig,
+    detokenize,
+    tokenize,
+)
 from .train import TrainConfig, split_data, train
 from .vocab import Vocab
 

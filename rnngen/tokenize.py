@@ -1,4 +1,4 @@
-"""Turning text into tokens and tokens back into text.
+"""Turning text into tokens and tokens back into text, all at once or one token at a time.
 
 Three schemes, chosen by a `TokenizerConfig` that is stored in every encoded corpus and model file,
 so `sample` and `eval` always split text exactly the way training did:
@@ -92,60 +92,110 @@ def tokenize(text: str, config: TokenizerConfig) -> list:
 
 def detokenize(tokens, config: TokenizerConfig) -> str:
     """Join tokens back into text, the inverse of `tokenize` on normalised text."""
-    if config.level == "char":
-        return "".join(tokens)
-    if config.scheme == "whitespace":
-        lines, line = [], []
-        for token in tokens:
+    return "".join(stream_detokenize(tokens, config))
+
+
+# Detokenising one token at a time (for `rnngen sample` to print as it generates). Each push costs
+# O(1): the joiner carries the little state the rules need from left to right.
+# - char level: a token is its own text.
+# - whitespace rules: a space before a token unless it starts a line; `<eos>` ends the line.
+# - book rules: whether a space goes before a token depends on the tokens on both sides of it and
+#   on which straight quotes are open, so the joiner holds back one token and prints it when the
+#   next one arrives (or at `finish()`).
+
+_HELD_NOTHING = object()  # no token held back yet (None is a legitimate "no previous token")
+
+
+class StreamDetokenizer:
+    """Incremental `detokenize`: feed tokens with push(), then call finish() once."""
+
+    def __init__(self, config: TokenizerConfig):
+        if config.level == "char":
+            self._mode = "char"
+        elif config.scheme == "whitespace":
+            self._mode = "whitespace"
+        else:
+            self._mode = "book"
+        self._line_start = True  # whitespace: the next token starts a line
+        self._prev = None  # book: the token before the held one
+        self._held = _HELD_NOTHING  # book: the token waiting for its right-hand neighbour
+        self._open_quotes = {'"': False, "'": False}
+        self._after_opening_quote = False
+
+    def push(self, token: str) -> str:
+        """Text that is final now that `token` follows everything pushed before."""
+        if self._mode == "char":
+            return token
+        if self._mode == "whitespace":
             if token == EOS:
-                lines.append(" ".join(line) + "\n")
-                line = []
-            else:
-                line.append(token)
-        return "".join(lines) + " ".join(line)
-    return _join_book_tokens(tokens)
+                self._line_start = True
+                return "\n"
+            text = token if self._line_start else " " + token
+            self._line_start = False
+            return text
+        if self._held is _HELD_NOTHING:
+            self._held = token
+            return ""
+        text = self._book_piece(self._held, token)
+        self._held = token
+        return text
 
+    def finish(self) -> str:
+        """The text still held back; the streamer is not to be used afterwards."""
+        if self._mode != "book" or self._held is _HELD_NOTHING:
+            return ""
+        text = self._book_piece(self._held, None)
+        self._held = _HELD_NOTHING
+        return text
 
-def _join_book_tokens(tokens) -> str:
-    parts = []
-    open_quotes = {'"': False, "'": False}  # straight quotes alternate between opening and closing
-    after_opening_quote = False
-    for i, token in enumerate(tokens):
-        prev = tokens[i - 1] if i > 0 else None
-        following = tokens[i + 1] if i + 1 < len(tokens) else None
+    def _book_piece(self, token: str, following) -> str:
+        """The held token with the space before it, now that its right neighbour is known."""
+        prev = self._prev
         space = not (
             prev is None
             or prev in _NO_SPACE_AFTER
             or prev in _JOINERS
-            or after_opening_quote
+            or self._after_opening_quote
             or token in _NO_SPACE_BEFORE
             or token in _JOINERS
         )
-        after_opening_quote = False
-        if token in open_quotes:
+        self._after_opening_quote = False
+        if token in self._open_quotes:
             # Straight quotes are ambiguous; these rules print most book text right. After a word
             # a quote closes (`father'?`, `Marooners' Rock`) unless none is open and another word
             # follows a word not ending in s (`by 'O father`, `how dangerous 'tis`). After a mark
             # it closes an open quote (`fairies,'`) and otherwise opens one (`said, 'Thank`).
             if _is_word(prev):
-                opening = not open_quotes[token] and _is_word(following) and not prev.endswith("s")
+                opening = (
+                    not self._open_quotes[token] and _is_word(following) and not prev.endswith("s")
+                )
             else:
-                opening = not (open_quotes[token] and prev not in _NO_SPACE_AFTER)
+                opening = not (self._open_quotes[token] and prev not in _NO_SPACE_AFTER)
             if opening:
                 space = prev is not None and prev not in _NO_SPACE_AFTER and prev not in _JOINERS
-                after_opening_quote = True
+                self._after_opening_quote = True
             else:
                 space = False
-            open_quotes[token] = opening
+            self._open_quotes[token] = opening
         elif (
             token in ".,:" and prev and prev[-1].isdigit() and following and following[0].isdigit()
         ):
             space = False  # 3.0, 6:30, 1,000
-            after_opening_quote = True  # and no space after it either
-        if space:
-            parts.append(" ")
-        parts.append(token)
-    return "".join(parts)
+            self._after_opening_quote = True  # and no space after it either
+        self._prev = token
+        return " " + token if space else token
+
+
+def stream_detokenize(tokens, config: TokenizerConfig):
+    """Yield text pieces for tokens; "".join of them equals detokenize(list(tokens), config)."""
+    stream = StreamDetokenizer(config)
+    for token in tokens:
+        piece = stream.push(token)
+        if piece:
+            yield piece
+    tail = stream.finish()
+    if tail:
+        yield tail
 
 
 def _is_word(token) -> bool:

@@ -18,8 +18,14 @@ from rnngen.cli import app
 from rnngen.evaluate import score_sequences
 from rnngen.model import ModelConfig, init_params, init_state, sequence_nll
 from rnngen.storage import TrainedModel, load_model, save_model
-from rnngen.streaming import StreamDetokenizer, stream_detokenize
-from rnngen.tokenize import EOS, TokenizerConfig, detokenize, tokenize
+from rnngen.tokenize import (
+    EOS,
+    StreamDetokenizer,
+    TokenizerConfig,
+    detokenize,
+    stream_detokenize,
+    tokenize,
+)
 from rnngen.vocab import build_vocab
 
 runner = CliRunner()
