@@ -55,6 +55,34 @@ def use(module) -> None:
     xp = module
 
 
+DEVICES = ("cpu", "gpu")
+
+
+def use_device(name: str) -> None:
+    """Run the core on "cpu" (NumPy) or "gpu" (CuPy, the optional `gpu` extra)."""
+    from .errors import ConfigError, MissingExtraError
+
+    if name == "cpu":
+        use(numpy)
+        return
+    if name != "gpu":
+        raise ConfigError(f"unknown device {name!r}; use cpu or gpu")
+    try:
+        import cupy
+    except ImportError:
+        raise MissingExtraError(
+            "--device gpu needs CuPy; install it with: pip install 'rnngen[gpu]' "
+            "(on a machine with an NVIDIA GPU and CUDA 12)"
+        ) from None
+    try:
+        found = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # no driver, no device: CuPy raises its own runtime error types
+        found = 0
+    if found == 0:
+        raise MissingExtraError("--device gpu: CuPy finds no GPU here; use --device cpu")
+    use(cupy)
+
+
 def to_numpy(array) -> numpy.ndarray:
     """A host NumPy array of an array from the current array module."""
     if type(array) is numpy.ndarray:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import backend
 from .errors import ConfigError
 from .model import ModelConfig
 from .optim import make_optimizer
@@ -104,12 +105,13 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
         "data": ckpt.data,
     }
     arrays = {"meta": np.array(json.dumps(meta, sort_keys=True)), **_vocab_arrays(ckpt.vocab)}
-    arrays.update({f"param.{k}": np.asarray(v) for k, v in st.params.items()})
+    host = backend.to_numpy  # arrays may live on a GPU
+    arrays.update({f"param.{k}": host(v) for k, v in st.params.items()})
     if st.best_params is not None:
-        arrays.update({f"best.{k}": np.asarray(v) for k, v in st.best_params.items()})
-    arrays.update({f"opt.{k}": np.asarray(v) for k, v in opt_arrays.items()})
+        arrays.update({f"best.{k}": host(v) for k, v in st.best_params.items()})
+    arrays.update({f"opt.{k}": host(v) for k, v in opt_arrays.items()})
     if st.hidden is not None:
-        arrays["hidden"] = np.asarray(st.hidden)
+        arrays["hidden"] = host(st.hidden)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -133,8 +135,8 @@ def load_checkpoint(path) -> Checkpoint:
             raise ValueError("history or optimiser settings are not objects")
         shapes = _model_shapes(model, reader)
         dtype = np.dtype(DTYPES[train.dtype])
-        params = {k: np.zeros(s, dtype) for k, s in shapes.items()}  # templates, replaced below
-        optimizer = make_optimizer(train.optimizer, params, 1.0)
+        templates = {k: np.zeros(s, dtype) for k, s in shapes.items()}  # replaced below
+        optimizer = make_optimizer(train.optimizer, templates, 1.0)
         _, opt_templates = optimizer.state()
         names = set(reader.names)
         has_best = any(n.startswith("best.") for n in names)
@@ -153,13 +155,14 @@ def load_checkpoint(path) -> Checkpoint:
         if "hidden" in names:
             _expect(reader, "hidden", _is_float, state_shape, "float")
         vocab = _read_vocab(reader, meta, tokenizer)
-        params = {k: _finite(reader, f"param.{k}") for k in shapes}
-        best = {k: _finite(reader, f"best.{k}") for k in shapes} if has_best else None
+        device = backend.xp.asarray  # onto the GPU when training runs there
+        params = {k: device(_finite(reader, f"param.{k}")) for k in shapes}
+        best = {k: device(_finite(reader, f"best.{k}")) for k in shapes} if has_best else None
         for key, template in opt_templates.items():
             template[...] = _finite(reader, f"opt.{key}")
         optimizer = make_optimizer(train.optimizer, params, 1.0)
         optimizer.load_state(scalars, opt_templates)
-        hidden = _finite(reader, "hidden").astype(dtype) if "hidden" in names else None
+        hidden = device(_finite(reader, "hidden").astype(dtype)) if "hidden" in names else None
         rng = np.random.default_rng()
         try:
             rng.bit_generator.state = meta["rng"]

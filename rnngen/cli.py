@@ -22,7 +22,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from . import __version__, api, plot, reports, runlog
+from . import __version__, api, backend, plot, reports, runlog
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
@@ -152,6 +152,7 @@ Verbose = Annotated[
     typer.Option("-v", "--verbose", help="More detail on stderr; tracebacks of unexpected errors."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+Device = Annotated[str, typer.Option(help="cpu (NumPy), or gpu (CuPy: pip install 'rnngen[gpu]').")]
 Encoding = Annotated[
     str, typer.Option(help="Text encoding of the input (a UTF-8 byte-order mark is dropped).")
 ]
@@ -341,6 +342,7 @@ def train_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="At the end, print a JSON summary on stdout.")
     ] = False,
+    device: Device = "cpu",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress or summary.")] = False,
     verbose: Verbose = False,
 ):
@@ -353,6 +355,7 @@ def train_command(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        backend.use_device(device)
         one_stdin(INPUT=input, **{"--valid": valid})
         options = TextOptions(encoding, errors)
         ckpt = None if resume is None else api.open_checkpoint(resume, epochs)
@@ -491,6 +494,7 @@ def sample(
             help="Print each token as it is generated, or the whole text at the end.",
         ),
     ] = True,
+    device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -500,6 +504,7 @@ def sample(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        backend.use_device(device)
         if length < 0 or temperature < 0 or top_k < 0:
             raise ConfigError("--length, --temperature and --top-k must not be negative")
         if count < 1:
@@ -533,6 +538,7 @@ def eval_command(
     as_json: AsJson = False,
     encoding: Encoding = "utf-8",
     errors: Errors = "strict",
+    device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -542,6 +548,7 @@ def eval_command(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        backend.use_device(device)
         one_stdin(INPUT=input, **{"--model": model})
         trained = api.open_model(model)
         began = time.perf_counter()
@@ -561,6 +568,7 @@ def score(
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Add the line itself as a fourth column.")
     ] = False,
+    device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -572,6 +580,7 @@ def score(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        backend.use_device(device)
         one_stdin(INPUT=input, **{"--model": model})
         trained = api.open_model(model)
         began = time.perf_counter()

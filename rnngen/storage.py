@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import backend
 from .corpus import Corpus
 from .errors import ConfigError, MissingInputError, ModelFileError, OutputError
 from .model import ModelConfig, param_shapes
@@ -103,7 +104,7 @@ def save_model(path, model: TrainedModel) -> None:
     }
     arrays = {"meta": _meta_array(meta), **_vocab_arrays(model.vocab)}
     for name in param_shapes(model.config):
-        arrays[f"param.{name}"] = np.asarray(model.params[name])
+        arrays[f"param.{name}"] = backend.to_numpy(model.params[name])  # from a GPU too
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 

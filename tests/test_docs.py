@@ -7,7 +7,8 @@ book as `book.txt`, a Penn-Treebank-style `ptb.train.txt`, `held_out.txt`, `sent
 so the whole README runs in well under a minute. Adapted or skipped, because they cannot run in
 a test: `pip install ...` and the development commands (pytest, ruff, make_golden: they install
 packages or run this very suite), `rnngen --install-completion` (it edits the user's shell start-up
-files), and `plot --png`, which without matplotlib must fail with exit code 69 instead.
+files), and `plot --png` and `--device gpu`, which without matplotlib or without CuPy and a GPU
+must fail with exit code 69 instead.
 """
 
 import os
@@ -20,7 +21,9 @@ import pytest
 import typer.main
 from conftest import REPO
 
+from rnngen import backend
 from rnngen.cli import app
+from rnngen.errors import MissingExtraError
 from rnngen.tokenize import TokenizerConfig, tokenize
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -115,6 +118,13 @@ def test_every_readme_example_runs(docs_folder):
         has_matplotlib = True
     except ImportError:
         has_matplotlib = False
+    try:
+        backend.use_device("gpu")
+        has_gpu = True
+    except MissingExtraError:
+        has_gpu = False
+    finally:
+        backend.use_device("cpu")
     failures = []
     commands = sh_commands()
     assert len(commands) > 30
@@ -128,7 +138,10 @@ def test_every_readme_example_runs(docs_folder):
             timeout=300,
             stdin=subprocess.DEVNULL,
         )
-        expected = 69 if "--png" in command and not has_matplotlib else 0
+        missing_extra = ("--png" in command and not has_matplotlib) or (
+            "--device gpu" in command and not has_gpu
+        )
+        expected = 69 if missing_extra else 0
         if proc.returncode != expected or "Traceback" in proc.stderr:
             failures.append(f"{command}\n  exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
     assert not failures, "README examples that fail:\n" + "\n".join(failures)
