@@ -126,12 +126,14 @@ def train_model(
     checkpoint_every: int = 0,
     resume: Checkpoint | None = None,
     should_stop=None,
+    comm=None,
 ) -> TrainOutcome:
     """Train on the corpus, saving the best model to `out` whenever validation improves.
 
     Validation uses val_ids when given, else the tail of the corpus. A checkpoint goes to
     `checkpoint` every `checkpoint_every` steps and when should_stop() ends the run early;
-    `resume` continues from a loaded checkpoint, which must come from the same data."""
+    `resume` continues from a loaded checkpoint, which must come from the same data. With `comm`
+    (a distributed.Communicator) this is one rank of a data-parallel run; only rank 0 writes."""
     check_writable(out)
     fingerprint = data_fingerprint(*split_data(corpus.ids, train_cfg, val_ids))
     if resume is not None and resume.data != fingerprint:
@@ -165,9 +167,10 @@ def train_model(
         on_checkpoint=save_state,
         checkpoint_every=checkpoint_every,
         should_stop=should_stop,
+        comm=comm,
     )
     model = None
-    if result.params is not None:
+    if result.params is not None and (comm is None or comm.rank == 0):
         model = TrainedModel(
             model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history
         )

@@ -22,7 +22,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from . import __version__, api, backend, plot, reports, runlog
+from . import __version__, api, backend, distributed, plot, reports, runlog
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
@@ -354,6 +354,10 @@ def train_command(
     Example: rnngen train book.txt -o book.npz --cell lstm --layers 2 --dropout 0.5
     """
     with errors_to_exit(verbose):
+        comm = distributed.world()  # under mpiexec: one rank of a data-parallel run
+        lead = comm is None or comm.rank == 0
+        if not lead:  # only rank 0 speaks and writes
+            quiet, verbose, as_json, log_file = True, False, False, None
         say = Messages(quiet, verbose)
         backend.use_device(device)
         one_stdin(INPUT=input, **{"--valid": valid})
@@ -426,9 +430,12 @@ def train_command(
                 checkpoint_every=checkpoint_every,
                 resume=ckpt,
                 should_stop=stop.requested,
+                comm=comm,
             )
-            if not outcome.interrupted:
+            if not outcome.interrupted and lead:
                 display.message(summary_line(out, outcome.model.history))
+        if outcome.interrupted and not lead:
+            raise typer.Exit(EXIT_INTERRUPTED)
         if outcome.interrupted:
             best = f"the best model so far in {out}" if outcome.model else "no epoch finished yet"
             again = " ".join(["rnngen train", *([input] if input else []), "--resume"])
@@ -692,12 +699,26 @@ def plot_command(
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Under mpiexec, a rank that fails ends the whole job (MPI_Abort)
+    so the other ranks do not wait for it forever."""
     try:
         app(prog_name="rnngen")  # the same name, and completion variable, under `python -m`
     except KeyboardInterrupt:
         err("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        _end_job(EXIT_INTERRUPTED)
+    except SystemExit as e:
+        _end_job(e.code)
+
+
+def _end_job(code) -> None:
+    if code not in (0, None) and distributed.launched_by_mpi():
+        try:
+            comm = distributed.world()
+        except RnngenError:
+            comm = None
+        if comm is not None:
+            comm.abort(code if isinstance(code, int) else EXIT_UNEXPECTED)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -178,6 +178,7 @@ def train(
     on_checkpoint=None,
     checkpoint_every: int = 0,
     should_stop=None,
+    comm=None,
 ) -> TrainResult:
     """Train a model on ids (n_tokens,) and return the parameters with the best validation loss.
 
@@ -188,6 +189,10 @@ def train(
     on_checkpoint(state) every `checkpoint_every` steps and before returning early because
     should_stop() said so, and (with checkpoint_every) once more at the end. `resume` continues
     from a saved state of the same data and configs.
+
+    With `comm` (distributed.Communicator) this process is one rank of a data-parallel run: it
+    trains on its share of the streams, gradients are averaged over the ranks before each update,
+    and only rank 0 receives events and callbacks (every rank must pass the same arguments).
     """
     xp = backend.xp
     dtype = DTYPES[cfg.dtype]
@@ -197,6 +202,17 @@ def train(
     val_streams = min(cfg.val_streams, max(1, len(val_ids) // 2))
     st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
     history = st.history
+    ranks = 1
+    if comm is not None:
+        ranks = comm.size
+        columns = comm.columns(cfg.batch_size)
+        streams = streams[:, columns]  # this rank's share of the streams
+        if resume is None:
+            comm.broadcast(st.params)  # everyone starts from rank 0's weights
+        elif st.hidden is not None:
+            st.hidden = st.hidden[:, :, columns]  # a checkpoint holds every rank's state
+        if comm.rank != 0:
+            on_event = on_best = None
     if len(val_ids) and "unigram_val_ppl" not in history:
         history["unigram_val_ppl"] = unigram_eval(
             train_ids, val_ids, model_cfg.vocab_size
@@ -205,23 +221,48 @@ def train(
         on_event(Started(len(train_ids), len(val_ids), steps_per_epoch, count_params(st.params)))
     start = time.perf_counter() - st.elapsed  # so elapsed times continue across a resume
 
+    def checkpoint() -> None:
+        if not on_checkpoint:
+            return
+        if comm is None:
+            on_checkpoint(st)
+            return
+        own = st.hidden  # gathered by every rank (a collective call), written by rank 0
+        if own is not None:
+            st.hidden = comm.gather_columns(own, axis=2)
+        if comm.rank == 0:
+            on_checkpoint(st)
+        st.hidden = own
+
+    def stop_requested() -> bool:
+        if should_stop is None:
+            return False
+        stop = should_stop()
+        return comm.any(stop) if comm is not None else stop  # all ranks stop at the same step
+
     def stop_here() -> TrainResult:
         st.elapsed = time.perf_counter() - start
-        if on_checkpoint:
-            on_checkpoint(st)
+        checkpoint()
+        if comm is not None:
+            comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
         return TrainResult(st.best_params, history, st, interrupted=True)
 
     while not st.done and st.epoch <= cfg.epochs:
         epoch = st.epoch
         if st.hidden is None:
-            st.hidden = init_state(model_cfg, cfg.batch_size, dtype)
+            st.hidden = init_state(model_cfg, streams.shape[1], dtype)
         for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
+            rng = st.rng if comm is None else comm.dropout_rng(cfg.seed, epoch, st.step)
             result = loss_and_grads(
-                st.params, model_cfg, xp.asarray(inputs), xp.asarray(targets), st.hidden, st.rng
+                st.params, model_cfg, xp.asarray(inputs), xp.asarray(targets), st.hidden, rng
             )
-            if not math.isfinite(result.loss) or result.loss > MAX_LOSS:
+            loss = result.loss
+            if comm is not None:
+                comm.average(result.grads)
+                loss = comm.mean(loss)
+            if not math.isfinite(loss) or loss > MAX_LOSS:
                 raise TrainingDiverged(
-                    f"the loss became {result.loss} in epoch {epoch}, step {st.step + 1}; the best "
+                    f"the loss became {loss} in epoch {epoch}, step {st.step + 1}; the best "
                     f"model so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip "
                     f"(now {cfg.clip:g})"
                 )
@@ -229,8 +270,8 @@ def train(
             st.optimizer.update(st.params, result.grads)
             st.hidden = result.state
             st.step += 1
-            n = inputs.size
-            st.loss_sum += result.loss * n
+            n = inputs.size * ranks
+            st.loss_sum += loss * n
             st.loss_tokens += n
             st.tokens_seen += n
             elapsed = time.perf_counter() - start
@@ -248,21 +289,23 @@ def train(
                 )
             global_step = (epoch - 1) * steps_per_epoch + st.step
             if st.step < steps_per_epoch:  # at an epoch's end, validate first
-                if should_stop and should_stop():
+                if stop_requested():
                     return stop_here()
-                if checkpoint_every and on_checkpoint and global_step % checkpoint_every == 0:
+                if checkpoint_every and global_step % checkpoint_every == 0:
                     st.elapsed = elapsed
-                    on_checkpoint(st)
+                    checkpoint()
 
         _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best)
-        if (should_stop and should_stop()) and not st.done:
+        if stop_requested() and not st.done:
             return stop_here()
-        if checkpoint_every and on_checkpoint and (epoch * steps_per_epoch) % checkpoint_every == 0:
-            on_checkpoint(st)
+        if checkpoint_every and (epoch * steps_per_epoch) % checkpoint_every == 0:
+            checkpoint()
 
     st.done = True
-    if checkpoint_every and on_checkpoint:
-        on_checkpoint(st)  # the final state, so a later run can train for more epochs
+    if checkpoint_every:
+        checkpoint()  # the final state, so a later run can train for more epochs
+    if comm is not None:
+        comm.barrier()
     return TrainResult(st.best_params, history, st)
 
 
