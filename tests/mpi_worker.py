@@ -64,6 +64,7 @@ def main() -> None:
         if comm.rank == 1:
 
             def broken(*args, **kwargs):
+                Path("rank1-failed").write_text("yes")  # proof the failure was rank 1's
                 raise RuntimeError("rank 1 fails")
 
             api.train_model = broken

@@ -49,7 +49,8 @@ def test_failure_on_one_rank_ends_the_job(tmp_path):
     )  # fmt: skip
     assert proc.returncode != 0
     assert time.monotonic() - began < 30
-    assert "rank 1 fails" in proc.stderr
+    assert (tmp_path / "rank1-failed").exists()  # it was rank 1's failure that ended the job
+    assert not (tmp_path / "m.npz").exists()  # and rank 0 did not train on alone
 
 
 def test_resume_from_a_two_process_checkpoint(tmp_path):
