@@ -31,7 +31,7 @@ MAX_LOSS = 700.0
 
 
 class TrainingDiverged(RnngenError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN, infinite, or larger than MAX_LOSS."""
 
 
 @dataclass(frozen=True)
