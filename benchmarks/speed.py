@@ -256,12 +256,18 @@ def bench(name: str, rounds: int, steps: int, peak: float, log) -> dict:
 def class_quality(epochs: int, log) -> None:
     """rnngen's 1x256 rnn on War and Peace (the quality benchmark's split and vocabulary) with the
     full and with the class softmax: test perplexity and training speed of each."""
-    from quality import load_split  # the same 90/5/5 split and 10,000-word vocabulary
-
+    from rnngen.corpus import read_text
     from rnngen.evaluate import evaluate
+    from rnngen.tokenize import TokenizerConfig, tokenize
     from rnngen.train import TrainConfig, train
+    from rnngen.vocab import build_vocab
 
-    vocab, train_ids, val_ids, test_ids = load_split()
+    # quality.py's split: tokens cut 90/5/5, the vocabulary from the train part's 10,000 words
+    corpus = ROOT.parent / "shared" / "corpora" / "war_and_peace.txt"
+    tokens = tokenize(read_text(str(corpus)), TokenizerConfig())
+    a, b = int(len(tokens) * 0.90), int(len(tokens) * 0.95)
+    vocab = build_vocab(tokens[:a], TokenizerConfig().specials, max_size=10_000)
+    train_ids, val_ids, test_ids = (vocab.encode(p) for p in (tokens[:a], tokens[a:b], tokens[b:]))
     rows = []
     for softmax in ("full", "class"):
         bounds = make_class_bounds(vocab.counts) if softmax == "class" else ()
