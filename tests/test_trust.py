@@ -55,7 +55,18 @@ def _wait_for(proc, text, timeout=60):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(book, tmp_path):
-    proc = _rnngen("train", str(book), "-o", "m.npz", "--epochs", "400", *SMALL, cwd=tmp_path)
+    proc = _rnngen(
+        "train",
+        str(book),
+        "-o",
+        "m.npz",
+        "--epochs",
+        "400",
+        "--patience",
+        "0",
+        *SMALL,
+        cwd=tmp_path,
+    )
     _wait_for(proc, "epoch   2/400")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -73,7 +84,18 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(book, tmp_path):
 
 
 def test_second_ctrl_c_quits_at_once(book, tmp_path):
-    args = ["--epochs", "400", "--hidden", "256", "--embed", "128", "--seq-len", "64"]
+    args = [
+        "--epochs",
+        "400",
+        "--patience",
+        "0",
+        "--hidden",
+        "256",
+        "--embed",
+        "128",
+        "--seq-len",
+        "64",
+    ]
     proc = _rnngen("train", str(book), "-o", "m.npz", *args, cwd=tmp_path)
     _wait_for(proc, "parameters")
     time.sleep(0.5)
@@ -213,7 +235,18 @@ def test_exit_73_cannot_write(book, tmp_path):
 
 
 def test_exit_130_interrupted(book, tmp_path):
-    proc = _rnngen("train", str(book), "-o", "m.npz", "--epochs", "400", *SMALL, cwd=tmp_path)
+    proc = _rnngen(
+        "train",
+        str(book),
+        "-o",
+        "m.npz",
+        "--epochs",
+        "400",
+        "--patience",
+        "0",
+        *SMALL,
+        cwd=tmp_path,
+    )
     _wait_for(proc, "parameters")
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
