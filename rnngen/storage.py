@@ -65,6 +65,10 @@ def atomic_write(path, write) -> None:
             f"cannot write {path}: {e.strerror}; choose another output path"
         ) from None
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

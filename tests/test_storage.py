@@ -178,3 +178,12 @@ def test_corpus_ids_can_be_memory_mapped(tmp_path, book_text):
     mapped = load_corpus(tmp_path / "c.npz", mmap=True)
     assert isinstance(mapped.ids, np.memmap)
     assert (mapped.ids == corpus.ids).all()
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "f.bin", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
