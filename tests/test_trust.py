@@ -40,6 +40,12 @@ def _rnngen(*args, cwd):
     )
 
 
+def _long_training(book, folder):
+    """A training run that lasts long enough to be interrupted (no early stopping)."""
+    args = ["-o", "m.npz", "--epochs", "400", "--patience", "0", *SMALL]
+    return _rnngen("train", str(book), *args, cwd=folder)
+
+
 def _wait_for(proc, text, timeout=60):
     """Read stderr lines until one contains text; return what was read."""
     seen = []
@@ -55,18 +61,7 @@ def _wait_for(proc, text, timeout=60):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(book, tmp_path):
-    proc = _rnngen(
-        "train",
-        str(book),
-        "-o",
-        "m.npz",
-        "--epochs",
-        "400",
-        "--patience",
-        "0",
-        *SMALL,
-        cwd=tmp_path,
-    )
+    proc = _long_training(book, tmp_path)
     _wait_for(proc, "epoch   2/400")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -235,18 +230,7 @@ def test_exit_73_cannot_write(book, tmp_path):
 
 
 def test_exit_130_interrupted(book, tmp_path):
-    proc = _rnngen(
-        "train",
-        str(book),
-        "-o",
-        "m.npz",
-        "--epochs",
-        "400",
-        "--patience",
-        "0",
-        *SMALL,
-        cwd=tmp_path,
-    )
+    proc = _long_training(book, tmp_path)
     _wait_for(proc, "parameters")
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
