@@ -9,8 +9,10 @@ vocabulary is sorted by frequency, each class is a contiguous range of ids,
 words sit in small classes, rare words in large ones, so a position costs about C + |class| instead
 of V columns. Probabilities stay exactly normalised, so perplexities are exact.
 
-Letters: M positions (T*N), H hidden, V vocabulary, C classes. Each class's word softmax reuses the
-fused full-softmax pair from `layers.py` on that class's columns and positions.
+Letters: M positions (T*N), H hidden, V vocabulary, C classes. The class softmax is the fused
+full-softmax pair of `layers.py` with C columns; the word softmaxes follow the same plan (exp in
+place, normalisation folded into the backward products) one class at a time, over the positions
+sorted by class.
 """
 
 import math
@@ -56,46 +58,81 @@ def word_classes(bounds) -> np.ndarray:
 
 class ClassSoftmaxCache(NamedTuple):
     class_cache: object  # the class softmax's cache
-    groups: list  # per class present: (class, positions, word softmax cache)
-    M: int
-    H: int
-    V: int
+    order: object  # (M,) the positions sorted by their target's class
+    hs: object  # (M, H) h in that order
+    spans: list  # per class present, in class order: (class, first row, end row) in hs
+    E: list  # per class present: (rows, class size) exp(word logits - row max)
+    s: object  # (M,) row sums of the E, in hs's order
+    local: object  # (M,) target ids within their class, in hs's order
+    W: object  # (H, V)
 
 
 def class_softmax_forward(h, Wc, bc, W, b, targets, bounds):
     """h (M, H), Wc (H, C), bc (C,), W (H, V), b (V,), targets (M,), bounds (C+1,) ->
-    summed negative log-likelihood (float), cache."""
+    summed negative log-likelihood (float), cache.
+
+    The positions are sorted by class once, so each class's words are one product over a
+    contiguous block of rows; the softmax and its loss are then done in place on that block."""
     xp = backend.xp
+    M = h.shape[0]
     classes = xp.asarray(word_classes(bounds))[targets]  # (M,)
     nll, class_cache = softmax_output_forward(h, Wc, bc, classes)
     order = xp.argsort(classes, kind="stable")
-    sorted_classes = backend.to_numpy(classes[order])
-    present, starts = np.unique(sorted_classes, return_index=True)
-    ends = np.append(starts[1:], len(sorted_classes))
-    groups = []
-    for c, start, end in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
+    sorted_classes = classes[order]
+    hs = h[order]
+    local = targets[order] - xp.asarray(np.asarray(bounds[:-1]))[sorted_classes]
+    present, starts = np.unique(backend.to_numpy(sorted_classes), return_index=True)
+    ends = np.append(starts[1:], M)
+    spans = list(zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    s = xp.empty(M, dtype=h.dtype)
+    picked = xp.empty(M, dtype=h.dtype)  # the targets' shifted logits
+    blocks = []
+    for c, start, end in spans:
         lo, hi = bounds[c], bounds[c + 1]
-        positions = order[start:end]
-        word_nll, cache = softmax_output_forward(
-            h[positions], W[:, lo:hi], b[lo:hi], targets[positions] - lo
-        )
-        nll += word_nll
-        groups.append((c, positions, cache))
-    return nll, ClassSoftmaxCache(class_cache, groups, h.shape[0], h.shape[1], W.shape[1])
+        E = hs[start:end] @ W[:, lo:hi]  # (rows, class size) logits, exponentiated in place
+        E += b[lo:hi]
+        E -= E.max(axis=1, keepdims=True)
+        picked[start:end] = E[xp.arange(end - start), local[start:end]]
+        xp.exp(E, out=E)
+        E.sum(axis=1, out=s[start:end])
+        blocks.append(E)
+    nll += float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
+    return nll, ClassSoftmaxCache(class_cache, order, hs, spans, blocks, s, local, W)
 
 
 def class_softmax_backward(cache, bounds, scale=1.0):
     """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
-    Only the columns of classes that occurred get non-zero dW and db."""
+
+    The columns of classes that did not occur get zero dW and db. dW and db come out of one
+    product per class through a column of ones, as in layers.softmax_output_backward; the
+    forward's E blocks are used as scratch, so this runs once per forward."""
     xp = backend.xp
     dh, dWc, dbc = softmax_output_backward(cache.class_cache, scale)
-    dW = xp.zeros((cache.H, cache.V), dtype=dh.dtype)
-    db = xp.zeros(cache.V, dtype=dh.dtype)
-    for c, positions, word_cache in cache.groups:
+    hs, s, local, W = cache.hs, cache.s, cache.local, cache.W
+    M, H = hs.shape
+    V = W.shape[1]
+    inv = (scale / s).astype(hs.dtype)  # (M,)
+    hs_ones = xp.empty((M, H + 1), dtype=hs.dtype)  # [hs, 1] / rowsum
+    xp.multiply(hs, inv[:, None], out=hs_ones[:, :H])
+    hs_ones[:, H] = inv
+    dW_b = xp.empty((H + 1, V), dtype=hs.dtype)  # rows :H are dW, row H is db
+    dhs = xp.empty_like(hs)  # (M, H) in hs's order
+    done = 0  # columns before this are written
+    for (c, start, end), E in zip(cache.spans, cache.E, strict=True):
         lo, hi = bounds[c], bounds[c + 1]
-        dh_c, dW[:, lo:hi], db[lo:hi] = softmax_output_backward(word_cache, scale)
-        dh[positions] += dh_c  # each position belongs to exactly one class
-    return dh, dWc, dbc, dW, db
+        dW_b[:, done:lo] = 0  # classes no position had
+        E[xp.arange(end - start), local[start:end]] -= s[start:end]  # E / s: softmax - one_hot
+        if xp is np:  # BLAS writes straight into the (strided) column block
+            np.matmul(hs_ones[start:end].T, E, out=dW_b[:, lo:hi])
+            np.matmul(E, W[:, lo:hi].T, out=dhs[start:end])
+        else:
+            dW_b[:, lo:hi] = hs_ones[start:end].T @ E
+            dhs[start:end] = E @ W[:, lo:hi].T
+        done = hi
+    dW_b[:, done:] = 0
+    dhs *= inv[:, None]
+    dh[cache.order] += dhs  # order is a permutation: each row gets its one class's part
+    return dh, dWc, dbc, dW_b[:H], dW_b[H]
 
 
 def class_log_probs(h, Wc, bc, W, b, bounds):

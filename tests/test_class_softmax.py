@@ -56,6 +56,31 @@ def test_gradients(rng):
         assert rel_error(numerical_grad(loss, x), analytic) < 1e-6, name
 
 
+@pytest.mark.parametrize("present", [(1, 2), (0, 2), (1, 3)])
+def test_gradients_when_classes_are_missing(rng, present):
+    """Only some classes occur (gaps first, in the middle, last): the columns of the others get
+    exactly zero dW and db, and all gradients still match finite differences."""
+    h, Wc, bc, W, b, _, bounds = _setup(rng, M_=7)
+    assert len(bounds) - 1 == 4
+    ids = np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in present])
+    targets = rng.choice(ids, size=7)
+    targets[:2] = bounds[present[0]], bounds[present[1]]  # both classes occur
+    _, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)
+    grads = cs.class_softmax_backward(cache, bounds, scale=0.5)
+    dW, db = grads[3], grads[4]
+    absent = np.setdiff1d(np.arange(W.shape[1]), ids)
+    assert not dW[:, absent].any() and not db[absent].any()
+    assert dW[:, ids].all() and db[ids].all()
+
+    def loss():
+        return 0.5 * cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)[0]
+
+    for name, x, analytic in zip(
+        ("h", "Wc", "bc", "W", "b"), (h, Wc, bc, W, b), grads, strict=True
+    ):
+        assert rel_error(numerical_grad(loss, x), analytic) < 1e-6, name
+
+
 def test_model_with_class_softmax(rng):
     V = 15
     bounds = cs.make_class_bounds(np.arange(V, 0, -1), n_classes=4)
