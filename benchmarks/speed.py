@@ -65,6 +65,7 @@ from rnngen import model as M  # noqa: E402
 from rnngen.class_softmax import make_class_bounds, word_classes  # noqa: E402
 from rnngen.generate import generate  # noqa: E402
 from rnngen.optim import Adam, clip_grad_norm  # noqa: E402
+from rnngen.train import TrainConfig  # noqa: E402
 
 
 def zipf_counts(V: int) -> np.ndarray:
@@ -111,9 +112,11 @@ class RnngenRunner:
         self.params = M.init_params(cfg, np.random.default_rng(0), np.float32)
         self.opt = Adam(self.params, 1e-3)
         self.state = M.init_state(cfg, spec["batch"])
+        # as `rnngen train` does: lazy Adam on the embedding rows with the class softmax only
+        self.sparse = TrainConfig().sparse_embedding_for(cfg)
 
     def train_step(self, x, y):
-        r = M.loss_and_grads(self.params, self.cfg, x, y, self.state)
+        r = M.loss_and_grads(self.params, self.cfg, x, y, self.state, None, self.sparse)
         clip_grad_norm(r.grads, 1.0)
         self.opt.update(self.params, r.grads)
         self.state = r.state

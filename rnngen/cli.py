@@ -305,6 +305,15 @@ def train_command(
         int, typer.Option(help="Stop after this many epochs without gain (0: never).")
     ] = TrainConfig.patience,
     clip: Annotated[float, typer.Option(help="Maximum gradient norm (0: off).")] = TrainConfig.clip,
+    sparse_embedding: Annotated[
+        bool | None,
+        typer.Option(
+            "--sparse-embedding/--dense-embedding",
+            help="Update only the embedding rows of each batch's words (default: with sgd and "
+            "adagrad, where it changes nothing but speed, and with --softmax class, where Adam "
+            "becomes lazy Adam).",
+        ),
+    ] = None,
     val_frac: Annotated[
         float, typer.Option(help="Share of the text, from its end, held out for validation.")
     ] = TrainConfig.val_frac,
@@ -393,6 +402,7 @@ def train_command(
                 lr_decay=lr_decay,
                 patience=patience,
                 clip=clip,
+                sparse_embedding=sparse_embedding,
                 val_frac=val_frac,
                 seed=seed,
                 dtype=dtype,

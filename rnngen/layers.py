@@ -25,8 +25,23 @@ def embedding_forward(ids, W):
     return W[ids], EmbeddingCache(ids, W.shape[0])
 
 
-def embedding_backward(dout, cache):
-    """dout (T, N, E) -> dW (V, E): each row of dout added to the row of its token.
+class RowSparse(NamedTuple):
+    """A gradient that is zero outside some rows: the embedding's, whose rows are the tokens of
+    one batch (a few hundred of tens of thousands). Optimisers update only these rows."""
+
+    rows: object  # (R,) distinct row ids, increasing
+    values: object  # (R, E) the gradient's rows
+    shape: tuple  # (V, E) of the dense gradient
+
+    def dense(self):
+        out = backend.xp.zeros(self.shape, dtype=self.values.dtype)
+        out[self.rows] = self.values
+        return out
+
+
+def embedding_backward(dout, cache, sparse: bool = False):
+    """dout (T, N, E) -> dW (V, E): each row of dout added to the row of its token; with sparse,
+    a RowSparse holding only the rows of the tokens that occur.
 
     Rows are summed per token by sorting the ids and one segmented sum (add.reduceat), which is
     much faster than the unbuffered scatter of add.at for large batches."""
@@ -34,15 +49,24 @@ def embedding_backward(dout, cache):
     E = dout.shape[-1]
     ids = cache.ids.reshape(-1)
     rows = dout.reshape(-1, E)
+    shape = (cache.vocab_size, E)
     if xp is not numpy:  # a GPU library: its atomic scatter-add is the fast way there
-        dW = xp.zeros((cache.vocab_size, E), dtype=dout.dtype)
+        if sparse:
+            present, where = xp.unique(ids, return_inverse=True)
+            summed = xp.zeros((len(present), E), dtype=dout.dtype)
+            xp.add.at(summed, where.reshape(-1), rows)
+            return RowSparse(present, summed, shape)
+        dW = xp.zeros(shape, dtype=dout.dtype)
         xp.add.at(dW, ids, rows)
         return dW
     order = xp.argsort(ids, kind="stable")
     sorted_ids = ids[order]
     starts = xp.flatnonzero(xp.concatenate([xp.ones(1, bool), sorted_ids[1:] != sorted_ids[:-1]]))
-    dW = xp.zeros((cache.vocab_size, E), dtype=dout.dtype)
-    dW[sorted_ids[starts]] = xp.add.reduceat(rows[order], starts, axis=0)
+    summed = xp.add.reduceat(rows[order], starts, axis=0)  # (R, E)
+    if sparse:
+        return RowSparse(sorted_ids[starts], summed, shape)
+    dW = xp.zeros(shape, dtype=dout.dtype)
+    dW[sorted_ids[starts]] = summed
     return dW
 
 

@@ -195,11 +195,14 @@ class LossAndGrads(NamedTuple):
     state: object  # (L, K, N, H) the final state
 
 
-def loss_and_grads(params, cfg: ModelConfig, inputs, targets, state0, rng=None) -> LossAndGrads:
+def loss_and_grads(
+    params, cfg: ModelConfig, inputs, targets, state0, rng=None, sparse_embedding=False
+) -> LossAndGrads:
     """Forward and backward through time over one batch.
 
     inputs, targets (T, N) int ids (targets are inputs shifted by one step); state0 (L, K, N, H);
-    rng draws the dropout masks (None: no dropout).
+    rng draws the dropout masks (None: no dropout). With sparse_embedding (and untied weights)
+    grads["embed"] is a layers.RowSparse of the batch's tokens' rows instead of a (V, E) array.
     """
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, rng)
@@ -215,7 +218,7 @@ def loss_and_grads(params, cfg: ModelConfig, inputs, targets, state0, rng=None) 
         prefix = layer_prefix(cfg, layer)
         grads.update({prefix + k: v for k, v in layer_grads.items()})
     dx = dropout_backward(dx, masks[0])
-    grads["embed"] = embedding_backward(dx, embed_cache)
+    grads["embed"] = embedding_backward(dx, embed_cache, sparse_embedding and not cfg.tie_weights)
     if cfg.tie_weights:
         grads["embed"] += dW_out.T
     else:

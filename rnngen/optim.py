@@ -4,6 +4,11 @@
 so the arrays the model holds are the ones that change. The learning rate is a plain attribute
 (`opt.lr`) so the training loop can decay it. `state()` and `load_state()` give and take the
 optimiser's scalars and arrays, for checkpoints.
+
+A gradient may be a `layers.RowSparse` (the embedding's, zero outside the rows of one batch's
+tokens); then only those rows are updated. For SGD and Adagrad that is exactly the dense update
+(a zero gradient changes nothing); for Adam it is the "lazy" variant (PyTorch's SparseAdam): the
+moments of rows absent from the batch are not decayed and those rows do not move.
 """
 
 import math
@@ -11,6 +16,7 @@ import math
 import numpy
 
 from . import backend
+from .layers import RowSparse
 
 OPTIMIZERS = ("adam", "sgd", "adagrad")
 
@@ -34,11 +40,12 @@ def clip_grad_norm(grads: dict, max_norm: float) -> float:
     """Scale all gradients together so their global L2 norm is at most max_norm; return the norm
     before clipping. max_norm <= 0 turns clipping off."""
     xp = backend.xp
-    norm = math.sqrt(sum(float(xp.vdot(g, g)) for g in grads.values()))  # one pass, no temporary
+    arrays = [g.values if isinstance(g, RowSparse) else g for g in grads.values()]
+    norm = math.sqrt(sum(float(xp.vdot(a, a)) for a in arrays))  # one pass, no temporary
     if max_norm > 0 and norm > max_norm:
         scale = max_norm / (norm + 1e-6)
-        for g in grads.values():
-            g *= scale
+        for a in arrays:
+            a *= scale
     return norm
 
 
@@ -51,6 +58,11 @@ class SGD:
     def update(self, params: dict, grads: dict) -> None:
         for name, p in params.items():
             g = grads[name]
+            if isinstance(g, RowSparse):
+                values = g.values
+                values *= self.lr
+                p[g.rows] -= values
+                continue
             g *= self.lr  # in place: the gradient is not used again
             p -= g
 
@@ -72,6 +84,12 @@ class Adagrad:
         xp = backend.xp
         for name, p in params.items():
             g, s = grads[name], self.sum_sq[name]
+            if isinstance(g, RowSparse):
+                rows, g = g.rows, g.values
+                s_rows = s[rows] + g * g
+                s[rows] = s_rows
+                p[rows] -= self.lr * g / (xp.sqrt(s_rows) + self.eps)
+                continue
             s += g * g
             p -= self.lr * g / (xp.sqrt(s) + self.eps)
 
@@ -111,6 +129,9 @@ class Adam:
         step = self.lr / (1 - b1**self.t)
         root_scale = 1 / math.sqrt(1 - b2**self.t)
         for name, p in params.items():
+            if isinstance(grads[name], RowSparse):
+                self._update_rows(p, grads[name], self.m[name], self.v[name], step, root_scale)
+                continue
             flat = [a.reshape(-1) for a in (p, grads[name], self.m[name], self.v[name])]
             size = flat[0].size
             chunk = backend.CHUNK if xp is numpy else size  # one chunk on a GPU
@@ -134,6 +155,25 @@ class Adam:
                 pc -= t
 
             backend.run_chunked(work, -(-size // chunk), self.workers)
+
+    def _update_rows(self, p, g, m, v, step, root_scale) -> None:
+        """The lazy update of a RowSparse gradient's rows: the dense formulas on those rows only."""
+        xp = backend.xp
+        b1, b2 = self.beta1, self.beta2
+        rows, g = g.rows, g.values  # (R,), (R, E)
+        m_rows = m[rows]
+        m_rows *= b1
+        m_rows += (1 - b1) * g
+        v_rows = v[rows]
+        v_rows *= b2
+        v_rows += (1 - b2) * (g * g)
+        m[rows], v[rows] = m_rows, v_rows
+        denom = xp.sqrt(v_rows)
+        denom *= root_scale
+        denom += self.eps
+        xp.divide(m_rows, denom, out=denom)  # the dense update's order of operations
+        denom *= step
+        p[rows] -= denom
 
     def state(self):
         arrays = {f"m.{k}": v for k, v in self.m.items()}

@@ -21,6 +21,7 @@ from . import backend
 from .batching import iter_batches, make_streams, n_batches, split_tail
 from .errors import ConfigError, RnngenError
 from .evaluate import evaluate, perplexity, unigram_eval
+from .layers import RowSparse
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
 from .optim import DEFAULT_LR, OPTIMIZERS, clip_grad_norm, make_optimizer
 
@@ -51,6 +52,10 @@ class TrainConfig:
     # more are faster but restart the state mid-text, which a tanh RNN can handle badly.
     val_streams: int = 1
     log_every: int = 10  # steps between Progress events
+    # Update only the embedding rows of each batch's tokens (see optim.py). None: where that is
+    # the exact dense update (sgd, adagrad), and with the class softmax, whose point is speed on
+    # large vocabularies, also for Adam (there as lazy Adam). Off with tied weights.
+    sparse_embedding: bool | None = None
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -73,6 +78,14 @@ class TrainConfig:
 
     def learning_rate(self, cell: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
+
+    def sparse_embedding_for(self, model: ModelConfig) -> bool:
+        """Whether training `model` updates only the embedding rows a batch uses."""
+        if model.tie_weights:  # the output layer's gradient reaches every row
+            return False
+        if self.sparse_embedding is not None:
+            return self.sparse_embedding
+        return self.optimizer != "adam" or model.softmax == "class"
 
 
 @dataclass(frozen=True)
@@ -167,6 +180,19 @@ def split_data(ids, cfg: TrainConfig, val_ids=None):
     return np.asarray(ids), np.asarray(val_ids)
 
 
+def average_grads(comm, grads: dict) -> None:
+    """Average grads over the ranks in place. A RowSparse gradient is averaged dense and comes
+    back holding the rows any rank used, as one process with the whole batch would have them."""
+    sparse = {k: g for k, g in grads.items() if isinstance(g, RowSparse)}
+    grads.update({k: g.dense() for k, g in sparse.items()})
+    comm.average(grads)
+    xp = backend.xp
+    for k in sparse:
+        dense = grads[k]
+        rows = xp.flatnonzero(xp.any(dense != 0, axis=1))
+        grads[k] = RowSparse(rows, dense[rows], dense.shape)
+
+
 def train(
     ids,
     model_cfg: ModelConfig,
@@ -202,6 +228,7 @@ def train(
     val_streams = min(cfg.val_streams, max(1, len(val_ids) // 2))
     st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
     history = st.history
+    sparse_embedding = cfg.sparse_embedding_for(model_cfg)
     ranks = 1
     if comm is not None:
         ranks = comm.size
@@ -254,11 +281,12 @@ def train(
         for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
             rng = st.rng if comm is None else comm.dropout_rng(cfg.seed, epoch, st.step)
             result = loss_and_grads(
-                st.params, model_cfg, xp.asarray(inputs), xp.asarray(targets), st.hidden, rng
+                st.params, model_cfg, xp.asarray(inputs), xp.asarray(targets), st.hidden, rng,
+                sparse_embedding,
             )
             loss = result.loss
             if comm is not None:
-                comm.average(result.grads)
+                average_grads(comm, result.grads)
                 loss = comm.mean(loss)
             if not math.isfinite(loss) or loss > MAX_LOSS:
                 raise TrainingDiverged(

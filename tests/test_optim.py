@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from rnngen import backend
+from rnngen import model as M
+from rnngen.layers import RowSparse
 from rnngen.optim import SGD, Adagrad, Adam, clip_grad_norm
+from rnngen.train import TrainConfig, train
 
 
 def _params(rng):
@@ -91,3 +94,117 @@ def test_adam_threads_do_not_change_results(rng):
         for opt, p in zip(optimizers, copies, strict=True):
             opt.update(p, {k: g.copy() for k, g in grads.items()})
     assert copies[0]["big"].tobytes() == copies[1]["big"].tobytes() == copies[2]["big"].tobytes()
+
+
+# --- row-sparse embedding gradients ---------------------------------------------------------
+
+
+def _row_sparse_case(rng, V=40, E=6):
+    """params with an embedding, a dense grad dict and the same with the embedding RowSparse."""
+    params = {"embed": rng.normal(size=(V, E)), "w": rng.normal(size=(3, 4))}
+    rows = np.sort(rng.choice(V, size=9, replace=False))
+    values = rng.normal(size=(len(rows), E))
+    sparse = RowSparse(rows, values, (V, E))
+    return params, {"embed": sparse, "w": rng.normal(size=(3, 4))}
+
+
+def _dense(grads):
+    return {k: g.dense() if isinstance(g, RowSparse) else g.copy() for k, g in grads.items()}
+
+
+def _copy(grads):
+    return {
+        k: RowSparse(g.rows, g.values.copy(), g.shape) if isinstance(g, RowSparse) else g.copy()
+        for k, g in grads.items()
+    }
+
+
+@pytest.mark.parametrize("cls", [SGD, Adagrad])
+def test_sparse_rows_give_exactly_the_dense_update(rng, cls):
+    """For SGD and Adagrad a zero gradient row changes nothing, so updating only the present
+    rows is the dense update, bit for bit, over several steps with different rows."""
+    params, _ = _row_sparse_case(rng)
+    dense_params = {k: v.copy() for k, v in params.items()}
+    sparse_opt, dense_opt = cls(params, 0.1), cls(dense_params, 0.1)
+    for _ in range(3):
+        _, grads = _row_sparse_case(rng)
+        dense_opt.update(dense_params, _dense(grads))
+        sparse_opt.update(params, _copy(grads))
+    for k in params:
+        assert np.array_equal(params[k], dense_params[k]), k
+
+
+def test_lazy_adam_updates_only_present_rows(rng):
+    params, grads = _row_sparse_case(rng)
+    dense_params = {k: v.copy() for k, v in params.items()}
+    lazy, dense = Adam(params, 0.01), Adam(dense_params, 0.01)
+    # step 1: the moments start at zero, so absent rows do not move in either form
+    lazy.update(params, _copy(grads))
+    dense.update(dense_params, _dense(grads))
+    for k in params:
+        assert np.array_equal(params[k], dense_params[k]), k
+    # step 2 with other rows: present rows follow Adam's formula with the lazily kept moments,
+    # absent rows keep their values (dense Adam would move the rows of step 1 by momentum)
+    m = np.zeros_like(params["embed"])
+    m[grads["embed"].rows] = 0.1 * grads["embed"].values
+    v = np.zeros_like(m)
+    v[grads["embed"].rows] = 0.001 * grads["embed"].values ** 2
+    _, grads2 = _row_sparse_case(rng)
+    before = params["embed"].copy()
+    lazy.update(params, _copy(grads2))
+    rows, g = grads2["embed"].rows, grads2["embed"].values
+    m_r, v_r = 0.9 * m[rows] + 0.1 * g, 0.999 * v[rows] + 0.001 * g * g
+    expected = before[rows] - 0.01 * (m_r / (1 - 0.9**2)) / (np.sqrt(v_r / (1 - 0.999**2)) + 1e-8)
+    np.testing.assert_allclose(params["embed"][rows], expected, rtol=1e-12)
+    absent = np.setdiff1d(np.arange(len(before)), rows)
+    assert np.array_equal(params["embed"][absent], before[absent])
+    np.testing.assert_allclose(lazy.m["embed"][absent], m[absent], rtol=1e-12)  # not decayed
+
+
+def test_clipping_a_row_sparse_gradient(rng):
+    _, grads = _row_sparse_case(rng)
+    dense = _dense(grads)
+    assert clip_grad_norm(grads, 0.5) == pytest.approx(clip_grad_norm(dense, 0.5), rel=1e-12)
+    for k, g in _dense(grads).items():
+        np.testing.assert_allclose(g, dense[k], rtol=1e-12)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_sparse_embedding_gradient_is_the_dense_one(rng, tie):
+    """The model's embedding gradient in sparse form holds exactly the dense one's non-zero rows
+    (tied weights: the output layer reaches every row, so it stays dense)."""
+    V, E = 30, 6
+    cfg = M.ModelConfig(vocab_size=V, embed=E, hidden=E, tie_weights=tie, dropout=0.0)
+    params = M.init_params(cfg, rng, np.float64)
+    inputs = rng.integers(0, V // 2, size=(5, 3))  # rows V/2.. never occur
+    targets = rng.integers(0, V, size=(5, 3))
+    state0 = M.init_state(cfg, 3, np.float64)
+    dense = M.loss_and_grads(params, cfg, inputs, targets, state0).grads["embed"]
+    sparse = M.loss_and_grads(params, cfg, inputs, targets, state0, sparse_embedding=True)
+    g = sparse.grads["embed"]
+    if tie:
+        assert not isinstance(g, RowSparse)
+        assert np.array_equal(g, dense)
+        return
+    assert isinstance(g, RowSparse)
+    assert np.array_equal(g.rows, np.unique(inputs))
+    assert np.array_equal(g.dense(), dense)
+
+
+def test_training_with_sgd_is_the_same_sparse_or_dense():
+    """The training loop the CLI calls: sparse embedding updates change nothing for SGD, and
+    lazy Adam changes the result (so the switch really reaches the optimiser)."""
+    ids = np.random.default_rng(3).integers(0, 50, size=3000)
+    cfg = M.ModelConfig(vocab_size=50, embed=8, hidden=8, dropout=0.0)
+
+    def run(optimizer, sparse):
+        tc = TrainConfig(epochs=1, batch_size=4, seq_len=8, optimizer=optimizer,
+                         sparse_embedding=sparse)  # fmt: skip
+        return train(ids, cfg, tc).params
+
+    sgd_sparse, sgd_dense = run("sgd", True), run("sgd", False)
+    for k in sgd_dense:
+        assert np.array_equal(sgd_sparse[k], sgd_dense[k]), k
+    assert not np.array_equal(run("adam", True)["embed"], run("adam", False)["embed"])
+    assert TrainConfig().sparse_embedding_for(cfg) is False  # adam, full softmax: dense
+    assert TrainConfig(optimizer="sgd").sparse_embedding_for(cfg) is True
