@@ -280,10 +280,8 @@ def train(
             st.hidden = init_state(model_cfg, streams.shape[1], dtype)
         for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
             rng = st.rng if comm is None else comm.dropout_rng(cfg.seed, epoch, st.step)
-            result = loss_and_grads(
-                st.params, model_cfg, xp.asarray(inputs), xp.asarray(targets), st.hidden, rng,
-                sparse_embedding,
-            )
+            x, y = xp.asarray(inputs), xp.asarray(targets)
+            result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, sparse_embedding)
             loss = result.loss
             if comm is not None:
                 average_grads(comm, result.grads)

@@ -1,10 +1,12 @@
 """Run by tests/test_distributed.py under mpiexec (not a test module).
 
     python tests/mpi_worker.py train OUT.npz EPOCHS [CHECKPOINT [RESUME]]
+    python tests/mpi_worker.py train-class OUT.npz EPOCHS
     python tests/mpi_worker.py fail-on-rank-1 BOOK.txt
 
 `train` trains a small float64 model data-parallel on fixed ids and rank 0 saves its final
-parameters to OUT.npz; with CHECKPOINT it writes a checkpoint there at the end, and with RESUME
+parameters to OUT.npz (`train-class`: with the class softmax, so lazy Adam on the row-sparse
+embedding gradients); with CHECKPOINT it writes a checkpoint there at the end, and with RESUME
 (any value) it first resumes from that checkpoint. `fail-on-rank-1` runs the CLI on every rank
 with rank 1's training broken, to show the job ends instead of hanging.
 """
@@ -27,8 +29,10 @@ IDS = np.random.default_rng(5).integers(1, 30, size=1500).astype(np.int32)
 VOCAB = build_vocab([str(i) for i in range(29)])
 
 
-def model_config(dropout: float) -> ModelConfig:
-    return ModelConfig(30, embed=8, hidden=12, layers=2, cell="lstm", dropout=dropout)
+def model_config(dropout: float, softmax: str = "full") -> ModelConfig:
+    bounds = (0, 3, 8, 15, 30) if softmax == "class" else ()
+    return ModelConfig(30, embed=8, hidden=12, layers=2, cell="lstm", dropout=dropout,
+                       softmax=softmax, class_bounds=bounds)  # fmt: skip
 
 
 def train_config(epochs: int) -> TrainConfig:
@@ -39,11 +43,12 @@ def train_config(epochs: int) -> TrainConfig:
 def main() -> None:
     mode = sys.argv[1]
     comm = distributed.world()
-    if mode == "train":
+    if mode in ("train", "train-class"):
         out, epochs = sys.argv[2], int(sys.argv[3])
         ckpt_path = sys.argv[4] if len(sys.argv) > 4 else None
         dropout = 0.0 if comm is None or ckpt_path is None else 0.3
-        mcfg, tcfg = model_config(dropout), train_config(epochs)
+        softmax = "class" if mode == "train-class" else "full"
+        mcfg, tcfg = model_config(dropout, softmax), train_config(epochs)
         resume = None
         if len(sys.argv) > 5:
             ckpt = load_checkpoint(ckpt_path)

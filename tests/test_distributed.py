@@ -26,9 +26,12 @@ def mpirun(n, *args, cwd, timeout=120):
     )  # fmt: skip
 
 
-def test_two_processes_equal_one(tmp_path):
-    one = mpirun(1, "train", tmp_path / "one.npz", 2, cwd=tmp_path)
-    two = mpirun(2, "train", tmp_path / "two.npz", 2, cwd=tmp_path)
+@pytest.mark.parametrize("mode", ["train", "train-class"])
+def test_two_processes_equal_one(tmp_path, mode):
+    """train-class: lazy Adam updates the embedding rows any rank's part of the batch used,
+    as one process with the whole batch does."""
+    one = mpirun(1, mode, tmp_path / "one.npz", 2, cwd=tmp_path)
+    two = mpirun(2, mode, tmp_path / "two.npz", 2, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     a, b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
