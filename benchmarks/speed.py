@@ -194,6 +194,37 @@ def gemm_peak(rounds: int) -> float:
     return 2 * 2048**3 / best / 1e9
 
 
+def product_ceiling(cfg: M.ModelConfig, spec: dict, rounds: int) -> float:
+    """GFLOP/s of a full-softmax training step's matrix products alone, each timed on its own at
+    the model's shapes (output layer: h W, [h 1]^T E, E W^T; per layer: the input projection, its
+    two gradients, the recurrent weight gradient, and per time step the forward and backward
+    recurrent products). No implementation built from these products beats this share of the
+    peak, so it is the ceiling the achieved share is measured against."""
+    rng = np.random.default_rng(0)
+    T, N, H, V = spec["seq"], spec["batch"], cfg.hidden, cfg.vocab_size
+    M_, G = T * N, GATES[cfg.cell] * H
+
+    def arr(*shape):
+        return rng.random(shape, dtype=np.float32)
+
+    products = [(arr(M_, H), arr(H, V)), (arr(H + 1, M_), arr(M_, V)), (arr(M_, V), arr(V, H))]
+    per_step = []
+    for layer in range(cfg.layers):
+        n_in = cfg.embed if layer == 0 else H
+        products += [(arr(M_, n_in), arr(n_in, G)), (arr(n_in, M_), arr(M_, G)),
+                     (arr(M_, G), arr(G, n_in)), (arr(H, M_), arr(M_, G))]  # fmt: skip
+        per_step += [(arr(N, H), arr(H, G)), (arr(N, G), arr(G, H))]
+    seconds = flops = 0.0
+    for group, repeat in ((products, 1), (per_step, T)):
+        for a, b in group:
+            out = np.empty((a.shape[0], b.shape[1]), np.float32)
+            np.matmul(a, b, out=out)
+            best = min(median_time(np.matmul, a, b, out) for _ in range(max(rounds, 3)))
+            seconds += best * repeat
+            flops += 2 * a.shape[0] * a.shape[1] * b.shape[1] * repeat
+    return flops / seconds / 1e9
+
+
 def memory_child(impl: str, name: str) -> None:
     """Runs in a subprocess: train a few steps, print the peak resident set and what training
     added to the resident set of the loaded model."""
@@ -259,6 +290,8 @@ def bench(name: str, rounds: int, steps: int, peak: float, log) -> dict:
             "memory": measure_memory(key, name),
         }
     result["rnngen"]["peak_share"] = result["rnngen"]["gflops"] / peak
+    if cfg.softmax == "full":
+        result["ceiling"] = product_ceiling(cfg, spec, rounds)
     return result
 
 
@@ -348,6 +381,15 @@ def main() -> None:
                   f"{v['memory']['added'] / 1e6:.0f} |")  # fmt: skip
         if theirs:
             worst = min(worst or 1e9, ours["train"] / theirs["train"])
+    ceilings = [r for r in results if "ceiling" in r]
+    if ceilings:
+        print("\nThe step's matrix products timed alone at each configuration's shapes (the most "
+              "any implementation built from them can reach):\n")  # fmt: skip
+        print("| config | products alone GFLOP/s | share of peak | rnngen share of that |")
+        print("|---|---:|---:|---:|")
+        for r in ceilings:
+            print(f"| {r['name']} | {r['ceiling']:.0f} | {r['ceiling'] / peak:.0%} | "
+                  f"{r['rnngen']['gflops'] / r['ceiling']:.0%} |")  # fmt: skip
     found = {r["name"]: r["rnngen"]["train"] for r in results}
     if "c" in found:
         print()
