@@ -31,7 +31,7 @@ CONFIGS = {
     "rnn": {"cell": "rnn", "layers": 1, "hidden": 256, "embed": 256, "batch": 20, "seq_len": 20},
     "lstm": {"cell": "lstm", "layers": 2, "hidden": 200, "embed": 200, "batch": 20, "seq_len": 20},
     "gru": {"cell": "gru", "layers": 1, "hidden": 256, "embed": 256, "batch": 20, "seq_len": 20},
-    # not run by default: an LSTM exactly the size of the rnn configuration
+    # an LSTM of exactly the rnn configuration's size (layers, hidden, embedding)
     "lstm256": {
         "cell": "lstm",
         "layers": 1,
@@ -48,7 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="plain-text corpus")
     p.add_argument("--epochs", type=int, default=4, help="epochs for both implementations")
     p.add_argument(
-        "--configs", default="rnn,lstm,gru", help=f"comma-separated, from: {','.join(CONFIGS)}"
+        "--configs",
+        default="rnn,lstm,gru,lstm256",
+        help=f"comma-separated, from: {','.join(CONFIGS)}",
     )
     p.add_argument("--threads", type=int, default=2, help="CPU threads (PyTorch and BLAS)")
     p.add_argument("--max-tokens", type=int, default=None, help="use only the first N tokens")
