@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
-from .layers import softmax_output_backward, softmax_output_forward
+from .layers import empty, softmax_output_backward, softmax_output_forward
 
 
 def make_class_bounds(counts, n_classes: int | None = None) -> tuple:
@@ -100,7 +100,7 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds):
     return nll, ClassSoftmaxCache(class_cache, order, hs, spans, blocks, s, local, W)
 
 
-def class_softmax_backward(cache, bounds, scale=1.0):
+def class_softmax_backward(cache, bounds, scale=1.0, workspace=None):
     """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
 
     The columns of classes that did not occur get zero dW and db. dW and db come out of one
@@ -115,7 +115,7 @@ def class_softmax_backward(cache, bounds, scale=1.0):
     hs_ones = xp.empty((M, H + 1), dtype=hs.dtype)  # [hs, 1] / rowsum
     xp.multiply(hs, inv[:, None], out=hs_ones[:, :H])
     hs_ones[:, H] = inv
-    dW_b = xp.empty((H + 1, V), dtype=hs.dtype)  # rows :H are dW, row H is db
+    dW_b = empty(workspace, "out.dW_b", (H + 1, V), hs.dtype)  # rows :H are dW, row H is db
     dhs = xp.empty_like(hs)  # (M, H) in hs's order
     done = 0  # columns before this are written
     for (c, start, end), E in zip(cache.spans, cache.E, strict=True):
@@ -123,7 +123,7 @@ def class_softmax_backward(cache, bounds, scale=1.0):
         dW_b[:, done:lo] = 0  # classes no position had
         E[xp.arange(end - start), local[start:end]] -= s[start:end]  # E / s: softmax - one_hot
         if xp is np:  # BLAS writes straight into the (strided) column block
-            np.matmul(hs_ones[start:end].T, E, out=dW_b[:, lo:hi])
+            np.matmul(*_two_rows_at_least(hs_ones, start, end, E), out=dW_b[:, lo:hi])
             np.matmul(E, W[:, lo:hi].T, out=dhs[start:end])
         else:
             dW_b[:, lo:hi] = hs_ones[start:end].T @ E
@@ -133,6 +133,19 @@ def class_softmax_backward(cache, bounds, scale=1.0):
     dhs *= inv[:, None]
     dh[cache.order] += dhs  # order is a permutation: each row gets its one class's part
     return dh, dWc, dbc, dW_b[:H], dW_b[H]
+
+
+def _two_rows_at_least(hs_ones, start, end, E):
+    """The factors of hs_ones[start:end].T @ E. NumPy does a one-row product (an outer product)
+    about ten times slower than a two-row one, and rare-word classes often have one position, so
+    such a product gets a second row: any other row of hs_ones against a row of zeros, which adds
+    exactly nothing."""
+    if end - start > 1 or len(hs_ones) < 2:
+        return hs_ones[start:end].T, E
+    other = start + 1 if start + 1 < len(hs_ones) else start - 1
+    padded = np.zeros((2, E.shape[1]), dtype=E.dtype)
+    padded[0] = E[0]
+    return hs_ones[[start, other]].T, padded
 
 
 def class_log_probs(h, Wc, bc, W, b, bounds):

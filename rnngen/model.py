@@ -167,24 +167,24 @@ def _forward(params, cfg, inputs, state0, rng) -> Forward:
     return Forward(top, backend.xp.stack(states), (embed_cache, cell_caches, masks))
 
 
-def _output_forward(params, cfg, top, targets):
+def _output_forward(params, cfg, top, targets, workspace=None):
     """Output layer and loss at every position: top (M, H), targets (M,) -> summed NLL, cache."""
     W, b = output_matrix(params), params["out.b"]
     if cfg.softmax == "class":
         return class_softmax_forward(
             top, params["cls.W"], params["cls.b"], W, b, targets, cfg.class_bounds
         )
-    return softmax_output_forward(top, W, b, targets)
+    return softmax_output_forward(top, W, b, targets, workspace)
 
 
-def _output_backward(cfg, cache, scale, grads):
+def _output_backward(cfg, cache, scale, grads, workspace=None):
     """Fills grads' output-layer entries; returns dtop (M, H) and the output matrix's gradient."""
     if cfg.softmax == "class":
         dtop, grads["cls.W"], grads["cls.b"], dW, grads["out.b"] = class_softmax_backward(
-            cache, cfg.class_bounds, scale
+            cache, cfg.class_bounds, scale, workspace
         )
     else:
-        dtop, dW, grads["out.b"] = softmax_output_backward(cache, scale)
+        dtop, dW, grads["out.b"] = softmax_output_backward(cache, scale, workspace)
     return dtop, dW
 
 
@@ -196,20 +196,29 @@ class LossAndGrads(NamedTuple):
 
 
 def loss_and_grads(
-    params, cfg: ModelConfig, inputs, targets, state0, rng=None, sparse_embedding=False
+    params,
+    cfg: ModelConfig,
+    inputs,
+    targets,
+    state0,
+    rng=None,
+    sparse_embedding=False,
+    workspace=None,
 ) -> LossAndGrads:
     """Forward and backward through time over one batch.
 
     inputs, targets (T, N) int ids (targets are inputs shifted by one step); state0 (L, K, N, H);
     rng draws the dropout masks (None: no dropout). With sparse_embedding (and untied weights)
     grads["embed"] is a layers.RowSparse of the batch's tokens' rows instead of a (V, E) array.
+    With a layers.Workspace the largest arrays, the output layer's gradients among them, are
+    reused from call to call: use the gradients before the next call.
     """
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, rng)
     embed_cache, cell_caches, masks = fwd.caches
-    nll, out_cache = _output_forward(params, cfg, fwd.top, targets.reshape(T * N))
+    nll, out_cache = _output_forward(params, cfg, fwd.top, targets.reshape(T * N), workspace)
     grads = {}
-    dx, dW_out = _output_backward(cfg, out_cache, 1.0 / (T * N), grads)
+    dx, dW_out = _output_backward(cfg, out_cache, 1.0 / (T * N), grads, workspace)
     dx = dx.reshape(T, N, cfg.hidden)
     dstate0 = backend.xp.empty_like(state0)
     for layer in range(cfg.layers - 1, -1, -1):

@@ -10,6 +10,7 @@ from gradcheck import numerical_grad, rel_error
 from rnngen import model as M
 from rnngen.errors import ConfigError
 from rnngen.generate import generate
+from rnngen.layers import Workspace
 from rnngen.train import TrainConfig, train
 
 
@@ -143,3 +144,21 @@ def test_periodic_corpus_is_learned_exactly(cell):
     rng = np.random.default_rng(0)
     out = list(generate(result.params, cfg, pattern[:3], 27, rng, greedy=True))
     assert out == (pattern * 4)[3:30]
+
+
+@pytest.mark.parametrize("softmax", ["full", "class"])
+def test_workspace_reuses_buffers_and_changes_nothing(rng, softmax):
+    """With a Workspace the output layer's big arrays are the same buffers from call to call,
+    and every gradient is bit for bit what fresh allocations give."""
+    bounds = (0, 3, 7, 11) if softmax == "class" else ()
+    cfg, params, inputs, targets, state0 = _setup(rng, T=4, softmax=softmax, class_bounds=bounds)
+    ws = Workspace()
+    M.loss_and_grads(params, cfg, inputs[::-1], targets[::-1], state0, workspace=ws)
+    buffers = {k: id(v) for k, v in ws._arrays.items()}
+    assert "out.dW_b" in buffers
+    reused = M.loss_and_grads(params, cfg, inputs, targets, state0, workspace=ws)
+    assert {k: id(v) for k, v in ws._arrays.items()} == buffers
+    fresh = M.loss_and_grads(params, cfg, inputs, targets, state0)
+    assert reused.loss == fresh.loss
+    for k in fresh.grads:
+        assert np.array_equal(reused.grads[k], fresh.grads[k]), k
