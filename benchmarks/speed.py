@@ -69,6 +69,7 @@ import numpy as np  # noqa: E402
 from rnngen import model as M  # noqa: E402
 from rnngen.class_softmax import make_class_bounds, word_classes  # noqa: E402
 from rnngen.generate import generate  # noqa: E402
+from rnngen.layers import Workspace  # noqa: E402
 from rnngen.optim import Adam, clip_grad_norm  # noqa: E402
 from rnngen.train import TrainConfig  # noqa: E402
 
@@ -115,14 +116,15 @@ class RnngenRunner:
     def __init__(self, cfg, spec):
         self.cfg, self.spec = cfg, spec
         self.params = M.init_params(cfg, np.random.default_rng(0), np.float32)
-        self.opt = Adam(self.params, 1e-3)
-        self.state = M.init_state(cfg, spec["batch"])
-        # as `rnngen train` does: lazy Adam on the embedding rows with the class softmax only
+        # as `rnngen train` does: a row-sparse embedding gradient, and Adam lazy on its rows
+        # with the class softmax only (exactly dense otherwise)
         chosen = TrainConfig(sparse_embedding=spec.get("sparse_embedding"))
-        self.sparse = chosen.sparse_embedding_for(cfg)
+        self.opt = Adam(self.params, 1e-3, lazy=chosen.sparse_embedding_for(cfg))
+        self.state = M.init_state(cfg, spec["batch"])
+        self.workspace = Workspace()
 
     def train_step(self, x, y):
-        r = M.loss_and_grads(self.params, self.cfg, x, y, self.state, None, self.sparse)
+        r = M.loss_and_grads(self.params, self.cfg, x, y, self.state, None, True, self.workspace)
         clip_grad_norm(r.grads, 1.0)
         self.opt.update(self.params, r.grads)
         self.state = r.state

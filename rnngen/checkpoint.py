@@ -160,7 +160,7 @@ def load_checkpoint(path) -> Checkpoint:
         best = {k: device(_finite(reader, f"best.{k}")) for k in shapes} if has_best else None
         for key, template in opt_templates.items():
             template[...] = _finite(reader, f"opt.{key}")
-        optimizer = make_optimizer(train.optimizer, params, 1.0)
+        optimizer = make_optimizer(train.optimizer, params, 1.0, train.sparse_embedding_for(model))
         optimizer.load_state(scalars, opt_templates)
         hidden = device(_finite(reader, "hidden").astype(dtype)) if "hidden" in names else None
         rng = np.random.default_rng()

@@ -6,9 +6,10 @@ so the arrays the model holds are the ones that change. The learning rate is a p
 optimiser's scalars and arrays, for checkpoints.
 
 A gradient may be a `layers.RowSparse` (the embedding's, zero outside the rows of one batch's
-tokens); then only those rows are updated. For SGD and Adagrad that is exactly the dense update
-(a zero gradient changes nothing); for Adam it is the "lazy" variant (PyTorch's SparseAdam): the
-moments of rows absent from the batch are not decayed and those rows do not move.
+tokens). SGD and Adagrad then update only those rows, which is exactly the dense update (a zero
+gradient changes nothing). Adam gives exactly its dense update too, without the dense gradient in
+memory, or with `lazy=True` the "lazy" variant (PyTorch's SparseAdam): the moments of rows absent
+from the batch are not decayed and those rows do not move.
 """
 
 import math
@@ -109,11 +110,14 @@ class Adam:
     it runs over cache-sized chunks, spread over the cores: each chunk of p, g, m and v is read
     from memory once and all the arithmetic happens in cache, which more than halves its time for
     large embedding and output matrices. Results are the same for any chunking or thread count.
+    A RowSparse gradient is expanded chunk by chunk in cache, so the dense update needs no dense
+    gradient in memory; with lazy=True only its rows are updated instead.
     """
 
-    def __init__(self, params: dict, lr: float, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, params: dict, lr: float, beta1=0.9, beta2=0.999, eps=1e-8, lazy=False):
         xp = backend.xp
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.lazy = lazy  # RowSparse gradients: update only their rows (else exactly dense)
         self.m = {k: xp.zeros_like(p) for k, p in params.items()}
         self.v = {k: xp.zeros_like(p) for k, p in params.items()}
         self.t = 0
@@ -129,17 +133,25 @@ class Adam:
         step = self.lr / (1 - b1**self.t)
         root_scale = 1 / math.sqrt(1 - b2**self.t)
         for name, p in params.items():
-            if isinstance(grads[name], RowSparse):
-                self._update_rows(p, grads[name], self.m[name], self.v[name], step, root_scale)
+            g = grads[name]
+            if isinstance(g, RowSparse) and self.lazy:
+                self._update_rows(p, g, self.m[name], self.v[name], step, root_scale)
                 continue
-            flat = [a.reshape(-1) for a in (p, grads[name], self.m[name], self.v[name])]
+            sparse = _FlatRows(g) if isinstance(g, RowSparse) else None
+            flat = [a.reshape(-1) for a in (p, self.m[name], self.v[name])]
+            flat_g = None if sparse else g.reshape(-1)
             size = flat[0].size
             chunk = backend.CHUNK if xp is numpy else size  # one chunk on a GPU
 
-            def work(i, slot, flat=flat, chunk=chunk, size=size):
+            def work(i, slot, flat=flat, flat_g=flat_g, sparse=sparse, chunk=chunk, size=size):
                 lo = i * chunk
-                pc, gc, mc, vc = (a[lo : lo + chunk] for a in flat)
+                pc, mc, vc = (a[lo : lo + chunk] for a in flat)
                 t = self._buffer(pc.dtype, slot, min(chunk, size))[: pc.size]
+                if sparse is None:
+                    gc = flat_g[lo : lo + chunk]
+                else:  # the dense gradient's chunk, zero outside the rows present
+                    gc = self._buffer(pc.dtype, -1 - slot, min(chunk, size))[: pc.size]
+                    sparse.fill(gc, lo)
                 mc *= b1  # m = b1 m + (1 - b1) g
                 xp.multiply(gc, 1 - b1, out=t)
                 mc += t
@@ -193,9 +205,29 @@ class Adam:
         return buf
 
 
-def make_optimizer(name: str, params: dict, lr: float):
+class _FlatRows:
+    """A RowSparse gradient seen as its flattened dense form, for filling chunks of it."""
+
+    def __init__(self, g: RowSparse):
+        xp = backend.xp
+        width = g.values.shape[1]
+        # flat positions of the present entries, increasing because the rows are
+        self.index = (g.rows[:, None] * width + xp.arange(width)).reshape(-1)
+        self.values = g.values.reshape(-1)
+
+    def fill(self, out, lo: int) -> None:
+        """out[:] = the dense gradient's flat entries lo .. lo + len(out)."""
+        xp = backend.xp
+        a, b = (int(i) for i in xp.searchsorted(self.index, [lo, lo + out.size]))
+        out[...] = 0
+        out[self.index[a:b] - lo] = self.values[a:b]
+
+
+def make_optimizer(name: str, params: dict, lr: float, lazy: bool = False):
+    """lazy: Adam updates only the rows of RowSparse gradients (SGD and Adagrad always do, which
+    for them is exactly the dense update)."""
     if name == "adam":
-        return Adam(params, lr)
+        return Adam(params, lr, lazy=lazy)
     if name == "sgd":
         return SGD(params, lr)
     if name == "adagrad":

@@ -21,7 +21,7 @@ from . import backend
 from .batching import iter_batches, make_streams, n_batches, split_tail
 from .errors import ConfigError, RnngenError
 from .evaluate import evaluate, perplexity, unigram_eval
-from .layers import RowSparse
+from .layers import RowSparse, Workspace
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
 from .optim import DEFAULT_LR, OPTIMIZERS, clip_grad_norm, make_optimizer
 
@@ -52,9 +52,9 @@ class TrainConfig:
     # more are faster but restart the state mid-text, which a tanh RNN can handle badly.
     val_streams: int = 1
     log_every: int = 10  # steps between Progress events
-    # Update only the embedding rows of each batch's tokens (see optim.py). None: where that is
-    # the exact dense update (sgd, adagrad), and with the class softmax, whose point is speed on
-    # large vocabularies, also for Adam (there as lazy Adam). Off with tied weights.
+    # Update only the embedding rows of each batch's tokens: Adam becomes lazy Adam (optim.py);
+    # for sgd and adagrad it changes nothing (their dense update leaves those rows alone anyway).
+    # None: with the class softmax, whose point is speed on large vocabularies. Off when tied.
     sparse_embedding: bool | None = None
 
     def __post_init__(self):
@@ -80,12 +80,13 @@ class TrainConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
 
     def sparse_embedding_for(self, model: ModelConfig) -> bool:
-        """Whether training `model` updates only the embedding rows a batch uses."""
+        """Whether training `model` updates only the embedding rows a batch uses (for Adam:
+        lazily); the gradient itself always holds only those rows, unless weights are tied."""
         if model.tie_weights:  # the output layer's gradient reaches every row
             return False
         if self.sparse_embedding is not None:
             return self.sparse_embedding
-        return self.optimizer != "adam" or model.softmax == "class"
+        return model.softmax == "class"
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,12 @@ def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int
     """The state before the first step: parameters initialised from the seed."""
     rng = np.random.default_rng(cfg.seed)
     params = init_params(model_cfg, rng, DTYPES[cfg.dtype])
-    optimizer = make_optimizer(cfg.optimizer, params, cfg.learning_rate(model_cfg.cell))
+    optimizer = make_optimizer(
+        cfg.optimizer,
+        params,
+        cfg.learning_rate(model_cfg.cell),
+        cfg.sparse_embedding_for(model_cfg),
+    )
     history = {
         "train": {**asdict(cfg), "lr": optimizer.lr},
         "train_tokens": int(n_train),
@@ -228,7 +234,7 @@ def train(
     val_streams = min(cfg.val_streams, max(1, len(val_ids) // 2))
     st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
     history = st.history
-    sparse_embedding = cfg.sparse_embedding_for(model_cfg)
+    workspace = Workspace()  # the gradients are applied before the next step reuses it
     ranks = 1
     if comm is not None:
         ranks = comm.size
@@ -281,7 +287,7 @@ def train(
         for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
             rng = st.rng if comm is None else comm.dropout_rng(cfg.seed, epoch, st.step)
             x, y = xp.asarray(inputs), xp.asarray(targets)
-            result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, sparse_embedding)
+            result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, True, workspace)
             loss = result.loss
             if comm is not None:
                 average_grads(comm, result.grads)

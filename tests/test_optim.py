@@ -137,7 +137,7 @@ def test_sparse_rows_give_exactly_the_dense_update(rng, cls):
 def test_lazy_adam_updates_only_present_rows(rng):
     params, grads = _row_sparse_case(rng)
     dense_params = {k: v.copy() for k, v in params.items()}
-    lazy, dense = Adam(params, 0.01), Adam(dense_params, 0.01)
+    lazy, dense = Adam(params, 0.01, lazy=True), Adam(dense_params, 0.01)
     # step 1: the moments start at zero, so absent rows do not move in either form
     lazy.update(params, _copy(grads))
     dense.update(dense_params, _dense(grads))
@@ -191,20 +191,59 @@ def test_sparse_embedding_gradient_is_the_dense_one(rng, tie):
     assert np.array_equal(g.dense(), dense)
 
 
-def test_training_with_sgd_is_the_same_sparse_or_dense():
-    """The training loop the CLI calls: sparse embedding updates change nothing for SGD, and
-    lazy Adam changes the result (so the switch really reaches the optimiser)."""
+@pytest.mark.parametrize("width", [6, 1000])  # 1000: rows straddle the chunk boundaries
+def test_dense_adam_on_row_sparse_gradients_is_exactly_dense_adam(rng, width):
+    """Non-lazy Adam expands a RowSparse gradient chunk by chunk: bit for bit the update of the
+    dense gradient, absent rows moved by their momentum included, over several steps."""
+    V = 2 * backend.CHUNK // width + 7  # more than one chunk
+    params = {"embed": rng.normal(size=(V, width))}
+    dense_params = {"embed": params["embed"].copy()}
+    sparse_opt, dense_opt = Adam(params, 0.01), Adam(dense_params, 0.01)
+    for _ in range(3):
+        rows = np.sort(rng.choice(V, size=V // 3, replace=False))
+        g = RowSparse(rows, rng.normal(size=(len(rows), width)), (V, width))
+        sparse_opt.update(params, {"embed": g})
+        dense_opt.update(dense_params, {"embed": g.dense()})
+    assert np.array_equal(params["embed"], dense_params["embed"])
+    assert np.array_equal(sparse_opt.m["embed"], dense_opt.m["embed"])
+
+
+def test_training_with_sparse_embedding_rows():
+    """The training loop the CLI calls: for SGD updating only the batch's rows changes nothing;
+    for Adam it is lazy Adam, so the result differs (the switch really reaches the optimiser)."""
     ids = np.random.default_rng(3).integers(0, 50, size=3000)
     cfg = M.ModelConfig(vocab_size=50, embed=8, hidden=8, dropout=0.0)
 
     def run(optimizer, sparse):
         tc = TrainConfig(epochs=1, batch_size=4, seq_len=8, optimizer=optimizer,
-                         sparse_embedding=sparse)  # fmt: skip
+                         sparse_embedding=sparse, dtype="float64")  # fmt: skip
         return train(ids, cfg, tc).params
 
     sgd_sparse, sgd_dense = run("sgd", True), run("sgd", False)
     for k in sgd_dense:
         assert np.array_equal(sgd_sparse[k], sgd_dense[k]), k
-    assert not np.array_equal(run("adam", True)["embed"], run("adam", False)["embed"])
-    assert TrainConfig().sparse_embedding_for(cfg) is False  # adam, full softmax: dense
-    assert TrainConfig(optimizer="sgd").sparse_embedding_for(cfg) is True
+    assert not np.allclose(run("adam", True)["embed"], run("adam", False)["embed"])
+    assert TrainConfig().sparse_embedding_for(cfg) is False  # full softmax: exact dense Adam
+    class_cfg = M.ModelConfig(50, embed=8, hidden=8, softmax="class", class_bounds=(0, 9, 50))
+    assert TrainConfig().sparse_embedding_for(class_cfg) is True
+
+
+def test_training_loop_matches_a_plain_dense_loop():
+    """train() (row-sparse embedding gradient, workspace buffers) against a plain loop over
+    loss_and_grads with dense gradients, clipping and Adam: the same parameters."""
+    from rnngen.batching import iter_batches, make_streams
+
+    ids = np.random.default_rng(4).integers(0, 40, size=2000)
+    cfg = M.ModelConfig(vocab_size=40, embed=6, hidden=7, dropout=0.0)
+    tc = TrainConfig(epochs=1, batch_size=4, seq_len=6, dtype="float64", val_frac=0.0, clip=0.5)
+    trained = train(ids, cfg, tc).state.params
+    params = M.init_params(cfg, np.random.default_rng(tc.seed), np.float64)
+    opt = Adam(params, tc.learning_rate(cfg.cell))
+    state = M.init_state(cfg, tc.batch_size, np.float64)
+    for x, y in iter_batches(make_streams(ids, tc.batch_size), tc.seq_len):
+        r = M.loss_and_grads(params, cfg, x, y, state)
+        clip_grad_norm(r.grads, tc.clip)
+        opt.update(params, r.grads)
+        state = r.state
+    for k in params:
+        np.testing.assert_allclose(trained[k], params[k], rtol=1e-9, atol=1e-12, err_msg=k)
