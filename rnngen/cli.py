@@ -309,9 +309,8 @@ def train_command(
         bool | None,
         typer.Option(
             "--sparse-embedding/--dense-embedding",
-            help="Update only the embedding rows of each batch's words (default: with sgd and "
-            "adagrad, where it changes nothing but speed, and with --softmax class, where Adam "
-            "becomes lazy Adam).",
+            help="Update only the embedding rows of each batch's words: lazy Adam (sgd and "
+            "adagrad do so anyway). Default: on with --softmax class.",
         ),
     ] = None,
     val_frac: Annotated[
