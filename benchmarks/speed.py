@@ -1,6 +1,6 @@
 """Speed of rnngen against the PyTorch reference, same configuration and thread count.
 
-    python benchmarks/speed.py [--configs a,b,c,c-class] [--rounds 5] [--threads 2]
+    python benchmarks/speed.py [--configs a,b,c,c-class,c-class-lazy] [--rounds 5] [--threads 2]
     python benchmarks/speed.py --class-quality [--epochs 2]     # class vs full softmax perplexity
 
 For each configuration both implementations train on the same batches from the same initial
@@ -16,10 +16,8 @@ ratio over the full-softmax configurations. Configurations (dropout off):
     a        rnn 1x256, embedding 256, V 10,000, batch 32, 35 steps
     b        lstm 2x200, embedding 200, V 10,000, batch 20, 20 steps
     c        rnn 1x512, embedding 512, V 33,278, batch 32, 35 steps, full softmax
-    c-class  the same with the class-factorised softmax (rnngen only; PyTorch has none), trained
-             as `rnngen train --softmax class` does: lazy Adam on the batch's embedding rows
-    c-class-dense  c-class with dense Adam on the whole embedding (--dense-embedding), to show
-             what the class factorisation alone gives
+    c-class  the same with the class-factorised softmax (rnngen only; PyTorch has none)
+    c-class-lazy  c-class with lazy Adam on the batch's embedding rows (--sparse-embedding)
 
 The token ids are drawn from a Zipf distribution over the vocabulary (id order = frequency order,
 as in an rnngen vocabulary), which matters for the class softmax, whose cost follows the classes
@@ -46,8 +44,8 @@ CONFIGS = {
     "c": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35),
     "c-class": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
                     softmax="class"),
-    "c-class-dense": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
-                          softmax="class", sparse_embedding=False),
+    "c-class-lazy": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
+                         softmax="class", sparse_embedding=True),
 }  # fmt: skip
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -116,9 +114,9 @@ class RnngenRunner:
     def __init__(self, cfg, spec):
         self.cfg, self.spec = cfg, spec
         self.params = M.init_params(cfg, np.random.default_rng(0), np.float32)
-        # as `rnngen train` does: a row-sparse embedding gradient, and Adam lazy on its rows
-        # with the class softmax only (exactly dense otherwise)
-        chosen = TrainConfig(sparse_embedding=spec.get("sparse_embedding"))
+        # as `rnngen train` does: a row-sparse embedding gradient, Adam exactly dense on it
+        # unless asked to be lazy (--sparse-embedding)
+        chosen = TrainConfig(sparse_embedding=spec.get("sparse_embedding", False))
         self.opt = Adam(self.params, 1e-3, lazy=chosen.sparse_embedding_for(cfg))
         self.state = M.init_state(cfg, spec["batch"])
         self.workspace = Workspace()
@@ -299,7 +297,8 @@ def bench(name: str, rounds: int, steps: int, peak: float, log) -> dict:
 
 def class_quality(epochs: int, log) -> None:
     """rnngen's 1x256 rnn on War and Peace (the quality benchmark's split and vocabulary) with the
-    full and with the class softmax: test perplexity and training speed of each."""
+    full softmax, the class softmax, and the class softmax with lazy Adam on the embedding:
+    test perplexity (and its ratio to the full softmax's) and training speed of each."""
     from rnngen.corpus import read_text
     from rnngen.evaluate import evaluate
     from rnngen.tokenize import TokenizerConfig, tokenize
@@ -313,29 +312,29 @@ def class_quality(epochs: int, log) -> None:
     vocab = build_vocab(tokens[:a], TokenizerConfig().specials, max_size=10_000)
     train_ids, val_ids, test_ids = (vocab.encode(p) for p in (tokens[:a], tokens[a:b], tokens[b:]))
     rows = []
-    for softmax in ("full", "class"):
+    for name, softmax, lazy in (("full", "full", False), ("class", "class", False),
+                                ("class, lazy Adam", "class", True)):  # fmt: skip
         bounds = make_class_bounds(vocab.counts) if softmax == "class" else ()
         cfg = M.ModelConfig(len(vocab), embed=256, hidden=256, dropout=0.0, softmax=softmax,
                             class_bounds=bounds)  # fmt: skip
-        tc = TrainConfig(epochs=epochs, batch_size=20, seq_len=20, patience=0)
+        tc = TrainConfig(epochs=epochs, batch_size=20, seq_len=20, patience=0,
+                         sparse_embedding=lazy)  # fmt: skip
         began = time.perf_counter()
         result = train(train_ids, cfg, tc, val_ids=val_ids)
         seconds = time.perf_counter() - began
         ppl = evaluate(result.params, cfg, test_ids).perplexity
-        rows.append((softmax, ppl, seconds, result.history["tokens_per_second"]))
-        log(f"  {softmax}: test ppl {ppl:.2f}, {seconds:.0f} s")
-    print("| softmax | epochs | test perplexity | train tokens/s | wall s |")
-    print("|---|---:|---:|---:|---:|")
-    for softmax, ppl, seconds, tps in rows:
-        print(f"| {softmax} | {epochs} | {ppl:.2f} | {tps:,.0f} | {seconds:.0f} |")
-    full, cls = rows
-    print(f"\nclass/full: test perplexity {cls[1] / full[1]:.3f}, ", end="")
-    print(f"training speed {cls[3] / full[3]:.2f}x")
+        rows.append((name, ppl, seconds, result.history["tokens_per_second"]))
+        log(f"  {name}: test ppl {ppl:.2f}, {seconds:.0f} s")
+    print("| softmax | epochs | test perplexity | vs full | train tokens/s | wall s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, ppl, seconds, tps in rows:
+        print(f"| {name} | {epochs} | {ppl:.2f} | {ppl / rows[0][1]:.3f} | {tps:,.0f} | "
+              f"{seconds:.0f} |")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="a,b,c,c-class,c-class-dense")
+    parser.add_argument("--configs", default="a,b,c,c-class,c-class-lazy")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3, help="training steps per round")
     parser.add_argument("--threads", type=int, default=2)
@@ -396,8 +395,8 @@ def main() -> None:
     if "c" in found:
         print()
         for name, how in (
-            ("c-class", "lazy Adam on the embedding, as `rnngen train --softmax class`"),
-            ("c-class-dense", "dense Adam everywhere"),
+            ("c-class", "Adam, as `rnngen train --softmax class`"),
+            ("c-class-lazy", "lazy Adam on the embedding, --sparse-embedding"),
         ):
             if name in found:
                 print(f"class softmax on c ({how}): {found[name] / found['c']:.1f}x the full "

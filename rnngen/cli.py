@@ -306,13 +306,13 @@ def train_command(
     ] = TrainConfig.patience,
     clip: Annotated[float, typer.Option(help="Maximum gradient norm (0: off).")] = TrainConfig.clip,
     sparse_embedding: Annotated[
-        bool | None,
+        bool,
         typer.Option(
             "--sparse-embedding/--dense-embedding",
-            help="Update only the embedding rows of each batch's words: lazy Adam (sgd and "
-            "adagrad do so anyway). Default: on with --softmax class.",
+            help="Update only the embedding rows of each batch's words: lazy Adam, faster on "
+            "large vocabularies, a different optimiser (sgd and adagrad do so anyway).",
         ),
-    ] = None,
+    ] = TrainConfig.sparse_embedding,
     val_frac: Annotated[
         float, typer.Option(help="Share of the text, from its end, held out for validation.")
     ] = TrainConfig.val_frac,

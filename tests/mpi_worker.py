@@ -5,7 +5,7 @@
     python tests/mpi_worker.py fail-on-rank-1 BOOK.txt
 
 `train` trains a small float64 model data-parallel on fixed ids and rank 0 saves its final
-parameters to OUT.npz (`train-class`: with the class softmax, so lazy Adam on the row-sparse
+parameters to OUT.npz (`train-class`: with the class softmax and lazy Adam on the row-sparse
 embedding gradients); with CHECKPOINT it writes a checkpoint there at the end, and with RESUME
 (any value) it first resumes from that checkpoint. `fail-on-rank-1` runs the CLI on every rank
 with rank 1's training broken, to show the job ends instead of hanging.
@@ -35,9 +35,9 @@ def model_config(dropout: float, softmax: str = "full") -> ModelConfig:
                        softmax=softmax, class_bounds=bounds)  # fmt: skip
 
 
-def train_config(epochs: int) -> TrainConfig:
+def train_config(epochs: int, lazy: bool = False) -> TrainConfig:
     return TrainConfig(epochs=epochs, batch_size=4, seq_len=10, dtype="float64", patience=0,
-                       lr_decay=2.0, seed=3)  # fmt: skip
+                       lr_decay=2.0, seed=3, sparse_embedding=lazy)  # fmt: skip
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
         ckpt_path = sys.argv[4] if len(sys.argv) > 4 else None
         dropout = 0.0 if comm is None or ckpt_path is None else 0.3
         softmax = "class" if mode == "train-class" else "full"
-        mcfg, tcfg = model_config(dropout, softmax), train_config(epochs)
+        mcfg, tcfg = model_config(dropout, softmax), train_config(epochs, softmax == "class")
         resume = None
         if len(sys.argv) > 5:
             ckpt = load_checkpoint(ckpt_path)

@@ -223,9 +223,9 @@ def test_training_with_sparse_embedding_rows():
     for k in sgd_dense:
         assert np.array_equal(sgd_sparse[k], sgd_dense[k]), k
     assert not np.allclose(run("adam", True)["embed"], run("adam", False)["embed"])
-    assert TrainConfig().sparse_embedding_for(cfg) is False  # full softmax: exact dense Adam
-    class_cfg = M.ModelConfig(50, embed=8, hidden=8, softmax="class", class_bounds=(0, 9, 50))
-    assert TrainConfig().sparse_embedding_for(class_cfg) is True
+    assert TrainConfig().sparse_embedding_for(cfg) is False  # by default exactly dense Adam
+    tied = M.ModelConfig(vocab_size=50, embed=8, hidden=8, tie_weights=True)
+    assert TrainConfig(sparse_embedding=True).sparse_embedding_for(tied) is False
 
 
 def test_training_loop_matches_a_plain_dense_loop():
