@@ -13,8 +13,10 @@ import numpy
 xp = numpy
 
 # Elements per chunk for memory-bound elementwise work done chunk by chunk on the CPU (the
-# optimiser updates): 16384 float32 values are 64 KB, so a chunk of each operand stays in cache.
-CHUNK = 16384
+# optimiser updates): 65536 float32 values are 256 KB, so the chunks of all operands stay in the
+# core's caches while fewer, larger NumPy calls cut the per-call overhead. Adam on a 512 x 33278
+# matrix, one thread, here: 44, 40 and 37 ms with chunks of 16384, 32768 and 65536.
+CHUNK = 65536
 
 _pool = None
 
