@@ -218,7 +218,8 @@ class _FlatRows:
     def fill(self, out, lo: int) -> None:
         """out[:] = the dense gradient's flat entries lo .. lo + len(out)."""
         xp = backend.xp
-        a, b = (int(i) for i in xp.searchsorted(self.index, [lo, lo + out.size]))
+        bounds = xp.asarray([lo, lo + out.size], dtype=self.index.dtype)  # CuPy wants an array
+        a, b = (int(i) for i in xp.searchsorted(self.index, bounds))
         out[...] = 0
         out[self.index[a:b] - lo] = self.values[a:b]
 
