@@ -22,7 +22,8 @@ ratio over the full-softmax configurations. Configurations (dropout off):
 The token ids are drawn from a Zipf distribution over the vocabulary (id order = frequency order,
 as in an rnngen vocabulary), which matters for the class softmax, whose cost follows the classes
 of the targets. `--class-quality` instead trains the 1x256 rnn of the quality benchmark on War and
-Peace with the full and the class softmax and compares their test perplexities.
+Peace with the full softmax, the class softmax and the class softmax with lazy Adam, and compares
+their test perplexities.
 """
 
 import argparse
