@@ -15,6 +15,7 @@ place, normalisation folded into the backward products) one class at a time, ove
 sorted by class.
 """
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -50,10 +51,14 @@ def make_class_bounds(counts, n_classes: int | None = None) -> tuple:
     return tuple(int(b) for b in bounds)
 
 
-def word_classes(bounds) -> np.ndarray:
-    """(V,) the class of every id."""
+@functools.lru_cache(maxsize=8)
+def word_classes(bounds: tuple) -> np.ndarray:
+    """(V,) the class of every id (read-only: cached, as every step and every sampled token
+    asks for it)."""
     sizes = np.diff(np.asarray(bounds))
-    return np.repeat(np.arange(len(sizes)), sizes)
+    classes = np.repeat(np.arange(len(sizes)), sizes)
+    classes.flags.writeable = False
+    return classes
 
 
 class ClassSoftmaxCache(NamedTuple):
@@ -80,7 +85,7 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds):
     order = xp.argsort(classes, kind="stable")
     sorted_classes = classes[order]
     hs = h[order]
-    local = targets[order] - xp.asarray(np.asarray(bounds[:-1]))[sorted_classes]
+    local = targets[order] - xp.asarray(bounds[:-1])[sorted_classes]  # id within its class
     present, starts = np.unique(backend.to_numpy(sorted_classes), return_index=True)
     ends = np.append(starts[1:], M)
     spans = list(zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True))

@@ -10,6 +10,13 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 
 
+def write_excerpt(path: Path, chars: int) -> Path:
+    """Write the first `chars` characters of the bundled corpus to path, as UTF-8; return path."""
+    text = (REPO / "corpora" / "peter_pan.txt").read_text(encoding="utf-8")[:chars]
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

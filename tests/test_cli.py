@@ -17,10 +17,10 @@ TINY = ["--epochs", "2", "--hidden", "16", "--embed", "8", "--batch-size", "4", 
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    from conftest import REPO
+    from conftest import write_excerpt
 
     path = tmp_path_factory.mktemp("data") / "book.txt"
-    path.write_text((REPO / "corpora" / "peter_pan.txt").read_text()[:6000], encoding="utf-8")
+    write_excerpt(path, 6000)
     return path
 
 

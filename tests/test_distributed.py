@@ -41,10 +41,10 @@ def test_two_processes_equal_one(tmp_path, mode):
 
 
 def test_failure_on_one_rank_ends_the_job(tmp_path):
-    from conftest import REPO
+    from conftest import write_excerpt
 
     book = tmp_path / "book.txt"
-    book.write_text((REPO / "corpora" / "peter_pan.txt").read_text()[:8000])
+    write_excerpt(book, 8000)
     began = time.monotonic()
     proc = subprocess.run(
         [MPIEXEC, "-n", "2", sys.executable, WORKER, "fail-on-rank-1", str(book)],

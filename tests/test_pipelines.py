@@ -43,10 +43,10 @@ def rnngen_cmd(*args) -> list:
 
 @pytest.fixture(scope="module")
 def text_file(tmp_path_factory):
-    from conftest import REPO
+    from conftest import write_excerpt
 
     path = tmp_path_factory.mktemp("pipes") / "book.txt"
-    path.write_text((REPO / "corpora" / "peter_pan.txt").read_text()[:8000], encoding="utf-8")
+    write_excerpt(path, 8000)
     return path
 
 

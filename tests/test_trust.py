@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, write_excerpt
 from typer.testing import CliRunner
 
 from rnngen import api
@@ -25,7 +25,7 @@ SMALL = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     path = tmp_path_factory.mktemp("trust") / "book.txt"
-    path.write_text((REPO / "corpora" / "peter_pan.txt").read_text()[:8000], encoding="utf-8")
+    write_excerpt(path, 8000)
     return path
 
 
