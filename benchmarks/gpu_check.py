@@ -27,7 +27,7 @@ from rnngen import backend  # noqa: E402
 from rnngen import model as M  # noqa: E402
 from rnngen.class_softmax import make_class_bounds  # noqa: E402
 from rnngen.errors import MissingExtraError  # noqa: E402
-from rnngen.optim import Adam, clip_grad_norm  # noqa: E402
+from rnngen.optim import Adam, clip_and_update  # noqa: E402
 from rnngen.train import TrainConfig, train  # noqa: E402
 
 TOL = 1e-4
@@ -102,8 +102,7 @@ def speed(name: str, steps: int) -> float:
         for x, y in batches(spec, steps + 3):
             start = time.perf_counter()
             r = M.loss_and_grads(params, cfg, xp.asarray(x), xp.asarray(y), state)
-            clip_grad_norm(r.grads, 1.0)
-            opt.update(params, r.grads)
+            clip_and_update(opt, params, r.grads, 1.0)
             state = r.state
             xp.cuda.Device().synchronize()
             times.append(time.perf_counter() - start)

@@ -100,9 +100,12 @@ def git_revision() -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # Same thread count for NumPy's BLAS as for PyTorch; must be set before NumPy loads.
+    # Same thread count for NumPy's BLAS as for PyTorch; must be set before NumPy loads, and so
+    # must rnngen be imported (its OpenBLAS setting, see rnngen/__init__.py).
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
+    import rnngen  # noqa: F401
+
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 

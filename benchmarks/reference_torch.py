@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rnngen.batching import iter_batches, make_streams, n_batches  # noqa: E402
 from rnngen.layers import Workspace  # noqa: E402
 from rnngen.model import ModelConfig, init_params, init_state, loss_and_grads  # noqa: E402
-from rnngen.optim import clip_grad_norm, make_optimizer  # noqa: E402
+from rnngen.optim import clip_and_update, make_optimizer  # noqa: E402
 from rnngen.train import TrainConfig  # noqa: E402
 
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -416,8 +416,7 @@ def check_same_training(
             worst = 0.0
             for inputs, targets in iter_batches(streams, T):
                 res = loss_and_grads(params, cfg, inputs, targets, state_np, None, True, workspace)
-                clip_grad_norm(res.grads, 1.0)
-                opt_np.update(params, res.grads)
+                clip_and_update(opt_np, params, res.grads, 1.0)
                 state_np = res.state
                 opt_t.zero_grad()
                 logits, state_t = model(torch.from_numpy(inputs.astype(np.int64)), state_t)

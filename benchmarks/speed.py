@@ -52,12 +52,15 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def _threads_first(argv) -> int:
-    """BLAS reads its thread count when numpy loads, so it is set before any import of numpy."""
+    """BLAS reads its thread count when NumPy loads, so it is set before any import of NumPy, and
+    so is rnngen imported (its OpenBLAS setting, see rnngen/__init__.py)."""
     threads = 2
     if "--threads" in argv:
         threads = int(argv[argv.index("--threads") + 1])
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    import rnngen  # noqa: F401
+
     return threads
 
 
@@ -69,7 +72,7 @@ from rnngen import model as M  # noqa: E402
 from rnngen.class_softmax import make_class_bounds, word_classes  # noqa: E402
 from rnngen.generate import generate  # noqa: E402
 from rnngen.layers import Workspace  # noqa: E402
-from rnngen.optim import Adam, clip_grad_norm  # noqa: E402
+from rnngen.optim import Adam, clip_and_update  # noqa: E402
 from rnngen.train import TrainConfig  # noqa: E402
 
 
@@ -124,8 +127,7 @@ class RnngenRunner:
 
     def train_step(self, x, y):
         r = M.loss_and_grads(self.params, self.cfg, x, y, self.state, None, True, self.workspace)
-        clip_grad_norm(r.grads, 1.0)
-        self.opt.update(self.params, r.grads)
+        clip_and_update(self.opt, self.params, r.grads, 1.0)
         self.state = r.state
 
     def eval_step(self, x, y):

@@ -39,17 +39,48 @@ DEFAULT_LR = {
 }
 
 
-def clip_grad_norm(grads: dict, max_norm: float) -> float:
-    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm
-    before clipping. max_norm <= 0 turns clipping off."""
+def grad_norm(grads: dict) -> float:
+    """The global L2 norm of all gradients together (a RowSparse counts its rows)."""
     xp = backend.xp
     arrays = [g.values if isinstance(g, RowSparse) else g for g in grads.values()]
-    norm = math.sqrt(sum(float(xp.vdot(a, a)) for a in arrays))  # one pass, no temporary
-    if max_norm > 0 and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
-        for a in arrays:
+    return math.sqrt(sum(float(xp.vdot(a, a)) for a in arrays))  # one pass, no temporary
+
+
+def clip_scale(norm: float, max_norm: float) -> float:
+    """The factor that brings a gradient of this norm down to max_norm (1 if it is within it, or
+    if max_norm <= 0, which turns clipping off)."""
+    return max_norm / (norm + 1e-6) if max_norm > 0 and norm > max_norm else 1.0
+
+
+def clip_grad_norm(grads: dict, max_norm: float) -> float:
+    """Scale all gradients in place so their global norm is at most max_norm; return the norm
+    before clipping. The training loop passes clip_scale(...) to the optimiser's update instead,
+    which folds it into the pass the update makes anyway."""
+    norm = grad_norm(grads)
+    scale = clip_scale(norm, max_norm)
+    if scale != 1.0:
+        for g in grads.values():
+            a = g.values if isinstance(g, RowSparse) else g
             a *= scale
     return norm
+
+
+def clip_and_update(optimizer, params: dict, grads: dict, max_norm: float) -> float:
+    """A training step's update: clip the gradients to a global norm of max_norm and apply them,
+    the clipping folded into the optimiser's pass over the parameters instead of a pass of its
+    own over the gradients. Returns the norm before clipping."""
+    norm = grad_norm(grads)
+    optimizer.update(params, grads, clip_scale(norm, max_norm))
+    return norm
+
+
+def _scale_rows(grads: dict, scale: float) -> None:
+    """Scale the (small) rows of every RowSparse gradient in place."""
+    if scale != 1.0:
+        for g in grads.values():
+            if isinstance(g, RowSparse):
+                values = g.values
+                values *= scale
 
 
 class SGD:
@@ -58,15 +89,17 @@ class SGD:
     def __init__(self, params: dict, lr: float):
         self.lr = lr
 
-    def update(self, params: dict, grads: dict) -> None:
+    def update(self, params: dict, grads: dict, scale: float = 1.0) -> None:
+        """One step on the gradient scale * grads (scale: the clipping factor). Consumes grads."""
+        rate = self.lr * scale
         for name, p in params.items():
             g = grads[name]
             if isinstance(g, RowSparse):
                 values = g.values
-                values *= self.lr
+                values *= rate
                 p[g.rows] -= values
                 continue
-            g *= self.lr  # in place: the gradient is not used again
+            g *= rate  # in place: the gradient is not used again
             p -= g
 
     def state(self):
@@ -83,8 +116,10 @@ class Adagrad:
         self.lr, self.eps = lr, eps
         self.sum_sq = {k: backend.xp.zeros_like(p) for k, p in params.items()}
 
-    def update(self, params: dict, grads: dict) -> None:
+    def update(self, params: dict, grads: dict, scale: float = 1.0) -> None:
+        """One step on the gradient scale * grads (scale: the clipping factor). Consumes grads."""
         xp = backend.xp
+        _scale_rows(grads, scale)
         for name, p in params.items():
             g, s = grads[name], self.sum_sq[name]
             if isinstance(g, RowSparse):
@@ -93,6 +128,8 @@ class Adagrad:
                 s[rows] = s_rows
                 p[rows] -= self.lr * g / (xp.sqrt(s_rows) + self.eps)
                 continue
+            if scale != 1.0:
+                g *= scale
             s += g * g
             p -= self.lr * g / (xp.sqrt(s) + self.eps)
 
@@ -111,9 +148,14 @@ class Adam:
     The update is memory-bound (a dozen elementwise passes over every parameter), so on the CPU
     it runs over cache-sized chunks, spread over the cores: each chunk of p, g, m and v is read
     from memory once and all the arithmetic happens in cache, which more than halves its time for
-    large embedding and output matrices. Results are the same for any chunking or thread count.
-    A RowSparse gradient is expanded chunk by chunk in cache, so the dense update needs no dense
-    gradient in memory; with lazy=True only its rows are updated instead.
+    large embedding and output matrices. The clipping factor is applied in the same pass. Results
+    are the same for any chunking or thread count.
+
+    A RowSparse gradient (the embedding's) gets exactly the dense update without a dense gradient:
+    every row's moments decay and every row moves by its momentum, in a pass that reads no
+    gradient, and the rows present are then updated from their saved values with the full
+    formulas, the same operations the dense pass would apply. With lazy=True only the rows present
+    are updated instead.
     """
 
     def __init__(self, params: dict, lr: float, beta1=0.9, beta2=0.999, eps=1e-8, lazy=False):
@@ -123,71 +165,89 @@ class Adam:
         self.m = {k: xp.zeros_like(p) for k, p in params.items()}
         self.v = {k: xp.zeros_like(p) for k, p in params.items()}
         self.t = 0
-        self._scratch = {}  # (dtype, thread slot) -> a reusable chunk-sized buffer
+        self._scratch = {}  # (dtype, thread slot or name) -> a reusable buffer
         self.workers = None  # threads for the chunks (None: one per core)
 
-    def update(self, params: dict, grads: dict) -> None:
-        xp = backend.xp
+    def update(self, params: dict, grads: dict, scale: float = 1.0) -> None:
+        """One step on the gradient scale * grads (scale: the clipping factor). RowSparse
+        gradients are scaled in place; dense ones are left as they are."""
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
         # p -= lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t):
         # Kingma and Ba's Algorithm 1 (and PyTorch's), folded into two scalars.
-        step = self.lr / (1 - b1**self.t)
-        root_scale = 1 / math.sqrt(1 - b2**self.t)
+        step = self.lr / (1 - self.beta1**self.t)
+        root_scale = 1 / math.sqrt(1 - self.beta2**self.t)
+        _scale_rows(grads, scale)
+        xp = backend.xp
         for name, p in params.items():
-            g = grads[name]
-            if isinstance(g, RowSparse) and self.lazy:
-                self._update_rows(p, g, self.m[name], self.v[name], step, root_scale)
+            g, m, v = grads[name], self.m[name], self.v[name]
+            if not isinstance(g, RowSparse):
+                self._update_dense(p, g, m, v, step, root_scale, scale)
                 continue
-            sparse = _FlatRows(g) if isinstance(g, RowSparse) else None
-            flat = [a.reshape(-1) for a in (p, self.m[name], self.v[name])]
-            flat_g = None if sparse else g.reshape(-1)
-            size = flat[0].size
-            chunk = backend.CHUNK if xp is numpy else size  # one chunk on a GPU
+            rows, (R, E) = g.rows, g.values.shape
+            # (R, E) copies of the present rows, in buffers kept from step to step (fresh ones
+            # would cost page faults every step)
+            saved = [self._buffer(a.dtype, key, R * E)[: R * E].reshape(R, E) for a, key in
+                     ((p, "p"), (m, "m"), (v, "v"))]  # fmt: skip
+            for a, out in zip((p, m, v), saved, strict=True):
+                xp.take(a, rows, axis=0, out=out)
+            if not self.lazy:  # every row's moments decay and every row moves by its momentum
+                self._update_dense(p, None, m, v, step, root_scale, 1.0)
+            self._update_rows(*saved, g.values, step, root_scale)  # the present rows, redone
+            p[rows], m[rows], v[rows] = saved
 
-            def work(i, slot, flat=flat, flat_g=flat_g, sparse=sparse, chunk=chunk, size=size):
-                lo = i * chunk
-                pc, mc, vc = (a[lo : lo + chunk] for a in flat)
-                t = self._buffer(pc.dtype, slot, min(chunk, size))[: pc.size]
-                if sparse is None:
-                    gc = flat_g[lo : lo + chunk]
-                else:  # the dense gradient's chunk, zero outside the rows present
-                    gc = self._buffer(pc.dtype, -1 - slot, min(chunk, size))[: pc.size]
-                    sparse.fill(gc, lo)
-                mc *= b1  # m = b1 m + (1 - b1) g
+    def _update_dense(self, p, g, m, v, step, root_scale, scale) -> None:
+        """The update of whole arrays chunk by chunk; g None: a zero gradient."""
+        xp = backend.xp
+        b1, b2 = self.beta1, self.beta2
+        flat = [a.reshape(-1) for a in (p, m, v)]
+        flat_g = None if g is None else g.reshape(-1)
+        size = flat[0].size
+        chunk = backend.CHUNK if xp is numpy else size  # one chunk on a GPU
+
+        def work(i, slot):
+            lo = i * chunk
+            pc, mc, vc = (a[lo : lo + chunk] for a in flat)
+            t = self._buffer(pc.dtype, slot, min(chunk, size))[: pc.size]
+            mc *= b1  # m = b1 m + (1 - b1) g
+            vc *= b2  # v = b2 v + (1 - b2) g^2
+            if flat_g is not None:
+                gc = flat_g[lo : lo + chunk]
+                if scale != 1.0:  # clipping, as scaling the gradient in memory first would
+                    scaled = self._buffer(pc.dtype, -1 - slot, t.size)[: t.size]
+                    gc = xp.multiply(gc, scale, out=scaled)
                 xp.multiply(gc, 1 - b1, out=t)
                 mc += t
-                vc *= b2  # v = b2 v + (1 - b2) g^2
                 xp.multiply(gc, gc, out=t)
                 t *= 1 - b2
                 vc += t
-                xp.sqrt(vc, out=t)  # p -= step m / (sqrt(v) root_scale + eps)
-                t *= root_scale
-                t += self.eps
-                xp.divide(mc, t, out=t)
-                t *= step
-                pc -= t
+            xp.sqrt(vc, out=t)  # p -= step m / (sqrt(v) root_scale + eps)
+            t *= root_scale
+            t += self.eps
+            xp.divide(mc, t, out=t)
+            t *= step
+            pc -= t
 
-            backend.run_chunked(work, -(-size // chunk), self.workers)
+        backend.run_chunked(work, -(-size // chunk), self.workers)
 
-    def _update_rows(self, p, g, m, v, step, root_scale) -> None:
-        """The lazy update of a RowSparse gradient's rows: the dense formulas on those rows only."""
+    def _update_rows(self, p_rows, m_rows, v_rows, g, step, root_scale) -> None:
+        """The full update, in place, of gathered rows (R, E) with their gradient rows g (R, E):
+        the same operations, in the same order, as the dense pass applies to each entry."""
         xp = backend.xp
         b1, b2 = self.beta1, self.beta2
-        rows, g = g.rows, g.values  # (R,), (R, E)
-        m_rows = m[rows]
+        t = self._buffer(g.dtype, "t", g.size)[: g.size].reshape(g.shape)
         m_rows *= b1
-        m_rows += (1 - b1) * g
-        v_rows = v[rows]
         v_rows *= b2
-        v_rows += (1 - b2) * (g * g)
-        m[rows], v[rows] = m_rows, v_rows
-        denom = xp.sqrt(v_rows)
-        denom *= root_scale
-        denom += self.eps
-        xp.divide(m_rows, denom, out=denom)  # the dense update's order of operations
-        denom *= step
-        p[rows] -= denom
+        xp.multiply(g, 1 - b1, out=t)
+        m_rows += t
+        xp.multiply(g, g, out=t)
+        t *= 1 - b2
+        v_rows += t
+        xp.sqrt(v_rows, out=t)
+        t *= root_scale
+        t += self.eps
+        xp.divide(m_rows, t, out=t)
+        t *= step
+        p_rows -= t
 
     def state(self):
         arrays = {f"m.{k}": v for k, v in self.m.items()}
@@ -205,25 +265,6 @@ class Adam:
         if buf is None or buf.size < n:
             buf = self._scratch[(dtype, slot)] = backend.xp.empty(n, dtype)
         return buf
-
-
-class _FlatRows:
-    """A RowSparse gradient seen as its flattened dense form, for filling chunks of it."""
-
-    def __init__(self, g: RowSparse):
-        xp = backend.xp
-        width = g.values.shape[1]
-        # flat positions of the present entries, increasing because the rows are
-        self.index = (g.rows[:, None] * width + xp.arange(width)).reshape(-1)
-        self.values = g.values.reshape(-1)
-
-    def fill(self, out, lo: int) -> None:
-        """out[:] = the dense gradient's flat entries lo .. lo + len(out)."""
-        xp = backend.xp
-        bounds = xp.asarray([lo, lo + out.size], dtype=self.index.dtype)  # CuPy wants an array
-        a, b = (int(i) for i in xp.searchsorted(self.index, bounds))
-        out[...] = 0
-        out[self.index[a:b] - lo] = self.values[a:b]
 
 
 def make_optimizer(name: str, params: dict, lr: float, lazy: bool = False):

@@ -23,7 +23,7 @@ from .errors import ConfigError, RnngenError
 from .evaluate import evaluate, perplexity, unigram_eval
 from .layers import RowSparse, Workspace
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
-from .optim import DEFAULT_LR, OPTIMIZERS, clip_grad_norm, make_optimizer
+from .optim import DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 # Nats per token past which a run has diverged: exp(700) is near float64's limit, and a model that
@@ -294,8 +294,7 @@ def train(
                     f"model so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip "
                     f"(now {cfg.clip:g})"
                 )
-            clip_grad_norm(result.grads, cfg.clip)
-            st.optimizer.update(st.params, result.grads)
+            clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
             st.hidden = result.state
             st.step += 1
             n = inputs.size * ranks

@@ -8,7 +8,15 @@ import pytest
 from rnngen import backend
 from rnngen import model as M
 from rnngen.layers import RowSparse
-from rnngen.optim import SGD, Adagrad, Adam, clip_grad_norm, make_optimizer
+from rnngen.optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    clip_and_update,
+    clip_grad_norm,
+    clip_scale,
+    make_optimizer,
+)
 from rnngen.train import TrainConfig, train
 
 
@@ -245,3 +253,31 @@ def test_training_loop_matches_a_plain_dense_loop(optimizer):
         state = r.state
     for k in params:
         np.testing.assert_allclose(trained[k], params[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adagrad, Adam])
+@pytest.mark.parametrize("max_norm", [0.3, 1e9])  # clipped, and within the limit
+def test_clipping_folded_into_the_update(rng, cls, max_norm):
+    """clip_and_update (the clipping factor applied inside the optimiser's pass) gives what
+    clipping the gradients in memory and then updating gives: bit for bit for Adam, to rounding
+    for SGD and Adagrad (which fold the factor into their own products)."""
+    V, E = 2 * backend.CHUNK // 64 + 5, 64  # the dense pass covers more than one chunk
+    params = {"embed": rng.normal(size=(V, E)), "w": rng.normal(size=(3, backend.CHUNK + 9))}
+    folded = {k: v.copy() for k, v in params.items()}
+    opt, opt_folded = cls(params, 0.05), cls(folded, 0.05)
+    for _ in range(3):
+        rows = np.sort(rng.choice(V, size=V // 4, replace=False))
+        grads = {"embed": RowSparse(rows, rng.normal(size=(len(rows), E)), (V, E)),
+                 "w": rng.normal(size=(3, backend.CHUNK + 9))}  # fmt: skip
+        norm = clip_grad_norm(_copy(grads), max_norm)
+        assert clip_and_update(opt_folded, folded, _copy(grads), max_norm) == norm
+        clipped = _copy(grads)
+        clip_grad_norm(clipped, max_norm)
+        opt.update(params, clipped)
+    for k in params:
+        if cls is Adam:
+            assert np.array_equal(params[k], folded[k]), k
+        else:
+            np.testing.assert_allclose(params[k], folded[k], rtol=1e-13, atol=1e-15, err_msg=k)
+    assert clip_scale(10.0, 1.0) == pytest.approx(0.1) and clip_scale(0.5, 1.0) == 1.0
+    assert clip_scale(10.0, 0.0) == 1.0  # max_norm 0 turns clipping off
