@@ -30,7 +30,7 @@ from .corpus import (
 from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig, count_params
+from .model import ModelConfig, count_params, join_output
 from .storage import (
     MODEL_FORMAT,
     VERSION,
@@ -208,8 +208,7 @@ def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> E
     tokens = tokenize(text, model.tokenizer)
     oov = sum(1 for t in tokens if t not in model.vocab)
     ids = model.vocab.encode(tokens)
-    params = {k: backend.xp.asarray(v) for k, v in model.params.items()}
-    result = evaluate(params, model.config, ids, n_streams, seq_len)
+    result = evaluate(_device_params(model), model.config, ids, n_streams, seq_len)
     return EvalReport(result, oov / max(len(tokens), 1))
 
 
@@ -233,7 +232,8 @@ def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator
 
 
 def _device_params(model: TrainedModel) -> dict:
-    return {k: backend.xp.asarray(v) for k, v in model.params.items()}
+    """The model's parameters on the array module's device, the output layer's joined."""
+    return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
 
 
 def sample_text(

@@ -19,6 +19,8 @@ model treats all cells alike (generation runs `sequence_forward` one step at a t
 
 from typing import NamedTuple
 
+import numpy
+
 from . import backend
 
 CELLS = ("rnn", "lstm", "gru")
@@ -35,11 +37,24 @@ def cell_param_shapes(cell: str, n_in: int, H: int) -> dict:
     return shapes
 
 
-def sigmoid(x):
-    """Numerically stable logistic function (no overflow for large negative x)."""
+def sigmoid(x, out=None):
+    """The logistic function 1 / (1 + exp(-x)), into out (may be x). Where exp(-x) overflows (x
+    below about -88 in float32) the result is 0, within the smallest normal number of the true
+    value; the overflow warning is silenced. Four passes, no temporaries."""
     xp = backend.xp
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    out = xp.negative(x, out=out)
+    with numpy.errstate(over="ignore"):  # NumPy's warning state; other array modules ignore it
+        xp.exp(out, out=out)
+    out += 1
+    return xp.reciprocal(out, out=out)
+
+
+def _recurrent_grad(Wh, da_t, out_T):
+    """The gradient flowing back into h_{t-1}: da_t (N, G) @ Wh.T, computed as Wh @ da_t.T into
+    out_T (H, N) and returned as its (N, H) transposed view. For these small per-step shapes
+    the product in this orientation is faster (here 50 against 90 us for N 20, H 200, G 800)."""
+    backend.xp.matmul(Wh, da_t.T, out=out_T)
+    return out_T.T
 
 
 # --- tanh RNN --------------------------------------------------------------------------------
@@ -102,11 +117,12 @@ def rnn_backward(dh, cache):
     T, N, _ = x.shape
     H = Wh.shape[0]
     da = xp.empty_like(h)  # (T, N, H) gradient w.r.t. each step's pre-activation
-    carry = xp.zeros((N, H), dtype=h.dtype)  # gradient flowing back from step t+1 into h_t
+    carry_T = xp.zeros((H, N), dtype=h.dtype)
+    carry = carry_T.T  # (N, H) gradient flowing back from step t+1 into h_t
     for t in range(T - 1, -1, -1):
         xp.add(dh[t], carry, out=da[t])
         da[t] *= 1 - h[t] ** 2
-        xp.matmul(da[t], Wh.T, out=carry)
+        carry = _recurrent_grad(Wh, da[t], carry_T)
     h_prev = xp.concatenate([h0[None], h[:-1]])  # (T, N, H), the state each step started from
     da_flat = da.reshape(T * N, H)
     dWx = x.reshape(T * N, -1).T @ da_flat
@@ -146,9 +162,9 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
         a = gates[t]
         xp.matmul(h_prev, Wh, out=recurrent)
         a += recurrent
-        a[:, : 2 * H] = sigmoid(a[:, : 2 * H])
+        sigmoid(a[:, : 2 * H], out=a[:, : 2 * H])
         xp.tanh(a[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])
-        a[:, 3 * H :] = sigmoid(a[:, 3 * H :])
+        sigmoid(a[:, 3 * H :], out=a[:, 3 * H :])
         i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         xp.multiply(f, c_prev, out=c[t])
         c[t] += i * g
@@ -166,7 +182,8 @@ def lstm_backward(dh, dc_last, cache):
     T, N, _ = x.shape
     H = Wh.shape[0]
     da = xp.empty_like(gates)  # (T, N, 4H) gradient w.r.t. the gates' pre-activations
-    carry_h = xp.zeros((N, H), dtype=h.dtype)
+    carry_T = xp.zeros((H, N), dtype=h.dtype)
+    carry_h = carry_T.T  # (N, H)
     carry_c = dc_last.copy()
     for t in range(T - 1, -1, -1):
         i, f, g, o = (gates[t, :, k * H : (k + 1) * H] for k in range(4))
@@ -178,7 +195,7 @@ def lstm_backward(dh, dc_last, cache):
         da[t, :, 2 * H : 3 * H] = dc * i * (1 - g**2)
         da[t, :, 3 * H :] = dh_t * tanh_c[t] * o * (1 - o)
         carry_c = dc * f
-        xp.matmul(da[t], Wh.T, out=carry_h)
+        carry_h = _recurrent_grad(Wh, da[t], carry_T)
     h_prev = xp.concatenate([h0[None], h[:-1]])
     da_flat = da.reshape(T * N, 4 * H)
     dWx = x.reshape(T * N, -1).T @ da_flat
@@ -214,7 +231,8 @@ def gru_forward(x, h0, Wx, Wh, b, bhn):
     for t in range(T):
         a = gates[t]
         xp.matmul(h_prev, Wh, out=recurrent)
-        a[:, : 2 * H] = sigmoid(a[:, : 2 * H] + recurrent[:, : 2 * H])
+        a[:, : 2 * H] += recurrent[:, : 2 * H]
+        sigmoid(a[:, : 2 * H], out=a[:, : 2 * H])
         xp.add(recurrent[:, 2 * H :], bhn, out=hn[t])
         r, z = a[:, :H], a[:, H : 2 * H]
         a[:, 2 * H :] += r * hn[t]
@@ -233,6 +251,7 @@ def gru_backward(dh, cache):
     H = Wh.shape[0]
     dx_gates = xp.empty_like(gates)  # (T, N, 3H) w.r.t. the input projection (plus b)
     dh_gates = xp.empty_like(gates)  # (T, N, 3H) w.r.t. the recurrent product (plus bhn)
+    carry_T = xp.empty((H, N), dtype=h.dtype)
     carry = xp.zeros((N, H), dtype=h.dtype)
     for t in range(T - 1, -1, -1):
         r, z, n = (gates[t, :, k * H : (k + 1) * H] for k in range(3))
@@ -246,7 +265,7 @@ def gru_backward(dh, cache):
         dx_gates[t, :, 2 * H :] = dn
         dh_gates[t, :, : 2 * H] = dx_gates[t, :, : 2 * H]
         dh_gates[t, :, 2 * H :] = dn * r
-        carry = dh_t * z + dh_gates[t] @ Wh.T
+        carry = dh_t * z + _recurrent_grad(Wh, dh_gates[t], carry_T)
     h_prev = xp.concatenate([h0[None], h[:-1]])
     dxg = dx_gates.reshape(T * N, 3 * H)
     dhg = dh_gates.reshape(T * N, 3 * H)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import backend
 from .errors import ConfigError
-from .model import ModelConfig
+from .model import ModelConfig, join_output
 from .optim import make_optimizer
 from .storage import (
     VERSION,
@@ -156,7 +156,7 @@ def load_checkpoint(path) -> Checkpoint:
             _expect(reader, "hidden", _is_float, state_shape, "float")
         vocab = _read_vocab(reader, meta, tokenizer)
         device = backend.xp.asarray  # onto the GPU when training runs there
-        params = {k: device(_finite(reader, f"param.{k}")) for k in shapes}
+        params = join_output({k: device(_finite(reader, f"param.{k}")) for k in shapes})
         best = {k: device(_finite(reader, f"best.{k}")) for k in shapes} if has_best else None
         for key, template in opt_templates.items():
             template[...] = _finite(reader, f"opt.{key}")

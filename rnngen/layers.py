@@ -121,10 +121,11 @@ def empty(workspace, name: str, shape: tuple, dtype):
 # The output layer over all M = T*N positions is the bulk of the work: an (M, H) @ (H, V) product
 # and an (M, V) softmax. The pair below fuses the affine layer, the softmax and the cross-entropy so
 # the (M, V) array goes through memory as few times as possible. After the product, one pass over
-# blocks of rows does everything else while a block is in cache (bias, row max, shift, the
-# targets' logits, exp in place, row sum), spread over the CPU cores. The probabilities are never
-# normalised explicitly: 1/rowsum is folded into the (M, H)-sized side of the backward products,
-# and the bias gradient comes out of the weight gradient's product through a column of ones.
+# blocks of rows does everything else while a block is in cache (row max, shift, the targets'
+# logits, exp in place, row sum), spread over the CPU cores. The probabilities are never
+# normalised explicitly: 1/rowsum is folded into the (M, H)-sized side of the backward products.
+# The bias rides on the products through a column of ones: [h 1] @ [W; b] gives the logits when W
+# and b are rows of one array (as the model keeps them), and [h 1]^T @ dlogits gives dW and db.
 
 ROWS_PER_BLOCK = 16  # 16 rows of a 10,000-word vocabulary are 640 KB: they stay in cache
 
@@ -137,15 +138,47 @@ class SoftmaxOutputCache(NamedTuple):
     targets: object  # (M,)
 
 
+def joined_output(W, b):
+    """The (H+1, V) array whose rows 0..H-1 are W (H, V) and whose last row is b (V,), when they
+    are views of one (model.join_output makes them so); else None."""
+    base = W.base
+    H, V = W.shape
+    if (
+        base is None
+        or b.base is not base
+        or base.shape != (H + 1, V)
+        or not base.flags.c_contiguous
+        or W.strides != base.strides
+        or _address(W) != _address(base)
+        or _address(b) != _address(base) + H * base.strides[0]
+    ):
+        return None
+    return base
+
+
+def _address(a) -> int:
+    interface = getattr(a, "__array_interface__", None) or a.__cuda_array_interface__
+    return interface["data"][0]
+
+
 def softmax_output_forward(h, W, b, targets, workspace=None):
     """Affine output layer, softmax and cross-entropy over all positions at once.
 
     h (M, H), W (H, V), b (V,), targets (M,) ids -> summed negative log-likelihood (a float), cache.
+    When W and b are the rows of one (H+1, V) array (see joined_output) the bias comes out of the
+    product, [h 1] @ [W; b], instead of a pass of its own over the (M, V) logits.
     """
     xp = backend.xp
-    M = h.shape[0]
+    M, H = h.shape
     E = empty(workspace, "out.logits", (M, W.shape[1]), h.dtype)
-    xp.matmul(h, W, out=E)  # (M, V) logits, then exponentiated in place
+    Wb = joined_output(W, b)
+    if Wb is not None:
+        h_one = empty(workspace, "out.h_one", (M, H + 1), h.dtype)
+        h_one[:, :H] = h
+        h_one[:, H] = 1
+        xp.matmul(h_one, Wb, out=E)  # (M, V) logits, then exponentiated in place
+    else:
+        xp.matmul(h, W, out=E)
     s = xp.empty(M, dtype=E.dtype)
     picked = xp.empty(M, dtype=E.dtype)  # the targets' shifted logits
     rows = ROWS_PER_BLOCK if xp is numpy else M  # one block on a GPU
@@ -153,7 +186,8 @@ def softmax_output_forward(h, W, b, targets, workspace=None):
     def block(i, slot):
         lo, hi = i * rows, min((i + 1) * rows, M)
         logits = E[lo:hi]
-        logits += b
+        if Wb is None:
+            logits += b
         logits -= logits.max(axis=1, keepdims=True)  # exp never overflows
         picked[lo:hi] = logits[xp.arange(hi - lo), targets[lo:hi]]
         xp.exp(logits, out=logits)

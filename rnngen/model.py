@@ -29,6 +29,7 @@ from .layers import (
     dropout_forward,
     embedding_backward,
     embedding_forward,
+    joined_output,
     softmax_output_backward,
     softmax_output_forward,
 )
@@ -125,6 +126,21 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
         else:
             values = rng.uniform(-bound, bound, size=shape)
         params[name] = backend.xp.asarray(values, dtype=dtype)
+    return join_output(params)
+
+
+def join_output(params: dict) -> dict:
+    """Make out.W (H, V) and out.b (V,) the rows of one (H+1, V) array, values unchanged, so the
+    full softmax gets the bias out of its product (layers.joined_output); returns params. Updates
+    in place keep them joined; arrays bound afresh (a loaded model) are joined again by this."""
+    if "out.W" not in params:  # tied weights: W is the embedding's transpose
+        return params
+    W, b = params["out.W"], params["out.b"]
+    if joined_output(W, b) is None:
+        H = W.shape[0]
+        Wb = backend.xp.empty((H + 1, W.shape[1]), dtype=W.dtype)
+        Wb[:H], Wb[H] = W, b
+        params["out.W"], params["out.b"] = Wb[:H], Wb[H]
     return params
 
 

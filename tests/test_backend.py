@@ -109,3 +109,24 @@ def test_core_runs_on_the_stand_in(stand_in, cfg):
     assert evaluate(result.params, cfg, ids[:100]).perplexity > 1
     out = list(generate(result.params, cfg, [1, 2], 5, np.random.default_rng(0)))
     assert len(out) == 5 and all(0 <= i < 30 for i in out)
+
+
+def test_openblas_workers_are_told_to_sleep_when_rnngen_loads_first():
+    """rnngen shortens OpenBLAS's idle spin when it is imported before NumPy (as the command line
+    is), keeps a value the user set, and cannot change anything once NumPy has loaded."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+
+    def timeout_seen(code, **extra):
+        code += "; import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+        run = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True
+        )
+        return run.stdout.strip()
+
+    assert timeout_seen("import rnngen") == "20"
+    assert timeout_seen("import rnngen", OPENBLAS_THREAD_TIMEOUT="25") == "25"
+    assert timeout_seen("import numpy, rnngen") == "None"

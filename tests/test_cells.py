@@ -2,6 +2,9 @@
 and initial state, the LSTM cell state included), the batched recurrence against a naive per-step
 loop, and a deliberately broken backward that the check must catch."""
 
+import math
+import warnings
+
 import numpy as np
 import pytest
 from gradcheck import check_vjp
@@ -103,9 +106,20 @@ def test_cells_keep_float32(rng, cell):
     assert all(g.dtype == np.float32 for g in grads.values())
 
 
-def test_sigmoid_is_stable():
-    z = cells.sigmoid(np.array([-1000.0, 0.0, 1000.0]))
-    np.testing.assert_allclose(z, [0.0, 0.5, 1.0])
+def test_sigmoid_is_stable_and_precise():
+    """No overflow warning at the extremes, and full relative precision for small values."""
+    x = np.array([-1000.0, -30.0, -1.0, 0.0, 2.0, 1000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = cells.sigmoid(x)
+        z32 = cells.sigmoid(np.array([-200.0, -80.0, 5.0], dtype=np.float32))
+    expected = [0.0] + [1 / (1 + math.exp(-v)) for v in (-30.0, -1.0, 0.0, 2.0)] + [1.0]
+    np.testing.assert_allclose(z, expected, rtol=1e-15, atol=0)
+    assert z32.dtype == np.float32
+    np.testing.assert_allclose(z32, [0.0, 1 / (1 + math.exp(80)), 1 / (1 + math.exp(-5))],
+                               rtol=1e-6, atol=0)  # fmt: skip
+    out = x.copy()
+    assert cells.sigmoid(out, out=out) is out and np.array_equal(out, z)  # in place
 
 
 def _broken_rnn_backward(dh, cache):

@@ -23,13 +23,24 @@ def test_embedding_is_one_hot_times_matrix(rng):
     np.testing.assert_allclose(layers.embedding_forward(ids, W)[0], one_hot @ W)
 
 
+def _joined(W, b):
+    """W and b as the rows of one (H+1, V) array, as model.join_output keeps them."""
+    Wb = np.concatenate([W, b[None]])
+    return Wb[:-1], Wb[-1]
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["bias-pass", "bias-in-product"])
 @pytest.mark.parametrize("weight_scale", [0.3, 30.0], ids=["bounded", "shifted"])
-def test_softmax_output_backward(rng, weight_scale):
-    """The fused output layer + softmax + cross-entropy, on both sides of the overflow bound."""
+def test_softmax_output_backward(rng, weight_scale, joined):
+    """The fused output layer + softmax + cross-entropy, on both sides of the overflow bound,
+    with the bias added in the pass over the logits or coming out of the product."""
     M, H, V = 6, 4, 7
     h = np.tanh(rng.normal(size=(M, H)))
     W = rng.normal(scale=weight_scale, size=(H, V))
     b = rng.normal(size=V)
+    if joined:
+        W, b = _joined(W, b)
+    assert (layers.joined_output(W, b) is not None) == joined
     targets = rng.integers(0, V, size=M)
     nll, cache = layers.softmax_output_forward(h, W, b, targets)
     dh, dW, db = layers.softmax_output_backward(cache, scale=0.5)
@@ -40,6 +51,18 @@ def test_softmax_output_backward(rng, weight_scale):
         num = numerical_grad(lambda: 0.5 * layers.softmax_output_forward(h, W, b, targets)[0], x)
         assert rel_error(num, analytic) < 1e-6, name
     np.testing.assert_allclose(dW, 0.5 * M * h.T @ ref_dlogits, rtol=1e-10, atol=1e-12)
+
+
+def test_joined_output_only_recognises_exact_rows(rng):
+    W, b = rng.normal(size=(4, 7)), rng.normal(size=7)
+    Wj, bj = _joined(W, b)
+    assert layers.joined_output(Wj, bj).shape == (5, 7)
+    bigger = np.concatenate([W, b[None], b[None]])  # (H+2, V): not the layout
+    assert layers.joined_output(bigger[:4], bigger[4]) is None
+    shifted = np.concatenate([b[None], W])  # bias first
+    assert layers.joined_output(shifted[1:], shifted[0]) is None
+    assert layers.joined_output(Wj, b) is None and layers.joined_output(W, bj) is None
+    assert layers.joined_output(np.asfortranarray(W), b) is None
 
 
 def test_softmax_cross_entropy_reference(rng):

@@ -10,7 +10,7 @@ from gradcheck import numerical_grad, rel_error
 from rnngen import model as M
 from rnngen.errors import ConfigError
 from rnngen.generate import generate
-from rnngen.layers import Workspace
+from rnngen.layers import Workspace, joined_output
 from rnngen.train import TrainConfig, train
 
 
@@ -162,3 +162,22 @@ def test_workspace_reuses_buffers_and_changes_nothing(rng, softmax):
     assert reused.loss == fresh.loss
     for k in fresh.grads:
         assert np.array_equal(reused.grads[k], fresh.grads[k]), k
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
+def test_output_layer_stays_joined(optimizer):
+    """init_params keeps out.W and out.b as rows of one array (the bias then comes out of the
+    output product); every optimiser updates them in place, so they are still joined after
+    training; separate arrays, as a loaded model has, are joined with their values unchanged."""
+    cfg = M.ModelConfig(vocab_size=30, embed=6, hidden=5, dropout=0.0)
+    ids = np.random.default_rng(1).integers(0, 30, size=600)
+    tc = TrainConfig(epochs=1, batch_size=4, seq_len=5, optimizer=optimizer, val_frac=0.0)
+    params = train(ids, cfg, tc).state.params
+    assert joined_output(params["out.W"], params["out.b"]) is not None
+    separate = {k: v.copy() for k, v in params.items()}
+    assert joined_output(separate["out.W"], separate["out.b"]) is None
+    joined = M.join_output(dict(separate))
+    assert joined_output(joined["out.W"], joined["out.b"]) is not None
+    assert all(np.array_equal(joined[k], separate[k]) for k in separate)
+    tied = M.ModelConfig(vocab_size=30, embed=5, hidden=5, tie_weights=True)
+    assert "out.W" not in M.init_params(tied, np.random.default_rng(0))
