@@ -176,25 +176,44 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
 
 def lstm_backward(dh, dc_last, cache):
     """dh (T, N, H) w.r.t. every output, dc_last (N, H) w.r.t. the final cell state ->
-    dx (T, N, I), dh0 (N, H), dc0 (N, H), dWx, dWh, db."""
+    dx (T, N, I), dh0 (N, H), dc0 (N, H), dWx, dWh, db.
+
+    Each gate's pre-activation gradient is a factor known from the forward pass times dc or dh
+    of its step: the factors of all steps are computed first, in a few large passes, so the loop
+    over time keeps only what depends on the step before (a handful of small operations)."""
     xp = backend.xp
     x, h0, c0, gates, c, tanh_c, h, Wx, Wh = cache
     T, N, _ = x.shape
     H = Wh.shape[0]
-    da = xp.empty_like(gates)  # (T, N, 4H) gradient w.r.t. the gates' pre-activations
+    i, f, g, o = (gates[..., k * H : (k + 1) * H] for k in range(4))  # (T, N, H) each
+    c_prev = xp.concatenate([c0[None], c[:-1]])  # (T, N, H), the cell state each step began with
+    # da (T, N, 4H), w.r.t. the gates' pre-activations, starts as the factors:
+    # di = dc g i(1-i), df = dc c_prev f(1-f), dg = dc i (1-g^2), do = dh tanh(c) o(1-o)
+    da = xp.empty_like(gates)
+    for k, gate, other in ((0, i, g), (1, f, c_prev), (3, o, tanh_c)):
+        block = da[..., k * H : (k + 1) * H]
+        xp.subtract(1, gate, out=block)
+        block *= gate
+        block *= other
+    dg = da[..., 2 * H : 3 * H]
+    xp.multiply(g, g, out=dg)
+    xp.subtract(1, dg, out=dg)
+    dg *= i
+    dc_from_dh = 1 - tanh_c**2  # dc += dh o (1 - tanh(c)^2)
+    dc_from_dh *= o
+    gates_c = da[..., : 3 * H].reshape(T, N, 3, H)  # a view: the three blocks scaled by dc
     carry_T = xp.zeros((H, N), dtype=h.dtype)
     carry_h = carry_T.T  # (N, H)
     carry_c = dc_last.copy()
+    dh_t = xp.empty((N, H), dtype=h.dtype)
+    dc = xp.empty((N, H), dtype=h.dtype)
     for t in range(T - 1, -1, -1):
-        i, f, g, o = (gates[t, :, k * H : (k + 1) * H] for k in range(4))
-        c_prev = c[t - 1] if t > 0 else c0
-        dh_t = dh[t] + carry_h
-        dc = carry_c + dh_t * o * (1 - tanh_c[t] ** 2)
-        da[t, :, :H] = dc * g * i * (1 - i)
-        da[t, :, H : 2 * H] = dc * c_prev * f * (1 - f)
-        da[t, :, 2 * H : 3 * H] = dc * i * (1 - g**2)
-        da[t, :, 3 * H :] = dh_t * tanh_c[t] * o * (1 - o)
-        carry_c = dc * f
+        xp.add(dh[t], carry_h, out=dh_t)
+        xp.multiply(dh_t, dc_from_dh[t], out=dc)
+        dc += carry_c
+        gates_c[t] *= dc[:, None, :]
+        da[t, :, 3 * H :] *= dh_t
+        carry_c = dc * f[t]
         carry_h = _recurrent_grad(Wh, da[t], carry_T)
     h_prev = xp.concatenate([h0[None], h[:-1]])
     da_flat = da.reshape(T * N, 4 * H)
