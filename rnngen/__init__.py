@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 # them and those passes ran no faster on two cores than on one. After 2^20 cycles (about 0.4 ms)
 # the workers sleep instead: long enough to stay awake between the small products of the
 # recurrence, short enough to free the core for the passes (the softmax pass of benchmark config
-# a: 10.5 ms before, 6-7 ms after). OpenBLAS reads this when NumPy loads it, so it only takes
-# effect when rnngen is imported before NumPy (as the command line does); a value already set in
-# the environment is kept.
+# a: about 10.5 ms before, about 7 ms after). OpenBLAS reads this when NumPy loads it, so it only
+# takes effect when rnngen is imported before NumPy (as the command line does); a value already
+# set in the environment is kept.
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")

@@ -146,7 +146,7 @@ class Adam:
     """Adam (Kingma and Ba, 2015) with bias correction; moments kept per parameter name.
 
     The update is memory-bound (a dozen elementwise passes over every parameter), so on the CPU
-    it runs over cache-sized chunks, spread over the cores: each chunk of p, g, m and v is read
+    it runs over chunks spread over the cores: each chunk of p, g, m and v is read
     from memory once and all the arithmetic happens in cache, which more than halves its time for
     large embedding and output matrices. The clipping factor is applied in the same pass. Results
     are the same for any chunking or thread count.
