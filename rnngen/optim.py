@@ -172,16 +172,18 @@ class Adam:
         """One step on the gradient scale * grads (scale: the clipping factor). RowSparse
         gradients are scaled in place; dense ones are left as they are."""
         self.t += 1
-        # p -= lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t):
-        # Kingma and Ba's Algorithm 1 (and PyTorch's), folded into two scalars.
-        step = self.lr / (1 - self.beta1**self.t)
-        root_scale = 1 / math.sqrt(1 - self.beta2**self.t)
+        # p -= lr * m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+        # (Kingma and Ba's Algorithm 1, and PyTorch's), which is p -= step * m / (sqrt(v) + eps_t)
+        # with the bias corrections folded into two scalars: one pass fewer per entry.
+        root = math.sqrt(1 - self.beta2**self.t)
+        step = self.lr * root / (1 - self.beta1**self.t)
+        eps_t = self.eps * root
         _scale_rows(grads, scale)
         xp = backend.xp
         for name, p in params.items():
             g, m, v = grads[name], self.m[name], self.v[name]
             if not isinstance(g, RowSparse):
-                self._update_dense(p, g, m, v, step, root_scale, scale)
+                self._update_dense(p, g, m, v, step, eps_t, scale)
                 continue
             rows, (R, E) = g.rows, g.values.shape
             # (R, E) copies of the present rows, in buffers kept from step to step (fresh ones
@@ -191,11 +193,11 @@ class Adam:
             for a, out in zip((p, m, v), saved, strict=True):
                 xp.take(a, rows, axis=0, out=out)
             if not self.lazy:  # every row's moments decay and every row moves by its momentum
-                self._update_dense(p, None, m, v, step, root_scale, 1.0)
-            self._update_rows(*saved, g.values, step, root_scale)  # the present rows, redone
+                self._update_dense(p, None, m, v, step, eps_t, 1.0)
+            self._update_rows(*saved, g.values, step, eps_t)  # the present rows, redone
             p[rows], m[rows], v[rows] = saved
 
-    def _update_dense(self, p, g, m, v, step, root_scale, scale) -> None:
+    def _update_dense(self, p, g, m, v, step, eps_t, scale) -> None:
         """The update of whole arrays chunk by chunk; g None: a zero gradient."""
         xp = backend.xp
         b1, b2 = self.beta1, self.beta2
@@ -220,16 +222,15 @@ class Adam:
                 xp.multiply(gc, gc, out=t)
                 t *= 1 - b2
                 vc += t
-            xp.sqrt(vc, out=t)  # p -= step m / (sqrt(v) root_scale + eps)
-            t *= root_scale
-            t += self.eps
+            xp.sqrt(vc, out=t)  # p -= step m / (sqrt(v) + eps_t)
+            t += eps_t
             xp.divide(mc, t, out=t)
             t *= step
             pc -= t
 
         backend.run_chunked(work, -(-size // chunk), self.workers)
 
-    def _update_rows(self, p_rows, m_rows, v_rows, g, step, root_scale) -> None:
+    def _update_rows(self, p_rows, m_rows, v_rows, g, step, eps_t) -> None:
         """The full update, in place, of gathered rows (R, E) with their gradient rows g (R, E):
         the same operations, in the same order, as the dense pass applies to each entry."""
         xp = backend.xp
@@ -243,8 +244,7 @@ class Adam:
         t *= 1 - b2
         v_rows += t
         xp.sqrt(v_rows, out=t)
-        t *= root_scale
-        t += self.eps
+        t += eps_t
         xp.divide(m_rows, t, out=t)
         t *= step
         p_rows -= t
