@@ -5,10 +5,12 @@
 Runs speed.py's rnngen training step (same batches, weights and Adam) and times the model's
 parts by wrapping the functions it calls: the output layer (forward and backward; full or class
 softmax), the recurrence (the embedding lookup and the recurrent layers forward, the layers
-backward), the embedding gradient, and the update (gradient norm, clipping and Adam). The rest of
-the step is the remainder. Medians over the steps after two warm-up steps, in milliseconds.
+backward), the embedding gradient, and the update (gradient norm, clipping and Adam); "rest" is
+the remainder of the step. Each column is its own median over the steps after two warm-up steps,
+in milliseconds.
 """
 
+import argparse
 import statistics
 import sys
 import time
@@ -43,9 +45,12 @@ def timed(module, name, part, spent):
 
 
 def main() -> None:
-    args = dict(zip(sys.argv[1::2], sys.argv[2::2], strict=False))
-    names = args.get("--configs", "a,b,c,c-class").split(",")
-    steps = int(args.get("--steps", 12))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="a,b,c,c-class")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2, help="read by speed.py on import")
+    args = parser.parse_args()
+    names, steps = args.configs.split(","), args.steps
     spent = {}
     for part, functions in PARTS.items():
         for name in functions:
@@ -65,12 +70,12 @@ def main() -> None:
             spent.clear()
             start = time.perf_counter()
             runner.train_step(x, y)
-            rows.append({"step": time.perf_counter() - start, **spent})
+            step = time.perf_counter() - start
+            rows.append({"step": step, **spent, "rest": step - sum(spent.values())})
         rows = rows[2:]
         median = {k: 1e3 * statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0]}
-        rest = median["step"] - sum(median.get(k, 0.0) for k in columns)
         cells = " | ".join(f"{median.get(k, 0.0):.1f}" for k in columns)
-        print(f"| {name} | {median['step']:.1f} | {cells} | {rest:.1f} |")
+        print(f"| {name} | {median['step']:.1f} | {cells} | {median['rest']:.1f} |")
 
 
 if __name__ == "__main__":
