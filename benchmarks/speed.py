@@ -130,8 +130,8 @@ class RnngenRunner:
         clip_and_update(self.opt, self.params, r.grads, 1.0)
         self.state = r.state
 
-    def eval_step(self, x, y):
-        M.sequence_nll(self.params, self.cfg, x, y, self.state)
+    def eval_step(self, x, y):  # as rnngen.evaluate.evaluate does, logits in a workspace
+        M.sequence_nll(self.params, self.cfg, x, y, self.state, self.workspace)
 
     def sample(self, n):
         list(generate(self.params, self.cfg, [1], n, np.random.default_rng(0)))

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import backend
 from .batching import iter_batches, make_streams
+from .layers import Workspace
 from .model import init_state, sequence_nll, step
 
 
@@ -47,9 +48,11 @@ def evaluate(params, cfg, ids: np.ndarray, n_streams: int = 1, seq_len: int = 12
     dtype = params["embed"].dtype
     streams = make_streams(ids, n_streams)
     h = init_state(cfg, n_streams, dtype)
+    workspace = Workspace()  # the (positions x vocabulary) logits, allocated once
     nll = 0.0
     for inputs, targets in iter_batches(streams, seq_len):
-        batch_nll, h = sequence_nll(params, cfg, xp.asarray(inputs), xp.asarray(targets), h)
+        x, y = xp.asarray(inputs), xp.asarray(targets)
+        batch_nll, h = sequence_nll(params, cfg, x, y, h, workspace)
         nll += batch_nll
     return EvalResult(tokens=(len(streams) - 1) * n_streams, nll=nll)
 

@@ -251,11 +251,13 @@ def loss_and_grads(
     return LossAndGrads(nll / (T * N), grads, dstate0, fwd.state)
 
 
-def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0):
-    """Summed negative log-likelihood of targets (T, N) and the final state; forward only."""
+def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0, workspace=None):
+    """Summed negative log-likelihood of targets (T, N) and the final state; forward only. With a
+    layers.Workspace the (positions x vocabulary) logits are reused from call to call."""
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, None)
-    return _output_forward(params, cfg, fwd.top, targets.reshape(T * N))[0], fwd.state
+    nll = _output_forward(params, cfg, fwd.top, targets.reshape(T * N), workspace)[0]
+    return nll, fwd.state
 
 
 def step(params, cfg: ModelConfig, ids, state):

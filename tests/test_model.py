@@ -181,3 +181,16 @@ def test_output_layer_stays_joined(optimizer):
     assert all(np.array_equal(joined[k], separate[k]) for k in separate)
     tied = M.ModelConfig(vocab_size=30, embed=5, hidden=5, tie_weights=True)
     assert "out.W" not in M.init_params(tied, np.random.default_rng(0))
+
+
+def test_sequence_nll_with_a_workspace_is_the_same(rng):
+    """Evaluation reuses its logits buffer from batch to batch (a shorter last batch included)."""
+    cfg = M.ModelConfig(vocab_size=25, embed=6, hidden=5, dropout=0.0)
+    params = M.init_params(cfg, rng, np.float64)
+    workspace = Workspace()
+    state = M.init_state(cfg, 3, np.float64)
+    for T in (7, 7, 4):
+        x, y = rng.integers(0, 25, size=(T, 3)), rng.integers(0, 25, size=(T, 3))
+        fresh, _ = M.sequence_nll(params, cfg, x, y, state)
+        reused, _ = M.sequence_nll(params, cfg, x, y, state, workspace)
+        assert reused == fresh
