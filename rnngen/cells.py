@@ -201,7 +201,7 @@ def lstm_backward(dh, dc_last, cache):
     dg *= i
     dc_from_dh = 1 - tanh_c**2  # dc += dh o (1 - tanh(c)^2)
     dc_from_dh *= o
-    gates_c = da[..., : 3 * H].reshape(T, N, 3, H)  # a view: the three blocks scaled by dc
+    gates_c = da.reshape(T, N, 4, H)[:, :, :3]  # a view of the three blocks scaled by dc
     carry_T = xp.zeros((H, N), dtype=h.dtype)
     carry_h = carry_T.T  # (N, H)
     carry_c = dc_last.copy()
