@@ -201,6 +201,8 @@ class Adam:
         """The update of whole arrays chunk by chunk; g None: a zero gradient."""
         xp = backend.xp
         b1, b2 = self.beta1, self.beta2
+        if not p.flags.c_contiguous:  # reshape would copy, and the update would be lost
+            raise ValueError("Adam updates parameters in place and needs them contiguous")
         flat = [a.reshape(-1) for a in (p, m, v)]
         flat_g = None if g is None else g.reshape(-1)
         size = flat[0].size

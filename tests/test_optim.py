@@ -281,3 +281,9 @@ def test_clipping_folded_into_the_update(rng, cls, max_norm):
             np.testing.assert_allclose(params[k], folded[k], rtol=1e-13, atol=1e-15, err_msg=k)
     assert clip_scale(10.0, 1.0) == pytest.approx(0.1) and clip_scale(0.5, 1.0) == 1.0
     assert clip_scale(10.0, 0.0) == 1.0  # max_norm 0 turns clipping off
+
+
+def test_adam_refuses_a_parameter_it_could_not_update_in_place(rng):
+    params = {"w": np.asfortranarray(rng.normal(size=(4, 5)))}  # a flat view of it would be a copy
+    with pytest.raises(ValueError, match="contiguous"):
+        Adam(params, 0.01).update(params, {"w": rng.normal(size=(4, 5))})
