@@ -186,21 +186,40 @@ class Adam:
                 self._update_dense(p, g, m, v, step, eps_t, scale)
                 continue
             rows, (R, E) = g.rows, g.values.shape
-            # (R, E) copies of the present rows, in buffers kept from step to step (fresh ones
-            # would cost page faults every step)
-            saved = [self._buffer(a.dtype, key, R * E)[: R * E].reshape(R, E) for a, key in
-                     ((p, "p"), (m, "m"), (v, "v"))]  # fmt: skip
-            for a, out in zip((p, m, v), saved, strict=True):
+            # (R, E) copies of the present rows, and scratch, in buffers kept from step to step
+            # (fresh ones would cost page faults every step)
+            p_rows, m_rows, v_rows, t = (self._buffer(p.dtype, key, R * E)[: R * E].reshape(R, E)
+                                         for key in ("p", "m", "v", "t"))  # fmt: skip
+            for a, out in ((p, p_rows), (m, m_rows), (v, v_rows)):
                 xp.take(a, rows, axis=0, out=out)
             if not self.lazy:  # every row's moments decay and every row moves by its momentum
                 self._update_dense(p, None, m, v, step, eps_t, 1.0)
-            self._update_rows(*saved, g.values, step, eps_t)  # the present rows, redone
-            p[rows], m[rows], v[rows] = saved
+            self._step(p_rows, m_rows, v_rows, g.values, t, step, eps_t)  # the rows, redone
+            p[rows], m[rows], v[rows] = p_rows, m_rows, v_rows
+
+    def _step(self, p, m, v, g, t, step, eps_t) -> None:
+        """Adam's formulas in place on arrays of one shape (a chunk, or the gathered rows), with t
+        a scratch array of that shape; g None is a zero gradient. The dense pass and the rows
+        redone both come here, so every entry gets the same operations either way."""
+        xp = backend.xp
+        m *= self.beta1  # m = b1 m + (1 - b1) g
+        v *= self.beta2  # v = b2 v + (1 - b2) g^2
+        if g is not None:
+            xp.multiply(g, 1 - self.beta1, out=t)
+            m += t
+            xp.multiply(g, g, out=t)
+            t *= 1 - self.beta2
+            v += t
+        xp.sqrt(v, out=t)  # p -= step m / (sqrt(v) + eps_t)
+        t += eps_t
+        xp.divide(m, t, out=t)
+        t *= step
+        p -= t
 
     def _update_dense(self, p, g, m, v, step, eps_t, scale) -> None:
-        """The update of whole arrays chunk by chunk; g None: a zero gradient."""
+        """The update of whole arrays chunk by chunk, spread over the cores; g None: a zero
+        gradient."""
         xp = backend.xp
-        b1, b2 = self.beta1, self.beta2
         if not p.flags.c_contiguous:  # reshape would copy, and the update would be lost
             raise ValueError("Adam updates parameters in place and needs them contiguous")
         flat = [a.reshape(-1) for a in (p, m, v)]
@@ -212,44 +231,12 @@ class Adam:
             lo = i * chunk
             pc, mc, vc = (a[lo : lo + chunk] for a in flat)
             t = self._buffer(pc.dtype, slot, min(chunk, size))[: pc.size]
-            mc *= b1  # m = b1 m + (1 - b1) g
-            vc *= b2  # v = b2 v + (1 - b2) g^2
-            if flat_g is not None:
-                gc = flat_g[lo : lo + chunk]
-                if scale != 1.0:  # clipping, as scaling the gradient in memory first would
-                    scaled = self._buffer(pc.dtype, -1 - slot, t.size)[: t.size]
-                    gc = xp.multiply(gc, scale, out=scaled)
-                xp.multiply(gc, 1 - b1, out=t)
-                mc += t
-                xp.multiply(gc, gc, out=t)
-                t *= 1 - b2
-                vc += t
-            xp.sqrt(vc, out=t)  # p -= step m / (sqrt(v) + eps_t)
-            t += eps_t
-            xp.divide(mc, t, out=t)
-            t *= step
-            pc -= t
+            gc = None if flat_g is None else flat_g[lo : lo + chunk]
+            if gc is not None and scale != 1.0:  # clipping, as scaling in memory first would
+                gc = xp.multiply(gc, scale, out=self._buffer(pc.dtype, -1 - slot, t.size)[: t.size])
+            self._step(pc, mc, vc, gc, t, step, eps_t)
 
         backend.run_chunked(work, -(-size // chunk), self.workers)
-
-    def _update_rows(self, p_rows, m_rows, v_rows, g, step, eps_t) -> None:
-        """The full update, in place, of gathered rows (R, E) with their gradient rows g (R, E):
-        the same operations, in the same order, as the dense pass applies to each entry."""
-        xp = backend.xp
-        b1, b2 = self.beta1, self.beta2
-        t = self._buffer(g.dtype, "t", g.size)[: g.size].reshape(g.shape)
-        m_rows *= b1
-        v_rows *= b2
-        xp.multiply(g, 1 - b1, out=t)
-        m_rows += t
-        xp.multiply(g, g, out=t)
-        t *= 1 - b2
-        v_rows += t
-        xp.sqrt(v_rows, out=t)
-        t += eps_t
-        xp.divide(m_rows, t, out=t)
-        t *= step
-        p_rows -= t
 
     def state(self):
         arrays = {f"m.{k}": v for k, v in self.m.items()}
