@@ -10,9 +10,10 @@ words sit in small classes, rare words in large ones, so a position costs about 
 of V columns. Probabilities stay exactly normalised, so perplexities are exact.
 
 Letters: M positions (T*N), H hidden, V vocabulary, C classes. The class softmax is the fused
-full-softmax pair of `layers.py` with C columns; the word softmaxes follow the same plan (exp in
-place, normalisation folded into the backward products) one class at a time, over the positions
-sorted by class.
+full-softmax pair of `layers.py` with C columns. The word softmaxes go one class at a time over
+the positions sorted by class: one product for the class's block of logits, the softmax in place,
+and in training the block's gradients straight away, while the block and the class's columns of
+W are in cache.
 """
 
 import functools
@@ -22,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
-from .layers import empty, softmax_output_backward, softmax_output_forward
+from .layers import empty, joined_output, softmax_output_backward, softmax_output_forward
 
 
 def make_class_bounds(counts, n_classes: int | None = None) -> tuple:
@@ -64,80 +65,86 @@ def word_classes(bounds: tuple) -> np.ndarray:
 class ClassSoftmaxCache(NamedTuple):
     class_cache: object  # the class softmax's cache
     order: object  # (M,) the positions sorted by their target's class
-    hs: object  # (M, H) h in that order
-    spans: list  # per class present, in class order: (class, first row, end row) in hs
-    E: list  # per class present: (rows, class size) exp(word logits - row max)
-    s: object  # (M,) row sums of the E, in hs's order
-    local: object  # (M,) target ids within their class, in hs's order
-    W: object  # (H, V)
+    scale: float  # the factor on the summed NLL that the gradients below are for
+    dhs: object  # (M, H) the word softmaxes' part of dh, in that order
+    dW_b: object  # (H+1, V) dW, then db as the last row
 
 
-def class_softmax_forward(h, Wc, bc, W, b, targets, bounds):
+def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, workspace=None):
     """h (M, H), Wc (H, C), bc (C,), W (H, V), b (V,), targets (M,), bounds (C+1,) ->
     summed negative log-likelihood (float), cache.
 
     The positions are sorted by class once, so each class's words are one product over a
-    contiguous block of rows; the softmax and its loss are then done in place on that block."""
+    contiguous block of rows; the softmax and its loss are then done in place on that block.
+    With grad_scale (training) the word softmaxes' gradients of grad_scale * NLL are made in the
+    same pass, while each class's block and its columns of W are in cache, and kept in the cache
+    for class_softmax_backward: this reads W once instead of twice, and keeps no blocks."""
     xp = backend.xp
-    M = h.shape[0]
+    M, H = h.shape
+    V = W.shape[1]
     classes = xp.asarray(word_classes(bounds))[targets]  # (M,)
     nll, class_cache = softmax_output_forward(h, Wc, bc, classes)
     order = xp.argsort(classes, kind="stable")
     sorted_classes = classes[order]
-    hs = h[order]
+    hs_one = empty(workspace, "out.hs_one", (M, H + 1), h.dtype)  # [h 1] in class order
+    hs_one[:, :H] = h[order]
+    hs_one[:, H] = 1
+    Wb = joined_output(W, b)  # [W; b], so the bias comes out of the product
     local = targets[order] - xp.asarray(bounds[:-1])[sorted_classes]  # id within its class
     present, starts = np.unique(backend.to_numpy(sorted_classes), return_index=True)
     ends = np.append(starts[1:], M)
-    spans = list(zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True))
-    s = xp.empty(M, dtype=h.dtype)
+    widest = int(np.diff(np.asarray(bounds)).max())
+    scratch = empty(workspace, "out.class_block", (M * widest,), h.dtype)
+    s = xp.empty(M, dtype=h.dtype)  # row sums of exp(word logits - row max)
     picked = xp.empty(M, dtype=h.dtype)  # the targets' shifted logits
-    blocks = []
-    for c, start, end in spans:
+    training = grad_scale is not None
+    if training:
+        dW_b = empty(workspace, "out.dW_b", (H + 1, V), h.dtype)  # rows :H are dW, row H is db
+        dhs = xp.empty((M, H), dtype=h.dtype)
+    done = 0  # columns of dW_b before this are written
+    for c, start, end in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
         lo, hi = bounds[c], bounds[c + 1]
-        E = hs[start:end] @ W[:, lo:hi]  # (rows, class size) logits, exponentiated in place
-        E += b[lo:hi]
+        rows = xp.arange(end - start)
+        E = scratch[: (end - start) * (hi - lo)].reshape(end - start, hi - lo)
+        if Wb is not None:
+            xp.matmul(hs_one[start:end], Wb[:, lo:hi], out=E)  # logits, exponentiated in place
+        else:
+            xp.matmul(hs_one[start:end, :H], W[:, lo:hi], out=E)
+            E += b[lo:hi]
         E -= E.max(axis=1, keepdims=True)
-        picked[start:end] = E[xp.arange(end - start), local[start:end]]
+        picked[start:end] = E[rows, local[start:end]]
         xp.exp(E, out=E)
         E.sum(axis=1, out=s[start:end])
-        blocks.append(E)
-    nll += float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
-    return nll, ClassSoftmaxCache(class_cache, order, hs, spans, blocks, s, local, W)
-
-
-def class_softmax_backward(cache, bounds, scale=1.0, workspace=None):
-    """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
-
-    The columns of classes that did not occur get zero dW and db. dW and db come out of one
-    product per class through a column of ones, as in layers.softmax_output_backward; the
-    forward's E blocks are used as scratch, so this runs once per forward."""
-    xp = backend.xp
-    dh, dWc, dbc = softmax_output_backward(cache.class_cache, scale)
-    hs, s, local, W = cache.hs, cache.s, cache.local, cache.W
-    M, H = hs.shape
-    V = W.shape[1]
-    inv = (scale / s).astype(hs.dtype)  # (M,)
-    hs_ones = xp.empty((M, H + 1), dtype=hs.dtype)  # [hs, 1] / rowsum
-    xp.multiply(hs, inv[:, None], out=hs_ones[:, :H])
-    hs_ones[:, H] = inv
-    dW_b = empty(workspace, "out.dW_b", (H + 1, V), hs.dtype)  # rows :H are dW, row H is db
-    dhs = xp.empty_like(hs)  # (M, H) in hs's order
-    done = 0  # columns before this are written
-    for (c, start, end), E in zip(cache.spans, cache.E, strict=True):
-        lo, hi = bounds[c], bounds[c + 1]
+        if not training:
+            continue
+        E *= (grad_scale / s[start:end])[:, None]  # scale * (softmax - one_hot)
+        E[rows, local[start:end]] -= grad_scale
         dW_b[:, done:lo] = 0  # classes no position had
-        E[xp.arange(end - start), local[start:end]] -= s[start:end]  # E / s: softmax - one_hot
         if xp is np:  # BLAS writes straight into the (strided) column block
-            np.matmul(*_two_rows_at_least(hs_ones, start, end, E), out=dW_b[:, lo:hi])
-            np.matmul(E, W[:, lo:hi].T, out=dhs[start:end])
+            np.matmul(*_two_rows_at_least(hs_one, start, end, E), out=dW_b[:, lo:hi])
         else:
-            dW_b[:, lo:hi] = hs_ones[start:end].T @ E
-            dhs[start:end] = E @ W[:, lo:hi].T
+            dW_b[:, lo:hi] = hs_one[start:end].T @ E
+        xp.matmul(E, W[:, lo:hi].T, out=dhs[start:end])
         done = hi
+    nll += float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
+    if not training:
+        return nll, ClassSoftmaxCache(class_cache, order, None, None, None)
     dW_b[:, done:] = 0
-    dhs *= inv[:, None]
-    dh[cache.order] += dhs  # order is a permutation: each row gets its one class's part
-    return dh, dWc, dbc, dW_b[:H], dW_b[H]
+    return nll, ClassSoftmaxCache(class_cache, order, grad_scale, dhs, dW_b)
+
+
+def class_softmax_backward(cache):
+    """Gradients of scale * (summed NLL), scale the forward's grad_scale ->
+    dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
+
+    The columns of classes that did not occur get zero dW and db. The word softmaxes' part was
+    made by the forward pass; this adds the class softmax's."""
+    if cache.scale is None:
+        raise ValueError("class_softmax_backward needs a forward pass given grad_scale")
+    dh, dWc, dbc = softmax_output_backward(cache.class_cache, cache.scale)
+    dh[cache.order] += cache.dhs  # order is a permutation: each row gets its one class's part
+    H = cache.dhs.shape[1]
+    return dh, dWc, dbc, cache.dW_b[:H], cache.dW_b[H]
 
 
 def _two_rows_at_least(hs_ones, start, end, E):

@@ -183,22 +183,23 @@ def _forward(params, cfg, inputs, state0, rng) -> Forward:
     return Forward(top, backend.xp.stack(states), (embed_cache, cell_caches, masks))
 
 
-def _output_forward(params, cfg, top, targets, workspace=None):
-    """Output layer and loss at every position: top (M, H), targets (M,) -> summed NLL, cache."""
+def _output_forward(params, cfg, top, targets, workspace=None, grad_scale=None):
+    """Output layer and loss at every position: top (M, H), targets (M,) -> summed NLL, cache.
+    grad_scale: the factor on the NLL that _output_backward will be asked for (training); the
+    class softmax makes its word-level gradients in the forward pass."""
     W, b = output_matrix(params), params["out.b"]
     if cfg.softmax == "class":
         return class_softmax_forward(
-            top, params["cls.W"], params["cls.b"], W, b, targets, cfg.class_bounds
-        )
+            top, params["cls.W"], params["cls.b"], W, b, targets, cfg.class_bounds,
+            grad_scale, workspace,
+        )  # fmt: skip
     return softmax_output_forward(top, W, b, targets, workspace)
 
 
 def _output_backward(cfg, cache, scale, grads, workspace=None):
     """Fills grads' output-layer entries; returns dtop (M, H) and the output matrix's gradient."""
-    if cfg.softmax == "class":
-        dtop, grads["cls.W"], grads["cls.b"], dW, grads["out.b"] = class_softmax_backward(
-            cache, cfg.class_bounds, scale, workspace
-        )
+    if cfg.softmax == "class":  # for the scale the forward pass was given
+        dtop, grads["cls.W"], grads["cls.b"], dW, grads["out.b"] = class_softmax_backward(cache)
     else:
         dtop, dW, grads["out.b"] = softmax_output_backward(cache, scale, workspace)
     return dtop, dW
@@ -232,9 +233,12 @@ def loss_and_grads(
     T, N = inputs.shape
     fwd = _forward(params, cfg, inputs, state0, rng)
     embed_cache, cell_caches, masks = fwd.caches
-    nll, out_cache = _output_forward(params, cfg, fwd.top, targets.reshape(T * N), workspace)
+    scale = 1.0 / (T * N)  # the loss is the mean over positions
+    nll, out_cache = _output_forward(
+        params, cfg, fwd.top, targets.reshape(T * N), workspace, grad_scale=scale
+    )
     grads = {}
-    dx, dW_out = _output_backward(cfg, out_cache, 1.0 / (T * N), grads, workspace)
+    dx, dW_out = _output_backward(cfg, out_cache, scale, grads, workspace)
     dx = dx.reshape(T, N, cfg.hidden)
     dstate0 = backend.xp.empty_like(state0)
     for layer in range(cfg.layers - 1, -1, -1):

@@ -42,10 +42,21 @@ def test_probabilities_are_exact(rng):
     assert nll == pytest.approx(-logp[np.arange(len(targets)), targets].sum(), rel=1e-12)
 
 
-def test_gradients(rng):
+def _joined(W, b):
+    """W and b as the rows of one (H+1, V) array, as the model keeps them."""
+    Wb = np.concatenate([W, b[None]])
+    return Wb[:-1], Wb[-1]
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_gradients(rng, joined):
+    """Both ways of adding the bias: in the product ([h 1] @ [W; b]) and as a pass of its own."""
     h, Wc, bc, W, b, targets, bounds = _setup(rng)
-    _, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)
-    grads = cs.class_softmax_backward(cache, bounds, scale=0.25)
+    if joined:
+        W, b = _joined(W, b)
+        assert cs.joined_output(W, b) is not None
+    _, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=0.25)
+    grads = cs.class_softmax_backward(cache)
 
     def loss():
         return 0.25 * cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)[0]
@@ -65,8 +76,8 @@ def test_gradients_when_classes_are_missing(rng, present):
     ids = np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in present])
     targets = rng.choice(ids, size=7)
     targets[:2] = bounds[present[0]], bounds[present[1]]  # both classes occur
-    _, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)
-    grads = cs.class_softmax_backward(cache, bounds, scale=0.5)
+    _, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=0.5)
+    grads = cs.class_softmax_backward(cache)
     dW, db = grads[3], grads[4]
     absent = np.setdiff1d(np.arange(W.shape[1]), ids)
     assert not dW[:, absent].any() and not db[absent].any()
@@ -79,6 +90,18 @@ def test_gradients_when_classes_are_missing(rng, present):
         ("h", "Wc", "bc", "W", "b"), (h, Wc, bc, W, b), grads, strict=True
     ):
         assert rel_error(numerical_grad(loss, x), analytic) < 1e-6, name
+
+
+def test_training_forward_gives_the_same_loss_and_needs_a_scale(rng):
+    """The forward pass that also makes the word gradients gives the loss of the plain one; a
+    backward pass after a plain (evaluation) forward is refused."""
+    h, Wc, bc, W, b, targets, bounds = _setup(rng)
+    W, b = _joined(W, b)
+    plain, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)
+    training, _ = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=0.5)
+    assert plain == training
+    with pytest.raises(ValueError, match="grad_scale"):
+        cs.class_softmax_backward(cache)
 
 
 def test_model_with_class_softmax(rng):

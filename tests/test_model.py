@@ -35,7 +35,10 @@ MODEL_CASES = [
     dict(cell="lstm", layers=2, T=3, embed=6, tie_weights=True),
     dict(cell="gru", layers=2, T=3, dropout=0.3),
     dict(cell="rnn", layers=2, T=3, dropout=0.5, embed=6, tie_weights=True),
-]
+    dict(cell="lstm", layers=1, T=3, softmax="class", class_bounds=(0, 2, 5, 11)),
+    dict(cell="rnn", layers=1, T=3, embed=6, tie_weights=True, softmax="class",
+         class_bounds=(0, 1, 4, 11)),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: "-".join(f"{v}" for v in c.values()))
