@@ -127,7 +127,12 @@ def empty(workspace, name: str, shape: tuple, dtype):
 # The bias rides on the products through a column of ones: [h 1] @ [W; b] gives the logits when W
 # and b are rows of one array (as the model keeps them), and [h 1]^T @ dlogits gives dW and db.
 
-ROWS_PER_BLOCK = 16  # 16 rows of a 10,000-word vocabulary are 640 KB: they stay in cache
+# Rows per block: 16 rows of a 10,000-word vocabulary are 640 KB and stay in cache (fewer rows,
+# more calls, were slower even for a 33,278-word one). A narrow softmax (the class softmax's C
+# columns) gets blocks of at least BLOCK_ENTRIES, so that handing them to the threads does not
+# cost more than the work in them.
+ROWS_PER_BLOCK = 16
+BLOCK_ENTRIES = 160_000
 
 
 class SoftmaxOutputCache(NamedTuple):
@@ -181,7 +186,7 @@ def softmax_output_forward(h, W, b, targets, workspace=None):
         xp.matmul(h, W, out=E)
     s = xp.empty(M, dtype=E.dtype)
     picked = xp.empty(M, dtype=E.dtype)  # the targets' shifted logits
-    rows = ROWS_PER_BLOCK if xp is numpy else M  # one block on a GPU
+    rows = max(ROWS_PER_BLOCK, BLOCK_ENTRIES // E.shape[1]) if xp is numpy else M  # GPU: 1 block
 
     def block(i, slot):
         lo, hi = i * rows, min((i + 1) * rows, M)
