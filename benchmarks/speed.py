@@ -1,7 +1,7 @@
 """Speed of rnngen against the PyTorch reference, same configuration and thread count.
 
     python benchmarks/speed.py [--configs a,b,c,c-class,c-class-lazy] [--rounds 5] [--threads 2]
-    python benchmarks/speed.py --class-quality [--epochs 2]     # class vs full softmax perplexity
+    python benchmarks/speed.py --class-quality [--epochs 2] [--seeds 3]  # class vs full perplexity
 
 For each configuration both implementations train on the same batches from the same initial
 weights, interleaved round by round in one process (so machine noise hits both alike), and the
@@ -23,7 +23,7 @@ The token ids are drawn from a Zipf distribution over the vocabulary (id order =
 as in an rnngen vocabulary), which matters for the class softmax, whose cost follows the classes
 of the targets. `--class-quality` instead trains the 1x256 rnn of the quality benchmark on War and
 Peace with the full softmax, the class softmax and the class softmax with lazy Adam, and compares
-their test perplexities.
+their test perplexities (means over several seeds).
 """
 
 import argparse
@@ -298,10 +298,12 @@ def bench(name: str, rounds: int, steps: int, peak: float, log) -> dict:
     return result
 
 
-def class_quality(epochs: int, log) -> None:
+def class_quality(epochs: int, seeds: int, log) -> None:
     """rnngen's 1x256 rnn on War and Peace (the quality benchmark's split and vocabulary) with the
     full softmax, the class softmax, and the class softmax with lazy Adam on the embedding:
-    test perplexity (and its ratio to the full softmax's) and training speed of each."""
+    test perplexity (and its ratio to the full softmax's) and training speed of each, as means
+    over `seeds` trainings (seeds 0, 1, ...), since float32 rounding alone moves one training's
+    result by a few percent."""
     from rnngen.corpus import read_text
     from rnngen.evaluate import evaluate
     from rnngen.tokenize import TokenizerConfig, tokenize
@@ -320,19 +322,25 @@ def class_quality(epochs: int, log) -> None:
         bounds = make_class_bounds(vocab.counts) if softmax == "class" else ()
         cfg = M.ModelConfig(len(vocab), embed=256, hidden=256, dropout=0.0, softmax=softmax,
                             class_bounds=bounds)  # fmt: skip
-        tc = TrainConfig(epochs=epochs, batch_size=20, seq_len=20, patience=0,
-                         sparse_embedding=lazy)  # fmt: skip
-        began = time.perf_counter()
-        result = train(train_ids, cfg, tc, val_ids=val_ids)
-        seconds = time.perf_counter() - began
-        ppl = evaluate(result.params, cfg, test_ids).perplexity
-        rows.append((name, ppl, seconds, result.history["tokens_per_second"]))
-        log(f"  {name}: test ppl {ppl:.2f}, {seconds:.0f} s")
-    print("| softmax | epochs | test perplexity | vs full | train tokens/s | wall s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, ppl, seconds, tps in rows:
-        print(f"| {name} | {epochs} | {ppl:.2f} | {ppl / rows[0][1]:.3f} | {tps:,.0f} | "
-              f"{seconds:.0f} |")  # fmt: skip
+        ppls, speeds, walls = [], [], []
+        for seed in range(seeds):
+            tc = TrainConfig(epochs=epochs, batch_size=20, seq_len=20, patience=0,
+                             sparse_embedding=lazy, seed=seed)  # fmt: skip
+            began = time.perf_counter()
+            result = train(train_ids, cfg, tc, val_ids=val_ids)
+            walls.append(time.perf_counter() - began)
+            ppls.append(evaluate(result.params, cfg, test_ids).perplexity)
+            speeds.append(result.history["tokens_per_second"])
+            log(f"  {name}, seed {seed}: test ppl {ppls[-1]:.2f}, {walls[-1]:.0f} s")
+        rows.append((name, ppls, float(np.mean(speeds)), float(np.mean(walls))))
+    print(f"{epochs} epochs; means over seeds 0 to {seeds - 1}\n")
+    print("| softmax | test perplexity | each seed | vs full | train tokens/s | wall s |")
+    print("|---|---:|---|---:|---:|---:|")
+    full = float(np.mean(rows[0][1]))
+    for name, ppls, tps, wall in rows:
+        each = ", ".join(f"{p:.2f}" for p in ppls)
+        print(f"| {name} | {np.mean(ppls):.2f} | {each} | {np.mean(ppls) / full:.3f} | "
+              f"{tps:,.0f} | {wall:.0f} |")  # fmt: skip
 
 
 def main() -> None:
@@ -343,6 +351,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--class-quality", action="store_true")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3, help="trainings per softmax (quality)")
     parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "CONFIG"))
     args = parser.parse_args()
     if args.memory_child:
@@ -353,7 +362,7 @@ def main() -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     if args.class_quality:
-        class_quality(args.epochs, log)
+        class_quality(args.epochs, args.seeds, log)
         return
     peak = gemm_peak(args.rounds)
     log(f"float32 matrix-product peak: {peak:.0f} GFLOP/s, {THREADS} threads")

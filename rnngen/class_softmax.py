@@ -133,14 +133,17 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
     return nll, ClassSoftmaxCache(class_cache, order, grad_scale, dhs, dW_b)
 
 
-def class_softmax_backward(cache):
-    """Gradients of scale * (summed NLL), scale the forward's grad_scale ->
-    dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
+def class_softmax_backward(cache, scale):
+    """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
 
     The columns of classes that did not occur get zero dW and db. The word softmaxes' part was
-    made by the forward pass; this adds the class softmax's."""
-    if cache.scale is None:
-        raise ValueError("class_softmax_backward needs a forward pass given grad_scale")
+    made by the forward pass, which must have been given this scale as grad_scale; this adds the
+    class softmax's."""
+    if cache.scale != scale:
+        raise ValueError(
+            f"class_softmax_backward for scale {scale} needs a forward pass given that grad_scale"
+            f" (it was given {cache.scale})"
+        )
     dh, dWc, dbc = softmax_output_backward(cache.class_cache, cache.scale)
     dh[cache.order] += cache.dhs  # order is a permutation: each row gets its one class's part
     H = cache.dhs.shape[1]

@@ -198,8 +198,10 @@ def _output_forward(params, cfg, top, targets, workspace=None, grad_scale=None):
 
 def _output_backward(cfg, cache, scale, grads, workspace=None):
     """Fills grads' output-layer entries; returns dtop (M, H) and the output matrix's gradient."""
-    if cfg.softmax == "class":  # for the scale the forward pass was given
-        dtop, grads["cls.W"], grads["cls.b"], dW, grads["out.b"] = class_softmax_backward(cache)
+    if cfg.softmax == "class":  # the forward pass was given scale as grad_scale
+        dtop, grads["cls.W"], grads["cls.b"], dW, grads["out.b"] = class_softmax_backward(
+            cache, scale
+        )
     else:
         dtop, dW, grads["out.b"] = softmax_output_backward(cache, scale, workspace)
     return dtop, dW

@@ -56,7 +56,7 @@ def test_gradients(rng, joined):
         W, b = _joined(W, b)
         assert cs.joined_output(W, b) is not None
     _, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=0.25)
-    grads = cs.class_softmax_backward(cache)
+    grads = cs.class_softmax_backward(cache, 0.25)
 
     def loss():
         return 0.25 * cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)[0]
@@ -77,7 +77,7 @@ def test_gradients_when_classes_are_missing(rng, present):
     targets = rng.choice(ids, size=7)
     targets[:2] = bounds[present[0]], bounds[present[1]]  # both classes occur
     _, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=0.5)
-    grads = cs.class_softmax_backward(cache)
+    grads = cs.class_softmax_backward(cache, 0.5)
     dW, db = grads[3], grads[4]
     absent = np.setdiff1d(np.arange(W.shape[1]), ids)
     assert not dW[:, absent].any() and not db[absent].any()
@@ -94,14 +94,16 @@ def test_gradients_when_classes_are_missing(rng, present):
 
 def test_training_forward_gives_the_same_loss_and_needs_a_scale(rng):
     """The forward pass that also makes the word gradients gives the loss of the plain one; a
-    backward pass after a plain (evaluation) forward is refused."""
+    backward pass after a plain (evaluation) forward, or for another scale, is refused."""
     h, Wc, bc, W, b, targets, bounds = _setup(rng)
     W, b = _joined(W, b)
     plain, cache = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds)
-    training, _ = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=0.5)
+    training, other = cs.class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=0.5)
     assert plain == training
     with pytest.raises(ValueError, match="grad_scale"):
-        cs.class_softmax_backward(cache)
+        cs.class_softmax_backward(cache, 0.5)
+    with pytest.raises(ValueError, match="grad_scale"):
+        cs.class_softmax_backward(other, 0.25)  # made for another scale
 
 
 def test_model_with_class_softmax(rng):
