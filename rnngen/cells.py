@@ -163,7 +163,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     minus = xp.full(4 * H, -1, dtype=gates.dtype)
     minus[2 * H : 3 * H] = -2
     h_prev, c_prev = h0, c0
-    with numpy.errstate(over="ignore"):  # exp(-x) overflows to inf: the gate is then exactly 0
+    with numpy.errstate(over="ignore"):  # where exp overflows to inf the logistic is exactly 0
         for t in range(T):
             a = gates[t]
             xp.matmul(h_prev, Wh, out=recurrent)
