@@ -54,7 +54,7 @@ class TrainConfig:
     log_every: int = 10  # steps between Progress events
     # Update only the embedding rows of each batch's tokens: Adam becomes lazy Adam (optim.py),
     # faster on large vocabularies but a different optimiser (on War and Peace it cost the class
-    # softmax 9% in perplexity); for sgd and adagrad it changes nothing. Off when tied.
+    # softmax 8% in perplexity); for sgd and adagrad it changes nothing. Off when tied.
     sparse_embedding: bool = False
 
     def __post_init__(self):
