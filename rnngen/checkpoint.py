@@ -36,6 +36,7 @@ from .storage import (
     _read_vocab,
     _vocab_arrays,
     atomic_write,
+    read_tokenizer,
 )
 from .tokenize import TokenizerConfig
 from .train import DTYPES, TrainConfig, TrainState
@@ -119,7 +120,7 @@ def load_checkpoint(path) -> Checkpoint:
     """Read and validate a checkpoint; any problem is a ModelFileError naming the file."""
     with _archive(path, "checkpoint") as reader:
         meta = _read_meta(reader, CHECKPOINT_FORMAT, META_KEYS)
-        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        tokenizer = read_tokenizer(meta["tokenizer"])
         model = _config_from(ModelConfig, meta["model"], "model")
         train = _config_from(TrainConfig, meta["train"], "training")
         progress, scalars = meta["progress"], meta["optimizer"]

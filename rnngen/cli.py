@@ -137,6 +137,13 @@ Tokenizer = Annotated[
     typer.Option(help="Word splitting: book (default) or whitespace (pre-tokenised text)."),
 ]
 Lowercase = Annotated[bool, typer.Option("--lowercase", help="Fold text to lower case.")]
+Lines = Annotated[
+    str | None,
+    typer.Option(
+        help="Line breaks inside a paragraph (word-level book text): auto (default: join the "
+        "printer's wraps, keep verse and lists), keep, or join."
+    ),
+]
 MaxVocab = Annotated[
     int | None, typer.Option(help="Keep only the N most frequent tokens; others become <unk>.")
 ]
@@ -188,10 +195,10 @@ class StopOnInterrupt:
         return self._stop
 
 
-def tokenizer_config(level, tokenizer, lowercase) -> TokenizerConfig | None:
-    if level is None and tokenizer is None and not lowercase:
+def tokenizer_config(level, tokenizer, lowercase, lines=None) -> TokenizerConfig | None:
+    if level is None and tokenizer is None and not lowercase and lines is None:
         return None
-    return TokenizerConfig(level or "word", tokenizer or "book", lowercase)
+    return TokenizerConfig(level or "word", tokenizer or "book", lowercase, lines or "auto")
 
 
 def one_stdin(**paths) -> None:
@@ -216,6 +223,7 @@ def encode(
     level: Level = None,
     tokenizer: Tokenizer = None,
     lowercase: Lowercase = False,
+    lines: Lines = None,
     max_vocab: MaxVocab = None,
     min_count: MinCount = 1,
     encoding: Encoding = "utf-8",
@@ -230,7 +238,7 @@ def encode(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
-        config = tokenizer_config(level, tokenizer, lowercase) or TokenizerConfig()
+        config = tokenizer_config(level, tokenizer, lowercase, lines) or TokenizerConfig()
         corpus = encode_file(input, config, max_vocab, min_count, TextOptions(encoding, errors))
         if out is None:
             out = (
@@ -323,6 +331,7 @@ def train_command(
     level: Level = None,
     tokenizer: Tokenizer = None,
     lowercase: Lowercase = False,
+    lines: Lines = None,
     max_vocab: MaxVocab = None,
     min_count: MinCount = 1,
     encoding: Encoding = "utf-8",
@@ -373,7 +382,11 @@ def train_command(
         ckpt = None if resume is None else api.open_checkpoint(resume, epochs)
         if ckpt is None:
             corpus = api.training_corpus(
-                input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count, options
+                input,
+                tokenizer_config(level, tokenizer, lowercase, lines),
+                max_vocab,
+                min_count,
+                options,
             )
         else:
             corpus = api.training_corpus(input, ckpt.tokenizer, options=options, vocab=ckpt.vocab)

@@ -33,7 +33,7 @@ from .corpus import Corpus
 from .errors import ConfigError, MissingInputError, ModelFileError, OutputError
 from .model import ModelConfig, param_shapes
 from .npzcheck import MAX_BYTES, NpzReader
-from .tokenize import TokenizerConfig
+from .tokenize import LEGACY_SETTINGS, TokenizerConfig
 from .vocab import Vocab
 
 MODEL_FORMAT = "rnngen-model"
@@ -251,6 +251,15 @@ def _config_from(cls, data, what):
     return cls(**data)
 
 
+def read_tokenizer(data) -> TokenizerConfig:
+    """The tokenizer settings of a file; a setting the file predates takes the value that meant
+    what the file's tokens mean (tokenize.LEGACY_SETTINGS: a model made before `lines` existed
+    kept every line break)."""
+    if isinstance(data, dict):
+        data = {**LEGACY_SETTINGS, **data}
+    return _config_from(TokenizerConfig, data, "tokenizer")
+
+
 def _is_float(dtype) -> bool:
     return dtype.kind == "f" and dtype.itemsize in (4, 8)
 
@@ -325,7 +334,7 @@ def load_model(path) -> TrainedModel:
     """Read and validate a model file; any problem is a ModelFileError."""
     with _archive(path, "model") as reader:
         meta = _read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS)
-        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        tokenizer = read_tokenizer(meta["tokenizer"])
         config = _config_from(ModelConfig, meta["model"], "model")
         if not isinstance(meta["history"], dict):
             raise ValueError("history is not an object")
@@ -348,7 +357,7 @@ def load_corpus(path, mmap: bool = False) -> Corpus:
     mapped from the file rather than read into memory (training reads them batch by batch)."""
     with _archive(path, "corpus") as reader:
         meta = _read_meta(reader, CORPUS_FORMAT, CORPUS_META_KEYS)
-        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        tokenizer = read_tokenizer(meta["tokenizer"])
         _expect_members(reader, {"meta", "vocab", "counts", "ids"})
         _expect_vocab(reader, None)
         _expect(reader, "ids", _is_int, (None,), "integers")

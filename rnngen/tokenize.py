@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
+from .layout import Layout, join_lines
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -28,6 +29,9 @@ PARAGRAPH = "\n\n"
 
 LEVELS = ("word", "char")
 SCHEMES = ("book", "whitespace")
+LINES = ("auto", "keep", "join")
+# What a file written before a setting existed meant by leaving it out.
+LEGACY_SETTINGS = {"lines": "keep"}
 
 # A paragraph break, a line break, a word (letters/digits, inner apostrophes), or one other mark.
 _BOOK_TOKEN = re.compile(r"\n\n|\n|\w+(?:['’]\w+)*|[^\w\s]")
@@ -45,6 +49,7 @@ class TokenizerConfig:
     level: str = "word"  # "word" or "char"
     scheme: str = "book"  # word level only: "book" rules or "whitespace" (pre-tokenised text)
     lowercase: bool = False  # fold case before splitting
+    lines: str = "auto"  # book rules: join the printer's line breaks ("auto"), all ("join"), none
 
     def __post_init__(self):
         if self.level not in LEVELS:
@@ -57,6 +62,25 @@ class TokenizerConfig:
             raise ConfigError(
                 "--tokenizer whitespace is for word level; drop it or use --level word"
             )
+        if self.lines not in LINES:
+            raise ConfigError(f"unknown --lines {self.lines!r}; use one of: {', '.join(LINES)}")
+        if not self.book_words and self.lines != "keep":
+            if self.lines == "join":
+                raise ConfigError(
+                    "--lines join is for word-level book text; drop it, or use --lines keep"
+                )
+            object.__setattr__(self, "lines", "keep")  # auto: every line of these texts counts
+
+    @property
+    def book_words(self) -> bool:
+        """Word level with book rules (the tokenizer that reads a book's layout)."""
+        return self.level == "word" and self.scheme == "book"
+
+    @property
+    def joins_lines(self) -> bool:
+        """Some line breaks inside a paragraph may be joined, so the text must be read (and cut
+        into pieces) a paragraph at a time."""
+        return self.book_words and self.lines != "keep"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,8 +99,21 @@ def normalize_book_text(text: str) -> str:
     return _MANY_BREAKS.sub(PARAGRAPH, text).strip(" ")
 
 
-def tokenize(text: str, config: TokenizerConfig) -> list:
-    """Split `text` into a list of token strings according to `config`."""
+def normalized_text(text: str, config: TokenizerConfig, layout: Layout | None = None) -> str:
+    """The text word-level `book` rules split: the printer's line breaks joined (per
+    `config.lines`), case folded if asked, and normalised (see the module docstring)."""
+    if config.joins_lines:
+        text = join_lines(text, config.lines, layout)
+    if config.lowercase:
+        text = text.lower()
+    return normalize_book_text(text)
+
+
+def tokenize(text: str, config: TokenizerConfig, layout: Layout | None = None) -> list:
+    """Split `text` into a list of token strings according to `config`. `layout` is the book's
+    (layout.LineStats over the whole text) when `text` is one piece of it; None: the text's own."""
+    if config.book_words:
+        return _BOOK_TOKEN.findall(normalized_text(text, config, layout))
     if config.lowercase:
         text = text.lower()
     if config.level == "char":
@@ -87,7 +124,6 @@ def tokenize(text: str, config: TokenizerConfig) -> list:
             tokens.extend(line.split())
             tokens.append(EOS)
         return tokens
-    return _BOOK_TOKEN.findall(normalize_book_text(text))
 
 
 def detokenize(tokens, config: TokenizerConfig) -> str:
