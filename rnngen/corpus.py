@@ -21,8 +21,16 @@ import numpy as np
 
 from .errors import ConfigError, InputDataError, MissingInputError
 from .layout import LineStats
-from .tokenize import NEWLINE, TokenizerConfig, tokenize
-from .vocab import Vocab, build_vocab, build_vocab_from_counts
+from .spacing import SpacingStats
+from .tokenize import (
+    NEWLINE,
+    TokenizerConfig,
+    book_tokens,
+    detokenize,
+    normalized_text,
+    tokenize,
+)
+from .vocab import Vocab, build_vocab_from_counts
 
 DEFAULT_CORPUS = "peter_pan.txt"
 
@@ -192,8 +200,23 @@ def encode_text(
     tokens = tokenize(text, tokenizer)
     if not tokens:
         raise InputDataError("the text has no tokens; give a text with some words in it")
-    vocab = build_vocab(tokens, tokenizer.specials, max_vocab, min_count)
+    counts = Counter(tokens)
+    if _learns_spacing(tokenizer):
+        spacing = SpacingStats()
+        spacing.add(normalized_text(text, replace(tokenizer, lines="keep")))
+        tokenizer = _with_spacing(tokenizer, spacing, counts)
+    vocab = build_vocab_from_counts(counts, tokenizer.specials, max_vocab, min_count)
     return Corpus(tokenizer, vocab, vocab.encode(tokens))
+
+
+def _learns_spacing(tokenizer: TokenizerConfig) -> bool:
+    return tokenizer.book_words and tokenizer.attach is None
+
+
+def _with_spacing(tokenizer, spacing: SpacingStats, counts: Counter) -> TokenizerConfig:
+    """The tokenizer with the punctuation spacing learned from the text (spacing.py)."""
+    attach, elisions, pairs = spacing.record(counts)
+    return replace(tokenizer, attach=attach, elisions=elisions, pairs=pairs)
 
 
 def encode_file(
@@ -215,15 +238,25 @@ def encode_file(
         lines = LineStats()
         # The first pass counts tokens with every line break kept and learns the book's layout;
         # how many breaks that layout joins is known from the counts (layout.LineStats.joined).
+        # It also learns how the book spaces its punctuation, from the same normalised text.
         keep = replace(tokenizer, lines="keep")
+        spacing = SpacingStats() if _learns_spacing(tokenizer) else None
         for piece in iter_text(f, name, options, paragraphs=paragraphs):
-            counts.update(tokenize(piece, keep))
+            if keep.book_words:
+                normalized = normalized_text(piece, keep)
+                counts.update(book_tokens(normalized))
+                if spacing is not None:
+                    spacing.add(normalized)
+            else:
+                counts.update(tokenize(piece, keep))
             if paragraphs:
                 lines.add(piece)
         layout = lines.layout()
         if paragraphs:
             counts[NEWLINE] -= lines.joined(layout, tokenizer.lines)
             counts += Counter()  # drop a count that fell to zero
+        if spacing is not None:
+            tokenizer = _with_spacing(tokenizer, spacing, counts)
         n_tokens = sum(counts.values())
         if n_tokens == 0:
             raise InputDataError(f"{name} has no tokens; give a text with some words in it")
@@ -239,3 +272,32 @@ def encode_file(
         if filled != n_tokens:
             raise RuntimeError(f"counted {n_tokens} tokens in {name} but wrote {filled}")
     return Corpus(tokenizer, vocab, ids)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    lines: int  # lines of the normalised text that are not empty
+    identical: int  # how many of them come back unchanged
+
+    @property
+    def exact(self) -> float:
+        return self.identical / self.lines if self.lines else 1.0
+
+
+def round_trip(text: str, tokenizer: TokenizerConfig | None = None) -> RoundTrip:
+    """How exactly detokenize(tokenize(text)) gives the text back, under the tokenizer settings
+    `encode` would make of it (punctuation spacing learned from the text itself). The result is
+    compared line by line with the text as the tokenizer reads it (tokenize.normalized_text: LF
+    line ends, the printer's line wraps joined, runs of white space made one space, no spaces at
+    the ends of lines, three or more line breaks made two), so differences left are spacing
+    and quoting the detokenizer got wrong."""
+    tokenizer = encode_text(text, tokenizer or TokenizerConfig()).tokenizer
+    if not tokenizer.book_words:
+        raise ConfigError(
+            "round_trip measures word-level book tokenizing; drop --level/--tokenizer"
+        )
+    expected = normalized_text(text, tokenizer).split("\n")
+    got = detokenize(tokenize(text, tokenizer), tokenizer).split("\n")
+    lines = [line for line in expected if line]
+    pairs = zip(expected, got, strict=False)
+    return RoundTrip(len(lines), sum(1 for a, b in pairs if a and a == b))

@@ -21,6 +21,18 @@ from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
 from .layout import Layout, join_lines
+from .spacing import (
+    CLOSERS,
+    JOINERS,
+    MAX_ELISIONS,
+    MAX_MARKS,
+    MAX_PAIRS,
+    OPENERS,
+    PAIR_SPACING,
+    QUOTES,
+    SIDES,
+    token_class,
+)
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -31,17 +43,20 @@ LEVELS = ("word", "char")
 SCHEMES = ("book", "whitespace")
 LINES = ("auto", "keep", "join")
 # What a file written before a setting existed meant by leaving it out.
-LEGACY_SETTINGS = {"lines": "keep"}
+LEGACY_SETTINGS = {"lines": "keep", "attach": {}, "elisions": [], "pairs": {}}
 
 # A paragraph break, a line break, a word (letters/digits, inner apostrophes), or one other mark.
 _BOOK_TOKEN = re.compile(r"\n\n|\n|\w+(?:['’]\w+)*|[^\w\s]")
 _SPACES = re.compile(r"[^\S\n]+")
 _EDGE_SPACES = re.compile(r" *\n *")
 _MANY_BREAKS = re.compile(r"\n{3,}")
+_MARK = re.compile(r"[^\w\s]")
+_PAIR = re.compile(r"(?:word|number|[^\w\s]) (?:word|number|[^\w\s])")
+_ELISION = re.compile(r"'\w+(?:['’]\w+)*|\w+(?:['’]\w+)*'")
 
-_NO_SPACE_BEFORE = set(".,;:!?)]}”’%…") | {NEWLINE, PARAGRAPH}
-_NO_SPACE_AFTER = set("([{“‘") | {NEWLINE, PARAGRAPH}
-_JOINERS = {"-", "/"}  # printed without spaces on either side: `well-known`, `and/or`
+_NO_SPACE_BEFORE = CLOSERS | {NEWLINE, PARAGRAPH}
+_NO_SPACE_AFTER = OPENERS | {NEWLINE, PARAGRAPH}
+_JOINERS = JOINERS  # printed without spaces on either side: `well-known`, `and/or`
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,12 @@ class TokenizerConfig:
     scheme: str = "book"  # word level only: "book" rules or "whitespace" (pre-tokenised text)
     lowercase: bool = False  # fold case before splitting
     lines: str = "auto"  # book rules: join the printer's line breaks ("auto"), all ("join"), none
+    # Book rules: how the training text spaced each punctuation mark, ((mark, side), ...) in mark
+    # order, and the words it elided with a straight apostrophe ("'tis", "o'"); see spacing.py.
+    # None: not learned yet (encoding learns them); (): none recorded, the built-in rules apply.
+    attach: tuple | None = None
+    elisions: tuple | None = None
+    pairs: tuple | None = None  # (("* (", "tight"), ...): neighbours spaced against those rules
 
     def __post_init__(self):
         if self.level not in LEVELS:
@@ -70,6 +91,60 @@ class TokenizerConfig:
                     "--lines join is for word-level book text; drop it, or use --lines keep"
                 )
             object.__setattr__(self, "lines", "keep")  # auto: every line of these texts counts
+        self._check_spacing()
+
+    def _check_spacing(self):
+        attach, elisions = self.attach, self.elisions
+        if isinstance(attach, dict):
+            attach = tuple(sorted(attach.items()))
+        if isinstance(elisions, list):
+            elisions = tuple(elisions)
+        if attach is not None:
+            if not isinstance(attach, tuple) or len(attach) > MAX_MARKS:
+                raise ConfigError(f"attach must map at most {MAX_MARKS} marks to a side")
+            for pair in attach:
+                mark, side = pair if isinstance(pair, tuple) and len(pair) == 2 else (None, None)
+                if not (isinstance(mark, str) and _MARK.fullmatch(mark)) or mark in QUOTES:
+                    raise ConfigError(f"attach has an entry for {mark!r}, not a mark")
+                if side not in SIDES:
+                    raise ConfigError(f"attach {mark!r}: {side!r}; sides are {', '.join(SIDES)}")
+            if [m for m, _ in attach] != sorted({m for m, _ in attach}):
+                raise ConfigError("attach lists a mark twice or out of order")
+        if elisions is not None:
+            if not isinstance(elisions, tuple) or len(elisions) > MAX_ELISIONS:
+                raise ConfigError(f"elisions must be a list of at most {MAX_ELISIONS} words")
+            for form in elisions:
+                if not (isinstance(form, str) and _ELISION.fullmatch(form)):
+                    raise ConfigError(f"elision {form!r} is not a word with an apostrophe")
+            if list(elisions) != sorted(set(elisions)):
+                raise ConfigError("elisions lists a word twice or out of order")
+        pairs = self.pairs
+        if isinstance(pairs, dict):
+            pairs = tuple(sorted(pairs.items()))
+        if pairs is not None:
+            if not isinstance(pairs, tuple) or len(pairs) > MAX_PAIRS:
+                raise ConfigError(f"pairs must map at most {MAX_PAIRS} pairs to spaced or tight")
+            for pair in pairs:
+                key, how = pair if isinstance(pair, tuple) and len(pair) == 2 else (None, None)
+                if not (isinstance(key, str) and _PAIR.fullmatch(key)) or how not in PAIR_SPACING:
+                    raise ConfigError(f"pairs has a bad entry {key!r}: {how!r}")
+            if [k for k, _ in pairs] != sorted({k for k, _ in pairs}):
+                raise ConfigError("pairs lists a pair twice or out of order")
+        object.__setattr__(self, "pairs", pairs)
+        if not self.book_words and (attach or elisions or pairs):
+            raise ConfigError("punctuation spacing is for word-level book text")
+        object.__setattr__(self, "attach", attach)
+        object.__setattr__(self, "elisions", elisions)
+
+    def to_dict(self) -> dict:
+        settings = asdict(self)
+        if self.attach is not None:
+            settings["attach"] = dict(self.attach)
+        if self.elisions is not None:
+            settings["elisions"] = list(self.elisions)
+        if self.pairs is not None:
+            settings["pairs"] = dict(self.pairs)
+        return settings
 
     @property
     def book_words(self) -> bool:
@@ -81,9 +156,6 @@ class TokenizerConfig:
         """Some line breaks inside a paragraph may be joined, so the text must be read (and cut
         into pieces) a paragraph at a time."""
         return self.book_words and self.lines != "keep"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def specials(self) -> tuple:
@@ -107,6 +179,11 @@ def normalized_text(text: str, config: TokenizerConfig, layout: Layout | None = 
     if config.lowercase:
         text = text.lower()
     return normalize_book_text(text)
+
+
+def book_tokens(normalized: str) -> list:
+    """The tokens of a text already through `normalized_text` (word-level book rules)."""
+    return _BOOK_TOKEN.findall(normalized)
 
 
 def tokenize(text: str, config: TokenizerConfig, layout: Layout | None = None) -> list:
@@ -157,6 +234,9 @@ class StreamDetokenizer:
         self._held = _HELD_NOTHING  # book: the token waiting for its right-hand neighbour
         self._open_quotes = {'"': False, "'": False}
         self._after_opening_quote = False
+        self._tight_before, self._tight_after = _tight_sets(config.attach)
+        self._elisions = frozenset(config.elisions or ())
+        self._pairs = {key: how == "spaced" for key, how in config.pairs or ()}
 
     def push(self, token: str) -> str:
         """Text that is final now that `token` follows everything pushed before."""
@@ -187,39 +267,63 @@ class StreamDetokenizer:
     def _book_piece(self, token: str, following) -> str:
         """The held token with the space before it, now that its right neighbour is known."""
         prev = self._prev
+        after_opening = self._after_opening_quote
         space = not (
             prev is None
-            or prev in _NO_SPACE_AFTER
-            or prev in _JOINERS
-            or self._after_opening_quote
-            or token in _NO_SPACE_BEFORE
-            or token in _JOINERS
+            or prev in self._tight_after
+            or after_opening
+            or token in self._tight_before
         )
         self._after_opening_quote = False
         if token in self._open_quotes:
-            # Straight quotes are ambiguous; these rules print most book text right. After a word
-            # a quote closes (`father'?`, `Marooners' Rock`) unless none is open and another word
-            # follows a word not ending in s (`by 'O father`, `how dangerous 'tis`). After a mark
-            # it closes an open quote (`fairies,'`) and otherwise opens one (`said, 'Thank`).
-            if _is_word(prev):
-                opening = (
-                    not self._open_quotes[token] and _is_word(following) and not prev.endswith("s")
-                )
-            else:
-                opening = not (self._open_quotes[token] and prev not in _NO_SPACE_AFTER)
-            if opening:
-                space = prev is not None and prev not in _NO_SPACE_AFTER and prev not in _JOINERS
-                self._after_opening_quote = True
-            else:
-                space = False
-            self._open_quotes[token] = opening
+            space = self._quote(token, prev, following, space, after_opening)
         elif (
             token in ".,:" and prev and prev[-1].isdigit() and following and following[0].isdigit()
         ):
             space = False  # 3.0, 6:30, 1,000
             self._after_opening_quote = True  # and no space after it either
+        elif self._pairs and prev is not None and not after_opening and prev not in QUOTES:
+            space = self._pairs.get(f"{token_class(prev)} {token_class(token)}", space)
         self._prev = token
         return " " + token if space else token
+
+    def _quote(self, token, prev, following, space, after_opening) -> bool:
+        """Whether a straight quote takes a space before it; notes whether it opened a quote."""
+        if token == "'" and _is_word(prev) and prev + "'" in self._elisions:
+            return False  # `o' the`: an elision, no quote opened or closed
+        if token == "'" and _is_word(following) and "'" + following in self._elisions:
+            self._after_opening_quote = True  # `'tis`
+            return space
+        # Straight quotes are ambiguous; these rules print most book text right. After a word
+        # a quote closes (`father'?`, `Marooners' Rock`) unless none is open and another word
+        # follows a word not ending in s (`by 'O father`, `how dangerous 'tis`). After a mark
+        # it closes an open quote (`fairies,'`) and otherwise opens one (`said, 'Thank`).
+        if _is_word(prev):
+            opening = (
+                not self._open_quotes[token] and _is_word(following) and not prev.endswith("s")
+            )
+        else:
+            opening = not (self._open_quotes[token] and prev not in self._tight_after)
+        self._open_quotes[token] = opening
+        if not opening:
+            return False
+        self._after_opening_quote = True
+        # An opening quote right after another one takes no space (`"'The critic`).
+        return prev is not None and prev not in self._tight_after and not after_opening
+
+
+def _tight_sets(attach) -> tuple:
+    """(tokens printed without a space before, tokens printed without a space after): the
+    built-in rules, with each mark the training text spaced otherwise set as it did."""
+    before, after = set(_NO_SPACE_BEFORE) | _JOINERS, set(_NO_SPACE_AFTER) | _JOINERS
+    for mark, side in attach or ():
+        before.discard(mark)
+        after.discard(mark)
+        if side in ("left", "both"):
+            before.add(mark)
+        if side in ("right", "both"):
+            after.add(mark)
+    return frozenset(before), frozenset(after)
 
 
 def stream_detokenize(tokens, config: TokenizerConfig):

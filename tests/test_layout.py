@@ -66,12 +66,7 @@ def test_war_and_peace_prose_is_joined_and_its_verse_kept():
 
 
 def test_shakespeare_keeps_its_verse_and_joins_its_prose():
-    verse = (
-        "First Citizen:\n"
-        "Before we proceed any further, hear me speak.\n\n"
-        "All:\n"
-        "Speak, speak.\n"
-    )
+    verse = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
     assert joined_in("tiny_shakespeare.txt", verse) == verse
     verse = "ANTONIO:\nNoble Sebastian,\nThou let'st thy fortune sleep--die, rather; wink'st\n"
     assert joined_in("tiny_shakespeare.txt", verse) == verse
@@ -193,10 +188,12 @@ def test_a_file_without_the_setting_keeps_its_lines(tmp_path):
     with np.load(path, allow_pickle=False) as f:
         arrays = dict(f)
     meta = json.loads(str(arrays["meta"]))
-    del meta["tokenizer"]["lines"]
+    for key in ("lines", "attach", "elisions", "pairs"):
+        del meta["tokenizer"][key]
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
-    assert load_corpus(path).tokenizer == KEEP
+    old = TokenizerConfig(lines="keep", attach=(), elisions=(), pairs=())
+    assert load_corpus(path).tokenizer == old
     meta["tokenizer"]["lines"] = "sometimes"
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
