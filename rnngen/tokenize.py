@@ -4,16 +4,20 @@ Three schemes, chosen by a `TokenizerConfig` that is stored in every encoded cor
 so `sample` and `eval` always split text exactly the way training did:
 
 - word level, `book` rules (the default): words (with inner apostrophes, `can't`), each punctuation
-  mark as its own token, and line and paragraph breaks as the tokens "\\n" and "\\n\\n", so
-  generated text keeps the book's lines and paragraphs. Detokenising rejoins punctuation the way
-  a book prints it: `said Peter.`, `“Oh, why`, `well-known`.
+  mark as its own token, and paragraph breaks and the line breaks that carry meaning as the tokens
+  "\\n\\n" and "\\n" (`lines`: the printer's wraps inside a paragraph of prose are joined, see
+  layout.py), so generated text keeps the book's paragraphs, verse and lists. Detokenising spaces
+  punctuation the way the training text did (`attach`, `pairs`, `elisions`, learned by
+  spacing.py while encoding), else the way most books print it: `said Peter.`, `“Oh, why`,
+  `well-known`.
 - word level, `whitespace` rules: for text that is already tokenised (Penn Treebank style); tokens
-  are split on whitespace, every line ends with `<eos>`, and a literal `<unk>` is the unknown token.
+  are split on whitespace, every line ends with `<eos>`, a literal `<unk>` is the unknown token and
+  a literal `<eos>` the end of a sentence (so it detokenises as a line end: PTB text has none).
 - character level: every character is a token.
 
 Normalisation applied before word-level splitting (documented in the README): CRLF and CR become
-LF, tabs and runs of spaces become one space, spaces at the start and end of lines are dropped, and
-three or more line breaks become a paragraph break.
+LF, the printer's line wraps are joined (`lines`), tabs and runs of spaces become one space, spaces
+at the start and end of lines are dropped, and three or more line breaks become a paragraph break.
 """
 
 import re
