@@ -252,7 +252,7 @@ def encode(
             f"({1 - corpus.unk_rate:.2%} of tokens covered) -> {out}"
         )
         vocab = corpus.vocab
-        say.detail(f"tokenizer: {json.dumps(config.to_dict())}")
+        say.detail(f"tokenizer: {json.dumps(corpus.tokenizer.to_dict(), ensure_ascii=False)}")
         top = vocab.tokens[vocab.n_specials : vocab.n_specials + 20]
         say.detail("most frequent: " + " ".join(reports.show_token(t) for t in top))
 
