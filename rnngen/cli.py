@@ -312,7 +312,7 @@ def train_command(
             help="Update only the embedding rows of each batch's words: lazy Adam, faster on "
             "large vocabularies, a different optimiser (sgd and adagrad do so anyway).",
         ),
-    ] = TrainConfig.sparse_embedding,
+    ] = TrainConfig.lazy_adam,
     val_frac: Annotated[
         float, typer.Option(help="Share of the text, from its end, held out for validation.")
     ] = TrainConfig.val_frac,
@@ -401,7 +401,7 @@ def train_command(
                 lr_decay=lr_decay,
                 patience=patience,
                 clip=clip,
-                sparse_embedding=sparse_embedding,
+                lazy_adam=sparse_embedding,
                 val_frac=val_frac,
                 seed=seed,
                 dtype=dtype,

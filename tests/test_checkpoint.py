@@ -1,5 +1,7 @@
 """Checkpoints: a run stopped and resumed equals the run straight through, bit for bit."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,24 @@ def test_corrupt_checkpoint_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match="ckpt.npz"):
         load_checkpoint(path)
+
+
+def test_a_checkpoint_from_before_the_lazy_adam_rename_loads(tmp_path):
+    """Checkpoints written when TrainConfig.lazy_adam was called sparse_embedding keep loading,
+    with the setting they had; one holding both names is refused."""
+    model_cfg = ModelConfig(21, embed=8, hidden=12, cell="rnn")
+    cfg = TrainConfig(epochs=1, batch_size=4, seq_len=25, seed=3, lazy_adam=True)
+    _, path = _run(model_cfg, cfg, tmp_path, stop_after=2)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(arrays["meta"].item())
+    settings = meta["train"]
+    settings["sparse_embedding"] = settings.pop("lazy_adam")
+    old = tmp_path / "old.ckpt.npz"
+    np.savez(old, **{**arrays, "meta": np.array(json.dumps(meta))})
+    ckpt = load_checkpoint(old)
+    assert ckpt.train == cfg and ckpt.state.optimizer.lazy
+    settings["lazy_adam"] = True
+    np.savez(old, **{**arrays, "meta": np.array(json.dumps(meta))})
+    with pytest.raises(ModelFileError, match="sparse_embedding and lazy_adam"):
+        load_checkpoint(old)

@@ -222,14 +222,14 @@ def test_lazy_adam_reaches_the_training_loop():
     cfg = M.ModelConfig(vocab_size=50, embed=8, hidden=8, dropout=0.0)
 
     def run(sparse):
-        tc = TrainConfig(epochs=1, batch_size=4, seq_len=8, sparse_embedding=sparse,
+        tc = TrainConfig(epochs=1, batch_size=4, seq_len=8, lazy_adam=sparse,
                          dtype="float64")  # fmt: skip
         return train(ids, cfg, tc).params
 
     assert not np.allclose(run(True)["embed"], run(False)["embed"])
-    assert TrainConfig().sparse_embedding_for(cfg) is False  # by default exactly dense Adam
+    assert TrainConfig().lazy_adam_for(cfg) is False  # by default exactly dense Adam
     tied = M.ModelConfig(vocab_size=50, embed=8, hidden=8, tie_weights=True)
-    assert TrainConfig(sparse_embedding=True).sparse_embedding_for(tied) is False
+    assert TrainConfig(lazy_adam=True).lazy_adam_for(tied) is False
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
