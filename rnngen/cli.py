@@ -249,8 +249,20 @@ def encode(
         say.detail("most frequent: " + " ".join(reports.show_token(t) for t in top))
 
 
+def given_options(ctx: typer.Context) -> dict:
+    """Option name (its longest spelling) -> value, for the options the user gave rather than left
+    to their defaults."""
+    given = {}
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given[max(param.opts, key=len)] = ctx.params[param.name]
+    return given
+
+
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     input: Annotated[
         str | None,
         typer.Argument(
@@ -370,7 +382,10 @@ def train_command(
         backend.use_device(device)
         one_stdin(INPUT=input, **{"--valid": valid})
         options = TextOptions(encoding, errors)
+        api.check_checkpoint_every(checkpoint_every)
         ckpt = None if resume is None else api.open_checkpoint(resume, epochs)
+        if ckpt is not None:
+            api.check_resume_options(ckpt, given_options(ctx))
         if ckpt is None:
             corpus = api.training_corpus(
                 input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count, options
@@ -447,10 +462,25 @@ def train_command(
             raise typer.Exit(EXIT_INTERRUPTED)
         if outcome.interrupted:
             best = f"the best model so far in {out}" if outcome.model else "no epoch finished yet"
-            again = " ".join(["rnngen train", *([input] if input else []), "--resume"])
+            again = api.resume_command(
+                outcome.checkpoint,
+                input,
+                out,
+                {
+                    "--valid": valid,
+                    "--checkpoint": None if checkpoint == api.default_checkpoint_path(out)
+                    else checkpoint,
+                    "--checkpoint-every": checkpoint_every or None,
+                    "--log-file": log_file,
+                    "--encoding": None if encoding == "utf-8" else encoding,
+                    "--errors": None if errors == "strict" else errors,
+                    "--device": None if device == "cpu" else device,
+                    "--json": as_json,
+                },
+            )  # fmt: skip
             err(
                 f"interrupted: checkpoint saved to {outcome.checkpoint}, {best}; "
-                f"continue with: {again} {outcome.checkpoint}"
+                f"continue with: {again}"
             )
             raise typer.Exit(EXIT_INTERRUPTED)
         if as_json:

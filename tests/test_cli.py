@@ -2,12 +2,15 @@
 stderr one-line messages, and each failure its exit code."""
 
 import json
+import shlex
 import subprocess
 import sys
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
+from rnngen import api
 from rnngen.cli import app
 from rnngen.storage import load_corpus, load_model
 
@@ -273,6 +276,8 @@ def test_separate_validation_file(text_file, tmp_path):
         (["--tie-weights", "--embed", "8", "--hidden", "16"], "--tie-weights needs"),
         (["--dropout", "1.5"], "--dropout"),
         (["--optimizer", "rmsprop"], "unknown optimizer"),
+        (["--classes", "10"], "--classes is for --softmax class"),
+        (["--checkpoint-every", "-1"], "--checkpoint-every must not be negative"),
     ],
 )
 def test_train_bad_options(text_file, tmp_path, options, fragment):
@@ -293,6 +298,49 @@ def test_class_softmax(text_file, tmp_path):
         runner.invoke(app, ["eval", str(text_file), "-m", str(out), "--json"]).stdout
     )
     assert 1 < values["perplexity"] < len(model.vocab)
+
+
+def test_resume_refuses_model_and_training_options_that_differ_from_the_checkpoint(
+    text_file, tmp_path
+):
+    """--resume takes the checkpoint's settings: options that contradict it are exit 2, naming
+    them; the same values, or options not given, are fine."""
+    small = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
+    first = ["train", str(text_file), "-q", "-o", str(tmp_path / "m.npz"), *small]
+    assert runner.invoke(app, [*first, "--epochs", "1", "--checkpoint-every", "5"]).exit_code == 0
+    resume = ["train", str(text_file), "-q", "-o", str(tmp_path / "m.npz"), "--epochs", "2",
+              "--resume", str(tmp_path / "m.ckpt.npz")]  # fmt: skip
+    result = runner.invoke(app, [*resume, "--cell", "gru", "--hidden", "512"])
+    assert_one_line_error(result, 2, "--cell gru (the checkpoint's: rnn)",
+                          "--hidden 512 (the checkpoint's: 16)")  # fmt: skip
+    result = runner.invoke(app, [*resume, "--classes", "5"])
+    assert_one_line_error(result, 2, "--classes 5 (the checkpoint's: None)")
+    result = runner.invoke(app, [*resume, "--dense-embedding", "--lr", "0.5", "--seed", "0"])
+    assert_one_line_error(result, 2, "--lr 0.5 (the checkpoint's: 0.002)")
+    assert "--seed" not in result.stderr and "--sparse-embedding" not in result.stderr
+    same = runner.invoke(app, [*resume, "--cell", "rnn", *small, "--dropout", "0.3"])
+    assert same.exit_code == 0, same.stderr
+    assert load_model(tmp_path / "m.npz").history["epochs"] == 2
+
+
+def test_resume_command_parses_back_to_the_options_it_was_given():
+    """The printed resume command, split as a shell splits it, gives `train` the same values."""
+    line = api.resume_command(
+        "c k.npz", "-odd $name.txt", "out dir/m.npz",
+        {"--valid": "a;b.txt", "--log-file": "it's.jsonl", "--json": True, "--checkpoint": None,
+         "--errors": "replace", "--checkpoint-every": 50},
+    )  # fmt: skip
+    words = shlex.split(line)
+    assert words[:2] == ["rnngen", "train"]
+    train = typer.main.get_command(app).commands["train"]
+    params = train.make_context("train", words[2:]).params
+    assert params["input"] == "./-odd $name.txt" and params["out"] == "out dir/m.npz"
+    assert params["valid"] == "a;b.txt" and params["log_file"] == "it's.jsonl"
+    assert params["as_json"] and params["errors"] == "replace" and params["checkpoint"] is None
+    assert params["checkpoint_every"] == 50 and params["resume"] == "c k.npz"
+    assert shlex.split(api.resume_command("c.npz", None, "m.npz")) == [
+        "rnngen", "train", "-o", "m.npz", "--resume", "c.npz"
+    ]  # fmt: skip
 
 
 # --- conventions: -q, -v, errors, completion, help, terminals ---------------------------------
