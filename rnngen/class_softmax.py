@@ -86,9 +86,9 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
     nll, class_cache = softmax_output_forward(h, Wc, bc, classes)
     order = xp.argsort(classes, kind="stable")
     sorted_classes = classes[order]
-    hs_one = empty(workspace, "out.hs_one", (M, H + 1), h.dtype)  # [h 1] in class order
-    hs_one[:, :H] = h[order]
-    hs_one[:, H] = 1
+    h_by_class = empty(workspace, "out.h_by_class", (M, H + 1), h.dtype)  # [h 1], class order
+    h_by_class[:, :H] = h[order]
+    h_by_class[:, H] = 1
     Wb = joined_output(W, b)  # [W; b], so the bias comes out of the product
     local = targets[order] - xp.asarray(bounds[:-1])[sorted_classes]  # id within its class
     present, starts = np.unique(backend.to_numpy(sorted_classes), return_index=True)
@@ -105,26 +105,27 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
     for c, start, end in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
         lo, hi = bounds[c], bounds[c + 1]
         rows = xp.arange(end - start)
-        E = scratch[: (end - start) * (hi - lo)].reshape(end - start, hi - lo)
+        expz = scratch[: (end - start) * (hi - lo)].reshape(end - start, hi - lo)
         if Wb is not None:
-            xp.matmul(hs_one[start:end], Wb[:, lo:hi], out=E)  # logits, exponentiated in place
+            # the logits, exponentiated in place below
+            xp.matmul(h_by_class[start:end], Wb[:, lo:hi], out=expz)
         else:
-            xp.matmul(hs_one[start:end, :H], W[:, lo:hi], out=E)
-            E += b[lo:hi]
-        E -= E.max(axis=1, keepdims=True)
-        picked[start:end] = E[rows, local[start:end]]
-        xp.exp(E, out=E)
-        E.sum(axis=1, out=s[start:end])
+            xp.matmul(h_by_class[start:end, :H], W[:, lo:hi], out=expz)
+            expz += b[lo:hi]
+        expz -= expz.max(axis=1, keepdims=True)
+        picked[start:end] = expz[rows, local[start:end]]
+        xp.exp(expz, out=expz)
+        expz.sum(axis=1, out=s[start:end])
         if not training:
             continue
-        E *= (grad_scale / s[start:end])[:, None]  # scale * (softmax - one_hot)
-        E[rows, local[start:end]] -= grad_scale
+        expz *= (grad_scale / s[start:end])[:, None]  # scale * (softmax - one_hot)
+        expz[rows, local[start:end]] -= grad_scale
         dW_b[:, done:lo] = 0  # classes no position had
         if xp is np:  # BLAS writes straight into the (strided) column block
-            np.matmul(*_two_rows_at_least(hs_one, start, end, E), out=dW_b[:, lo:hi])
+            np.matmul(*_two_rows_at_least(h_by_class, start, end, expz), out=dW_b[:, lo:hi])
         else:
-            dW_b[:, lo:hi] = hs_one[start:end].T @ E
-        xp.matmul(E, W[:, lo:hi].T, out=dhs[start:end])
+            dW_b[:, lo:hi] = h_by_class[start:end].T @ expz
+        xp.matmul(expz, W[:, lo:hi].T, out=dhs[start:end])
         done = hi
     nll += float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
     if not training:
@@ -150,17 +151,17 @@ def class_softmax_backward(cache, scale):
     return dh, dWc, dbc, cache.dW_b[:H], cache.dW_b[H]
 
 
-def _two_rows_at_least(hs_ones, start, end, E):
-    """The factors of hs_ones[start:end].T @ E. NumPy does a one-row product (an outer product)
-    about ten times slower than a two-row one, and rare-word classes often have one position, so
-    such a product gets a second row: any other row of hs_ones against a row of zeros, which adds
-    exactly nothing."""
-    if end - start > 1 or len(hs_ones) < 2:
-        return hs_ones[start:end].T, E
-    other = start + 1 if start + 1 < len(hs_ones) else start - 1
-    padded = np.zeros((2, E.shape[1]), dtype=E.dtype)
-    padded[0] = E[0]
-    return hs_ones[[start, other]].T, padded
+def _two_rows_at_least(h_by_class, start, end, expz):
+    """The factors of h_by_class[start:end].T @ expz. NumPy does a one-row product (an outer
+    product) about ten times slower than a two-row one, and rare-word classes often have one
+    position, so such a product gets a second row: any other row of h_by_class against a row of
+    zeros, which adds exactly nothing."""
+    if end - start > 1 or len(h_by_class) < 2:
+        return h_by_class[start:end].T, expz
+    other = start + 1 if start + 1 < len(h_by_class) else start - 1
+    padded = np.zeros((2, expz.shape[1]), dtype=expz.dtype)
+    padded[0] = expz[0]
+    return h_by_class[[start, other]].T, padded
 
 
 def class_log_probs(h, Wc, bc, W, b, bounds):

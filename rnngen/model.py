@@ -2,7 +2,8 @@
 
     x_t = E[w_t]                                  embedding row of the current word
     h_t = cell(x_t, state_{t-1})                  per layer; the layer below's h_t is its x_t
-    p(w_{t+1}) = softmax(h_t W + b_out)           over the whole vocabulary
+    p(w_{t+1}) = softmax(h_t W + b_out)           over the whole vocabulary (--softmax full), or
+                                                  class then word within it (class_softmax.py)
 
 Dropout (Zaremba et al., 2014) applies to the non-recurrent connections only: the embedding output,
 between layers, and before the output layer. With tied weights the output matrix W is E^T.
