@@ -38,19 +38,31 @@ def _run(model_cfg, cfg, tmp_path, stop_after=None, resume=None):
     return result, path
 
 
+CLASSES = (0, 3, 8, 14, 21)
 CASES = [
     (ModelConfig(21, embed=8, hidden=12, cell="lstm", layers=2, dropout=0.3), "adam"),
     (ModelConfig(21, embed=8, hidden=12, cell="gru"), "sgd"),
     (ModelConfig(21, embed=8, hidden=12, cell="rnn"), "adagrad"),
-]
+    (ModelConfig(21, embed=8, hidden=12, softmax="class", class_bounds=CLASSES, dropout=0.2),
+     "adam"),
+    (ModelConfig(21, embed=8, hidden=12, cell="gru", dropout=0.2), "lazy-adam"),
+]  # fmt: skip
+CASE_IDS = ["lstm-adam", "gru-sgd", "rnn-adagrad", "class-softmax-adam", "gru-lazy-adam"]
 
 
-@pytest.mark.parametrize("model_cfg,optimizer", CASES, ids=["lstm-adam", "gru-sgd", "rnn-adagrad"])
+@pytest.mark.parametrize("model_cfg,optimizer", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("stop_after", [3, 7, 14, 20])  # mid-epoch, epoch ends, later epochs
 def test_resume_is_bit_exact(tmp_path, model_cfg, optimizer, stop_after):
     cfg = TrainConfig(
-        epochs=4, batch_size=4, seq_len=25, optimizer=optimizer, lr_decay=2.0, patience=0, seed=3
-    )  # 7 steps an epoch
+        epochs=4,
+        batch_size=4,
+        seq_len=25,
+        optimizer=optimizer.removeprefix("lazy-"),
+        lazy_adam=optimizer == "lazy-adam",
+        lr_decay=2.0,
+        patience=0,
+        seed=3,
+    )  # 7 steps an epoch; fmt: skip
     straight, _ = _run(model_cfg, cfg, tmp_path)
     stopped, path = _run(model_cfg, cfg, tmp_path, stop_after=stop_after)
     assert stopped.interrupted
