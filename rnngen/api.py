@@ -31,7 +31,7 @@ from .corpus import (
 from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig, count_params, join_output
+from .model import ModelConfig, count_params, join_output, split_output
 from .storage import (
     MODEL_FORMAT,
     VERSION,
@@ -252,9 +252,8 @@ def train_model(
     )
     model = None
     if result.params is not None and (comm is None or comm.rank == 0):
-        model = TrainedModel(
-            model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history
-        )
+        params = split_output(result.params)  # a TrainedModel holds the file layout
+        model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
         save_model(out, model)  # the best parameters again, with the complete history
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
@@ -313,7 +312,8 @@ def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator
 
 
 def _device_params(model: TrainedModel) -> dict:
-    """The model's parameters on the array module's device, the output layer's joined."""
+    """The model's parameters on the array module's device, in the layout the model computes
+    with (out.Wb joined from the file's out.W and out.b)."""
     return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
 
 

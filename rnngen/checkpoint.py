@@ -21,7 +21,7 @@ import numpy as np
 
 from . import backend
 from .errors import ConfigError
-from .model import ModelConfig, join_output
+from .model import ModelConfig, join_output, param_shapes, split_output
 from .optim import make_optimizer
 from .storage import (
     VERSION,
@@ -112,10 +112,11 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     }
     arrays = {"meta": meta_array(meta), **vocab_arrays(ckpt.vocab)}
     host = backend.to_numpy  # arrays may live on a GPU
-    arrays.update({f"param.{k}": host(v) for k, v in st.params.items()})
+    # in the file layout (out.W and out.b, model.split_output), the optimiser's arrays too
+    arrays.update({f"param.{k}": host(v) for k, v in split_output(st.params).items()})
     if st.best_params is not None:
-        arrays.update({f"best.{k}": host(v) for k, v in st.best_params.items()})
-    arrays.update({f"opt.{k}": host(v) for k, v in opt_arrays.items()})
+        arrays.update({f"best.{k}": host(v) for k, v in split_output(st.best_params).items()})
+    arrays.update({f"opt.{k}": host(v) for k, v in split_output(opt_arrays).items()})
     if st.hidden is not None:
         arrays["hidden"] = host(st.hidden)
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -139,33 +140,36 @@ def load_checkpoint(path) -> Checkpoint:
             raise ValueError("the training position is out of range")
         if not isinstance(meta["history"], dict) or not isinstance(scalars, dict):
             raise ValueError("history or optimiser settings are not objects")
-        shapes = model_shapes(model, reader)
+        shapes = model_shapes(model, reader)  # in the file layout
         dtype = np.dtype(DTYPES[train.dtype])
-        templates = {k: np.zeros(s, dtype) for k, s in shapes.items()}  # replaced below
+        templates = {k: np.zeros(s, dtype) for k, s in param_shapes(model).items()}
         optimizer = make_optimizer(train.optimizer, templates, 1.0)
         _, opt_templates = optimizer.state()
+        opt_members = split_output(opt_templates)  # views: reading into them fills the templates
         names = set(reader.names)
         has_best = any(n.startswith("best.") for n in names)
         expected = {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)}
         expected |= {f"best.{n}" for n in shapes} if has_best else set()
-        expected |= {f"opt.{k}" for k in opt_templates}
+        expected |= {f"opt.{k}" for k in opt_members}
         expected |= {"hidden"} if "hidden" in names else set()
         expect_members(reader, expected)
         expect_vocab(reader, model.vocab_size)
         for prefix in ("param.", "best.") if has_best else ("param.",):
             for name, shape in shapes.items():
                 expect_member(reader, prefix + name, lambda d: d == dtype, shape, str(dtype))
-        for key, template in opt_templates.items():
-            expect_member(reader, f"opt.{key}", lambda d: d == dtype, template.shape, str(dtype))
+        for key, view in opt_members.items():
+            expect_member(reader, f"opt.{key}", lambda d: d == dtype, view.shape, str(dtype))
         state_shape = (model.layers, model.n_states, train.batch_size, model.hidden)
         if "hidden" in names:
             expect_member(reader, "hidden", is_float, state_shape, "float")
         vocab = read_vocab(reader, meta, tokenizer)
         device = backend.xp.asarray  # onto the GPU when training runs there
         params = join_output({k: device(read_finite(reader, f"param.{k}")) for k in shapes})
-        best = {k: device(read_finite(reader, f"best.{k}")) for k in shapes} if has_best else None
-        for key, template in opt_templates.items():
-            template[...] = read_finite(reader, f"opt.{key}")
+        best = None
+        if has_best:
+            best = join_output({k: device(read_finite(reader, f"best.{k}")) for k in shapes})
+        for key, view in opt_members.items():
+            view[...] = read_finite(reader, f"opt.{key}")
         optimizer = make_optimizer(train.optimizer, params, 1.0, train.lazy_adam_for(model))
         optimizer.load_state(scalars, opt_templates)
         hidden = device(read_finite(reader, "hidden").astype(dtype)) if "hidden" in names else None

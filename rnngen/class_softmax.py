@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
-from .layers import empty, joined_output, softmax_output_backward, softmax_output_forward
+from .layers import empty, softmax_output_backward, softmax_output_forward
 
 
 def make_class_bounds(counts, n_classes: int | None = None) -> tuple:
@@ -72,7 +72,8 @@ class ClassSoftmaxCache(NamedTuple):
 
 def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, workspace=None):
     """h (M, H), Wc (H, C), bc (C,), W (H, V), b (V,), targets (M,), bounds (C+1,) ->
-    summed negative log-likelihood (float), cache.
+    summed negative log-likelihood (float), cache. As for layers.softmax_output_forward, W may be
+    the (H+1, V) array [W; b] with b None, and the bias then comes out of the products.
 
     The positions are sorted by class once, so each class's words are one product over a
     contiguous block of rows; the softmax and its loss are then done in place on that block.
@@ -82,6 +83,9 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
     xp = backend.xp
     M, H = h.shape
     V = W.shape[1]
+    Wb = W if b is None else None  # [W; b], so the bias comes out of the product
+    if Wb is not None:
+        W = Wb[:H]
     classes = xp.asarray(word_classes(bounds))[targets]  # (M,)
     nll, class_cache = softmax_output_forward(h, Wc, bc, classes)
     order = xp.argsort(classes, kind="stable")
@@ -89,7 +93,6 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
     h_by_class = empty(workspace, "out.h_by_class", (M, H + 1), h.dtype)  # [h 1], class order
     h_by_class[:, :H] = h[order]
     h_by_class[:, H] = 1
-    Wb = joined_output(W, b)  # [W; b], so the bias comes out of the product
     local = targets[order] - xp.asarray(bounds[:-1])[sorted_classes]  # id within its class
     present, starts = np.unique(backend.to_numpy(sorted_classes), return_index=True)
     ends = np.append(starts[1:], M)
@@ -135,7 +138,8 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
 
 
 def class_softmax_backward(cache, scale):
-    """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
+    """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dWb (H+1, V): dW,
+    then db as the last row.
 
     The columns of classes that did not occur get zero dW and db. The word softmaxes' part was
     made by the forward pass, which must have been given this scale as grad_scale; this adds the
@@ -145,10 +149,9 @@ def class_softmax_backward(cache, scale):
             f"class_softmax_backward for scale {scale} needs a forward pass given that grad_scale"
             f" (it was given {cache.scale})"
         )
-    dh, dWc, dbc = softmax_output_backward(cache.class_cache, cache.scale)
+    dh, dWbc = softmax_output_backward(cache.class_cache, cache.scale)
     dh[cache.order] += cache.dhs  # order is a permutation: each row gets its one class's part
-    H = cache.dhs.shape[1]
-    return dh, dWc, dbc, cache.dW_b[:H], cache.dW_b[H]
+    return dh, dWbc[:-1], dWbc[-1], cache.dW_b
 
 
 def _two_rows_at_least(h_by_class, start, end, expz):

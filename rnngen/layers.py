@@ -125,8 +125,9 @@ def empty(workspace, name: str, shape: tuple, dtype):
 # blocks of rows does everything else while a block is in cache (row max, shift, the targets'
 # logits, exp in place, row sum), spread over the CPU cores. The probabilities are never
 # normalised explicitly: 1/rowsum is folded into the (M, H)-sized side of the backward products.
-# The bias rides on the products through a column of ones: [h 1] @ [W; b] gives the logits when W
-# and b are rows of one array (as the model keeps them), and [h 1]^T @ dlogits gives dW and db.
+# The bias rides on the products through a column of ones: [h 1] @ [W; b] gives the logits when the
+# caller keeps W and b as the rows of one array Wb (as the model does), and [h 1]^T @ dlogits gives
+# dW and db in one product either way.
 
 # Rows per block: 16 rows of a 10,000-word vocabulary are 640 KB and stay in cache (fewer rows,
 # more calls, were slower even for a 33,278-word one). A narrow softmax (the class softmax's C
@@ -145,40 +146,19 @@ class SoftmaxOutputCache(NamedTuple):
     spent: list  # [False] until the backward pass has used expz as scratch (then [True])
 
 
-def joined_output(W, b):
-    """The (H+1, V) array whose rows 0..H-1 are W (H, V) and whose last row is b (V,), when they
-    are views of one (model.join_output makes them so); else None."""
-    base = W.base
-    H, V = W.shape
-    if (
-        base is None
-        or b.base is not base
-        or base.shape != (H + 1, V)
-        or not base.flags.c_contiguous
-        or W.strides != base.strides
-        or _address(W) != _address(base)
-        or _address(b) != _address(base) + H * base.strides[0]
-    ):
-        return None
-    return base
-
-
-def _address(a) -> int:
-    interface = getattr(a, "__array_interface__", None) or a.__cuda_array_interface__
-    return interface["data"][0]
-
-
 def softmax_output_forward(h, W, b, targets, workspace=None):
     """Affine output layer, softmax and cross-entropy over all positions at once.
 
     h (M, H), W (H, V), b (V,), targets (M,) ids -> summed negative log-likelihood (a float), cache.
-    When W and b are the rows of one (H+1, V) array (see joined_output) the bias comes out of the
-    product, [h 1] @ [W; b], instead of a pass of its own over the (M, V) logits.
+    Or W the (H+1, V) array [W; b] (W's rows, then the bias) and b None: the bias then comes out of
+    the product, [h 1] @ [W; b], instead of a pass of its own over the (M, V) logits.
     """
     xp = backend.xp
     M, H = h.shape
+    Wb = W if b is None else None
+    if Wb is not None:
+        W = Wb[:H]
     expz = empty(workspace, "out.logits", (M, W.shape[1]), h.dtype)
-    Wb = joined_output(W, b)
     if Wb is not None:
         h_with_one = empty(workspace, "out.h_with_one", (M, H + 1), h.dtype)  # [h 1]
         h_with_one[:, :H] = h
@@ -206,7 +186,8 @@ def softmax_output_forward(h, W, b, targets, workspace=None):
 
 
 def softmax_output_backward(cache, scale=1.0, workspace=None):
-    """Gradients of scale * (summed NLL) -> dh (M, H), dW (H, V), db (V,).
+    """Gradients of scale * (summed NLL) -> dh (M, H), dWb (H+1, V): dW, then db as the last row
+    (the layout the forward pass takes W and b in when b is None).
 
     Uses the cache's expz as scratch, so it runs once per forward pass: a second call on the same
     cache is a ValueError (it would compute from overwritten values)."""
@@ -228,4 +209,4 @@ def softmax_output_backward(cache, scale=1.0, workspace=None):
     xp.matmul(h_with_one_by_s.T, expz, out=dW_b)  # (H + 1, V)
     dh = expz @ W.T
     dh *= inv[:, None]
-    return dh, dW_b[:H], dW_b[H]
+    return dh, dW_b

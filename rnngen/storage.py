@@ -35,7 +35,7 @@ import numpy as np
 from . import backend
 from .corpus import Corpus
 from .errors import ConfigError, MissingInputError, ModelFileError, OutputError
-from .model import ModelConfig, param_shapes
+from .model import ModelConfig, file_shapes, split_output
 from .npzcheck import MAX_BYTES, NpzReader
 from .tokenize import TokenizerConfig
 from .vocab import Vocab
@@ -50,7 +50,7 @@ class TrainedModel:
     config: ModelConfig
     tokenizer: TokenizerConfig
     vocab: Vocab
-    params: dict  # name -> array, see model.param_shapes
+    params: dict  # name -> array, in the file layout: see model.file_shapes
     history: dict = field(default_factory=dict)  # training summary: epochs, best validation, time
 
 
@@ -111,8 +111,9 @@ def save_model(path, model: TrainedModel) -> None:
         "history": model.history,
     }
     arrays = {"meta": meta_array(meta), **vocab_arrays(model.vocab)}
-    for name in param_shapes(model.config):
-        arrays[f"param.{name}"] = backend.to_numpy(model.params[name])  # from a GPU too
+    params = split_output(model.params)  # parameters as training holds them are split here
+    for name in file_shapes(model.config):
+        arrays[f"param.{name}"] = backend.to_numpy(params[name])  # from a GPU too
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -314,11 +315,11 @@ def read_vocab(reader: NpzReader, meta: dict, tokenizer: TokenizerConfig) -> Voc
 
 
 def model_shapes(config: ModelConfig, reader: NpzReader) -> dict:
-    """param_shapes(config), once the config is known to describe a file of a sane size."""
-    # Every layer has at least three members, so this bounds param_shapes' loop over layers.
+    """file_shapes(config), once the config is known to describe a file of a sane size."""
+    # Every layer has at least three members, so this bounds file_shapes' loop over layers.
     if config.layers > len(reader.names):
         raise ValueError(f"{config.layers} layers in a file of {len(reader.names)} members")
-    shapes = param_shapes(config)
+    shapes = file_shapes(config)
     nbytes = 4 * sum(math.prod(shape) for shape in shapes.values())
     if nbytes > MAX_BYTES:
         raise ValueError(f"the model settings imply {nbytes:,} bytes of weights, over the limit")

@@ -77,14 +77,15 @@ def compute(data: dict) -> dict:
         out[f"{name}/state"] = result.state
         out[f"{name}/train_losses"] = np.array([e["train_loss"] for e in history["per_epoch"]])
         out[f"{name}/val_losses"] = np.array([e["val_loss"] for e in history["per_epoch"]])
-        out.update({f"{name}/param.{k}": v for k, v in params.items()})
-        out.update({f"{name}/grad.{k}": v for k, v in result.grads.items()})
+        # named as in a model file (out.W, out.b), however the model holds them
+        out.update({f"{name}/param.{k}": v for k, v in M.split_output(params).items()})
+        out.update({f"{name}/grad.{k}": v for k, v in M.split_output(result.grads).items()})
     for name, (model, settings) in OPTIMIZER_RUNS.items():
         result = train(data["corpus"], CONFIGS[model], settings)
         per_epoch = result.history["per_epoch"]
         out[f"{name}/train_losses"] = np.array([e["train_loss"] for e in per_epoch])
         out[f"{name}/val_losses"] = np.array([e["val_loss"] for e in per_epoch])
-        out.update({f"{name}/final.{k}": v for k, v in result.state.params.items()})
+        out.update({f"{name}/final.{k}": v for k, v in M.split_output(result.state.params).items()})
     return out
 
 

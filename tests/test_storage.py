@@ -24,7 +24,7 @@ from rnngen.tokenize import TokenizerConfig
 def trained(book_text):
     corpus = encode_text(book_text[:3000], TokenizerConfig())
     cfg = M.ModelConfig(vocab_size=len(corpus.vocab), embed=6, hidden=8, layers=2)
-    params = M.init_params(cfg, np.random.default_rng(0))
+    params = M.split_output(M.init_params(cfg, np.random.default_rng(0)))  # the file layout
     return TrainedModel(cfg, corpus.tokenizer, corpus.vocab, params, {"epochs": 3})
 
 
