@@ -20,7 +20,7 @@ import inspect
 from typing import Annotated, get_args
 
 from rich.markup import escape
-from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.core import HAS_RICH, TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 MODEL, TRAINING, DATA, CHECKPOINTS, OUTPUT, OTHER = (
     "Model",
@@ -54,16 +54,19 @@ def unwrap(text: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.split("\n")) for p in paragraphs)
 
 
-def plain(text: str | None) -> str | None:
-    """Help text as plain text: rewrapped paragraphs, brackets escaped from Rich markup."""
-    return escape(unwrap(text)) if text else text
+def plain(text: str | None, markup: bool = True) -> str | None:
+    """Help text as plain text: rewrapped paragraphs, brackets escaped from Rich markup (when the
+    help is rendered as markup: not with TYPER_USE_RICH=0, nor in Typer versions without it)."""
+    if not text:
+        return text
+    return escape(unwrap(text)) if markup else unwrap(text)
 
 
-def _tidy(param) -> None:
+def _tidy(param, markup: bool) -> None:
     if getattr(param, "_rnngen_tidy", False):
         return
     param._rnngen_tidy = True
-    param.help = plain(param.help)
+    param.help = plain(param.help, markup)
     if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
         param.metavar = ""  # Rich shows the metavar, when there is one, instead of <bool>
     elif isinstance(param, TyperArgument) and param.metavar is None:
@@ -71,10 +74,13 @@ def _tidy(param) -> None:
 
 
 class _Tidy:
+    def _markup(self) -> bool:
+        return getattr(self, "rich_markup_mode", None) == "rich" and HAS_RICH
+
     def _tidy_all(self) -> None:
-        self.help = plain(self.help)
+        self.help = plain(self.help, self._markup())
         for param in self.params:
-            _tidy(param)
+            _tidy(param, self._markup())
         options = [p for p in self.params if isinstance(p, TyperOption)]
         self._grouped = any(p.rich_help_panel for p in options)
         if self._grouped:
@@ -86,13 +92,13 @@ class _Tidy:
     def get_params(self, ctx):
         params = super().get_params(ctx)
         for param in params:  # including those Typer adds later (completion, help)
-            _tidy(param)
+            _tidy(param, self._markup())
         return params
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)
         if option is not None:
-            _tidy(option)
+            _tidy(option, self._markup())
             if self._grouped:
                 option.rich_help_panel = OTHER
         return option
@@ -101,7 +107,7 @@ class _Tidy:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if isinstance(param, TyperArgument):
-                name = param.display_name_raw + ("..." if param.nargs != 1 else "")
+                name = (param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")
                 pieces.append(name if param.required else f"[{name}]")
         return pieces
 

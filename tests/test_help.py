@@ -18,6 +18,7 @@ import re
 import typing
 
 import pytest
+import typer.core
 import typer.main
 from typer.models import ParameterInfo
 from typer.testing import CliRunner
@@ -35,6 +36,8 @@ EXTRAS = ("[default:", "[required]", "[env var:")
 
 
 def render(name) -> list[str]:
+    if not typer.core.HAS_RICH:
+        pytest.skip("TYPER_USE_RICH=0: Typer renders help without Rich")
     args = ["--help"] if name is None else [name, "--help"]
     result = runner.invoke(app, args, env={"COLUMNS": str(WIDTH), "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
