@@ -26,7 +26,18 @@ from . import __version__, api, backend, distributed, plot, reports, runlog
 from .backend import DEVICES
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
-from .helptext import CHECKPOINTS, DATA, MODEL, OUTPUT, TRAINING, Command, Group, choices, in_panel
+from .helptext import (
+    CHECKPOINTS,
+    DATA,
+    MODEL,
+    OUTPUT,
+    SPEED,
+    TRAINING,
+    Command,
+    Group,
+    choices,
+    in_panel,
+)
 from .model import CELLS, SOFTMAXES, ModelConfig
 from .optim import OPTIMIZERS
 from .progress import TrainingDisplay, summary_line
@@ -296,7 +307,12 @@ def train_command(
         ),
     ] = None,
     cell: Annotated[
-        str, typer.Option(metavar=choices(CELLS), help="Recurrent cell.", rich_help_panel=MODEL)
+        str,
+        typer.Option(
+            metavar=choices(CELLS),
+            help="Recurrent cell: plain RNN, LSTM or GRU.",
+            rich_help_panel=MODEL,
+        ),
     ] = "rnn",
     hidden: Annotated[
         int, typer.Option(help="Hidden state size H.", rich_help_panel=MODEL)
@@ -314,7 +330,7 @@ def train_command(
         bool,
         typer.Option(
             "--tie-weights",
-            help="Output layer shares the embedding (E = H).",
+            help="Output layer shares the embedding; needs --embed equal to --hidden.",
             rich_help_panel=MODEL,
         ),
     ] = False,
@@ -328,7 +344,10 @@ def train_command(
     ] = "full",
     classes: Annotated[
         int | None,
-        typer.Option(help="Word classes for --softmax class. [default: √V]", rich_help_panel=MODEL),
+        typer.Option(
+            help="Word classes for --softmax class. [default: sqrt(vocabulary size)]",
+            rich_help_panel=MODEL,
+        ),
     ] = None,
     seq_len: Annotated[
         int, typer.Option(help="Steps of backpropagation through time.", rich_help_panel=TRAINING)
@@ -338,7 +357,11 @@ def train_command(
     ] = TrainConfig.batch_size,
     optimizer: Annotated[
         str,
-        typer.Option(metavar=choices(OPTIMIZERS), help="Optimizer.", rich_help_panel=TRAINING),
+        typer.Option(
+            metavar=choices(OPTIMIZERS),
+            help="Update rule for the weights.",
+            rich_help_panel=TRAINING,
+        ),
     ] = TrainConfig.optimizer,
     lr: Annotated[
         float | None,
@@ -370,7 +393,7 @@ def train_command(
             help="Update only the embedding rows of each batch's words: lazy Adam, faster on "
             "large vocabularies, a different optimiser (sgd and adagrad do so anyway). "
             "--dense-embedding, the default, updates every row.",
-            rich_help_panel=TRAINING,
+            rich_help_panel=SPEED,
         ),
     ] = TrainConfig.sparse_embedding,
     dense_embedding: Annotated[
@@ -389,7 +412,9 @@ def train_command(
     dtype: Annotated[
         str,
         typer.Option(
-            metavar=choices(DTYPES), help="float32 is the faster.", rich_help_panel=TRAINING
+            metavar=choices(DTYPES),
+            help="Number type of the weights: float32 is faster.",
+            rich_help_panel=SPEED,
         ),
     ] = TrainConfig.dtype,
     level: in_panel(Level, DATA) = None,
@@ -434,7 +459,7 @@ def train_command(
             "--json", help="At the end, print a JSON summary on stdout.", rich_help_panel=OUTPUT
         ),
     ] = False,
-    device: in_panel(Device, TRAINING) = "cpu",
+    device: in_panel(Device, SPEED) = "cpu",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress or summary.")] = False,
     verbose: Verbose = False,
 ):

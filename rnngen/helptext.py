@@ -22,15 +22,16 @@ from typing import Annotated, get_args
 from rich.markup import escape
 from typer.core import HAS_RICH, TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-MODEL, TRAINING, DATA, CHECKPOINTS, OUTPUT, OTHER = (
+MODEL, TRAINING, SPEED, DATA, CHECKPOINTS, OUTPUT, OTHER = (
     "Model",
     "Training",
+    "Speed and precision",
     "Data and tokenizer",
     "Checkpoints",
     "Output",
     "Other options",
 )
-PANELS = (MODEL, TRAINING, DATA, CHECKPOINTS, OUTPUT, OTHER)
+PANELS = (MODEL, TRAINING, SPEED, DATA, CHECKPOINTS, OUTPUT, OTHER)
 
 
 def choices(values) -> str:
