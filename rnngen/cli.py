@@ -614,13 +614,17 @@ def sample(
     count: Annotated[
         int, typer.Option(help="Print this many samples, separated by a blank line.")
     ] = 1,
-    stream: Annotated[
+    no_stream: Annotated[
         bool,
         typer.Option(
-            "--stream/--no-stream",
-            help="Print each token as it is generated, or the whole text at the end.",
+            "--no-stream",
+            help="Print the whole text at the end, not each token as it is generated "
+            "(--stream, the default).",
         ),
-    ] = True,
+    ] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", hidden=True, help="The opposite of --no-stream.")
+    ] = False,
     device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -631,6 +635,8 @@ def sample(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        if stream and no_stream:
+            raise ConfigError("--stream and --no-stream contradict; give one")
         backend.use_device(device)
         if length < 0 or temperature < 0 or top_k < 0:
             raise ConfigError("--length, --temperature and --top-k must not be negative")
@@ -650,7 +656,7 @@ def sample(
         for i in range(count):
             if i:
                 sys.stdout.write("\n")
-            if stream:
+            if not no_stream:
                 write_stream(api.sample_pieces(trained, start, length, rng, *options))
             else:
                 text = api.sample_text(trained, start, length, rng, *options)

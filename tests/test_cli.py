@@ -302,6 +302,14 @@ def test_bad_option_messages_name_the_option(text_file, tmp_path, options, optio
     assert_one_line_error(result, 2, option)
 
 
+def test_stream_flags(model_file):
+    args = ["sample", "-m", str(model_file), "--start", "Wendy", "--length", "5", "--seed", "1"]
+    streamed, default = runner.invoke(app, [*args, "--stream"]), runner.invoke(app, args)
+    assert streamed.exit_code == 0 and streamed.stdout == default.stdout
+    assert runner.invoke(app, [*args, "--no-stream"]).stdout == default.stdout
+    assert_one_line_error(runner.invoke(app, [*args, "--stream", "--no-stream"]), 2, "--stream")
+
+
 def test_dense_embedding_is_still_accepted(text_file, tmp_path):
     out = tmp_path / "m.npz"
     args = ["train", str(text_file), "-o", str(out), *TINY, "--epochs", "1", "--dense-embedding"]
