@@ -19,8 +19,12 @@ import copy
 import inspect
 from typing import Annotated, get_args
 
+import typer.core
 from rich.markup import escape
-from typer.core import HAS_RICH, TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+# False under TYPER_USE_RICH=0 (Typer 0.29); older Typers use Rich whenever it is installed.
+HAS_RICH = getattr(typer.core, "HAS_RICH", True)
 
 MODEL, TRAINING, SPEED, DATA, CHECKPOINTS, OUTPUT, OTHER = (
     "Model",
@@ -113,9 +117,11 @@ class _Tidy:
         return pieces
 
 
-def _panel_rank(param) -> int:
+def _panel_rank(param) -> float:
+    """Where a parameter's panel comes: in PANELS' order, a panel not in PANELS just before OTHER
+    (arguments have their own panel: their order among themselves is kept, as parsing needs)."""
     panel = getattr(param, "rich_help_panel", None)
-    return PANELS.index(panel) if panel in PANELS else len(PANELS)
+    return PANELS.index(panel) if panel in PANELS else PANELS.index(OTHER) - 0.5
 
 
 class Command(_Tidy, TyperCommand):
