@@ -332,6 +332,9 @@ def test_too_short_a_text_names_what_it_needs(model_file, tmp_path):
     [
         ["eval", "{book}", "-m", "{folder}"],
         ["eval", "{folder}", "-m", "{model}"],
+        ["score", "{folder}", "-m", "{model}"],
+        ["encode", "{folder}", "-o", "{out}"],
+        ["train", "{book}", "-o", "{out}", "--valid", "{folder}"],
         ["info", "{folder}"],
         ["sample", "-m", "{folder}"],
         ["train", "{folder}", "-o", "{out}"],
