@@ -135,6 +135,7 @@ def checkpoint_options(ckpt: Checkpoint) -> dict:
         "--patience": t.patience,
         "--clip": t.clip,
         "--sparse-embedding": t.lazy_adam,
+        "--dense-embedding": not t.lazy_adam,
         "--val-frac": t.val_frac,
         "--seed": t.seed,
         "--dtype": t.dtype,

@@ -58,15 +58,16 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; use one of: {', '.join(CELLS)}")
+            raise ConfigError(f"unknown cell {self.cell!r}; give --cell one of: {', '.join(CELLS)}")
         for name in ("vocab_size", "embed", "hidden", "layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+                what = "the vocabulary size" if name == "vocab_size" else f"--{name}"
+                raise ConfigError(f"{what} must be a whole number of at least 1, got {value!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.softmax not in SOFTMAXES:
-            raise ConfigError(f"unknown softmax {self.softmax!r}; use one of: full, class")
+            raise ConfigError(f"unknown softmax {self.softmax!r}; give --softmax full or class")
         bounds = tuple(int(b) for b in self.class_bounds)
         object.__setattr__(self, "class_bounds", bounds)  # JSON gives a list
         if self.softmax == "class" and not (

@@ -181,7 +181,8 @@ def open_archive(path, what):
     try:
         file = open(path, "rb")
     except IsADirectoryError:
-        raise ModelFileError(f"{path} is a folder, not an rnngen {what}") from None
+        # A folder where a file should be: the file is missing (66), as for a text input.
+        raise MissingInputError(f"{path} is a folder; give the path of an rnngen {what}") from None
     except OSError as e:
         raise MissingInputError(f"cannot read {path}: {e.strerror}") from None
     with file:

@@ -62,10 +62,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}"
+                f"unknown optimizer {self.optimizer!r}; "
+                f"give --optimizer one of: {', '.join(OPTIMIZERS)}"
             )
         if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; use float32 or float64")
+            raise ConfigError(f"unknown dtype {self.dtype!r}; give --dtype float32 or float64")
         if not 0 <= self.val_frac < 1:
             raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}")
         for name in ("epochs", "batch_size", "seq_len"):

@@ -305,6 +305,74 @@ def test_train_bad_options(text_file, tmp_path, options, fragment):
     assert_one_line_error(result, 2, fragment)
 
 
+@pytest.mark.parametrize(
+    "options,option",
+    [
+        (["--hidden", "0"], "--hidden"),
+        (["--embed", "0"], "--embed"),
+        (["--layers", "0"], "--layers"),
+        (["--cell", "transformer"], "--cell"),
+        (["--softmax", "hierarchical"], "--softmax"),
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--dtype", "float16"], "--dtype"),
+        (["--level", "byte"], "--level"),
+        (["--tokenizer", "bpe"], "--tokenizer"),
+        (["--device", "tpu"], "--device"),
+        (["--encoding", "no-such-codec"], "--encoding"),
+        (["--sparse-embedding", "--dense-embedding"], "--dense-embedding"),
+    ],
+)
+def test_bad_option_messages_name_the_option(text_file, tmp_path, options, option):
+    result = runner.invoke(app, ["train", str(text_file), "-o", str(tmp_path / "m.npz"), *options])
+    assert_one_line_error(result, 2, option)
+
+
+def test_stream_flags(model_file):
+    args = ["sample", "-m", str(model_file), "--start", "Wendy", "--length", "5", "--seed", "1"]
+    streamed, default = runner.invoke(app, [*args, "--stream"]), runner.invoke(app, args)
+    assert streamed.exit_code == 0 and streamed.stdout == default.stdout
+    assert runner.invoke(app, [*args, "--no-stream"]).stdout == default.stdout
+    assert_one_line_error(runner.invoke(app, [*args, "--stream", "--no-stream"]), 2, "--stream")
+
+
+def test_dense_embedding_is_still_accepted(text_file, tmp_path):
+    out = tmp_path / "m.npz"
+    args = ["train", str(text_file), "-o", str(out), *TINY, "--epochs", "1", "--dense-embedding"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert load_model(out).history is not None
+
+
+def test_too_short_a_text_names_what_it_needs(model_file, tmp_path):
+    one = tmp_path / "one.txt"
+    one.write_text("oneword")  # one token: nothing to predict
+    result = runner.invoke(app, ["eval", str(one), "-m", str(model_file)])
+    assert_one_line_error(result, 65, "1 token", "at least 2")
+    assert "--batch-size" not in result.stderr  # eval has no such option
+    result = runner.invoke(app, ["train", str(one), "-o", str(tmp_path / "m.npz"), *TINY])
+    assert_one_line_error(result, 65, "--batch-size")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "{book}", "-m", "{folder}"],
+        ["eval", "{folder}", "-m", "{model}"],
+        ["score", "{folder}", "-m", "{model}"],
+        ["encode", "{folder}", "-o", "{out}"],
+        ["train", "{book}", "-o", "{out}", "--valid", "{folder}"],
+        ["info", "{folder}"],
+        ["sample", "-m", "{folder}"],
+        ["train", "{folder}", "-o", "{out}"],
+        ["train", "{book}", "-o", "{out}", "--resume", "{folder}"],
+        ["plot", "{folder}"],
+    ],
+)
+def test_a_folder_for_a_file_is_a_missing_input(args, text_file, model_file, tmp_path):
+    names = {"book": text_file, "model": model_file, "folder": tmp_path, "out": tmp_path / "m.npz"}
+    result = runner.invoke(app, [a.format(**names) for a in args])
+    assert_one_line_error(result, 66, "is a folder")
+
+
 def test_class_softmax(text_file, tmp_path):
     out = tmp_path / "m.npz"
     args = ["train", str(text_file), "-o", str(out), *TINY, "--softmax", "class", "--classes", "7"]

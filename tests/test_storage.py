@@ -168,7 +168,7 @@ def test_missing_file_is_missing_input(tmp_path, load):
 
 @pytest.mark.parametrize("load", [load_model, load_corpus])
 def test_folder_is_refused(tmp_path, load):
-    with pytest.raises(ModelFileError, match="is a folder"):
+    with pytest.raises(MissingInputError, match="is a folder"):
         load(tmp_path)
 
 
