@@ -405,7 +405,9 @@ def test_resume_refuses_model_and_training_options_that_differ_from_the_checkpoi
     assert_one_line_error(result, 2, "--classes 5 (the checkpoint's: None)")
     result = runner.invoke(app, [*resume, "--dense-embedding", "--lr", "0.5", "--seed", "0"])
     assert_one_line_error(result, 2, "--lr 0.5 (the checkpoint's: 0.002)")
-    assert "--seed" not in result.stderr and "--sparse-embedding" not in result.stderr
+    assert "--seed" not in result.stderr and "--dense-embedding" not in result.stderr
+    result = runner.invoke(app, [*resume, "--sparse-embedding"])  # lazy Adam on a dense one
+    assert_one_line_error(result, 2, "--sparse-embedding True (the checkpoint's: False)")
     same = runner.invoke(app, [*resume, "--cell", "rnn", *small, "--dropout", "0.3"])
     assert same.exit_code == 0, same.stderr
     assert load_model(tmp_path / "m.npz").history["epochs"] == 2
