@@ -90,6 +90,11 @@ def model_config(vocab, softmax: str = "full", classes: int | None = None, **siz
             f"--classes is for --softmax class (the softmax is {softmax}); "
             "add --softmax class or drop --classes"
         )
+    if classes is not None and not 1 <= classes <= len(vocab):
+        raise ConfigError(
+            f"--classes must be between 1 and the vocabulary size, {len(vocab):,}, got {classes}; "
+            "leave it out for about the square root of the vocabulary size"
+        )
     bounds = make_class_bounds(vocab.counts, classes) if softmax == "class" else ()
     return ModelConfig(len(vocab), softmax=softmax, class_bounds=bounds, **sizes)
 
@@ -161,6 +166,11 @@ def check_resume_options(ckpt: Checkpoint, given: dict) -> None:
             f"{'; '.join(differ)}; drop {'this option' if len(differ) == 1 else 'these options'} "
             "or train a new model without --resume"
         )
+
+
+def check_seed(seed: int | None) -> None:
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must not be negative, got {seed}")
 
 
 def check_checkpoint_every(steps: int) -> None:
@@ -476,6 +486,8 @@ def history_summary(history: dict) -> dict:
 
 def model_info(model: TrainedModel, path: str | None = None, top: int = 10) -> dict:
     """Everything `rnngen info` shows, as one JSON-ready dict."""
+    if top < 0:
+        raise ConfigError(f"--top must not be negative (0: list none), got {top}")
     cfg, vocab = model.config, model.vocab
     dtypes = sorted({str(np.asarray(p).dtype) for p in model.params.values()})
     info = {

@@ -678,6 +678,7 @@ def sample(
             start = decode_text(sys.stdin.buffer.read(), "standard input").strip()
         elif start is None and model != "-":
             start = _stdin_text()
+        api.check_seed(seed)
         if seed is None:
             seed = secrets.randbelow(2**31)
         say.detail(f"seed {seed} (give --seed {seed} for the same text again)")
@@ -833,6 +834,7 @@ def plot_command(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        plot.check_chart_size(width, height)
         contents = runlog.read_runs(log)
         if contents.skipped:
             say.say(f"warning: skipped {contents.skipped} lines that are not training records")
