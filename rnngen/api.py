@@ -31,6 +31,7 @@ from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
 from .model import ModelConfig, count_params, join_output
+from .sampling import SamplerSettings
 from .storage import (
     MODEL_FORMAT,
     VERSION,
@@ -241,15 +242,13 @@ def sample_text(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
 ) -> str:
     """The start text (or a start word drawn by frequency) followed by `length` generated tokens,
-    detokenised."""
+    detokenised; `settings` is the sampler chain (default: plain sampling at temperature 1)."""
     prompt = _prompt_ids(model, start, rng)
     params = _device_params(model)
-    new = generate(params, model.config, prompt, length, rng, temperature, top_k, greedy)
+    new = generate(params, model.config, prompt, length, rng, settings)
     return detokenize(model.vocab.decode(prompt + list(new)), model.tokenizer)
 
 
@@ -258,9 +257,7 @@ def sample_pieces(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
 ) -> Iterator[str]:
     """The text of `sample_text`, yielded a piece at a time as the tokens are generated: the
     pieces joined are exactly sample_text's result for the same arguments and random state."""
@@ -271,7 +268,7 @@ def sample_pieces(
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
-    for token_id in generate(params, model.config, prompt, length, rng, temperature, top_k, greedy):
+    for token_id in generate(params, model.config, prompt, length, rng, settings):
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece

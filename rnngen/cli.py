@@ -22,7 +22,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from . import __version__, api, backend, distributed, plot, reports, runlog
+from . import __version__, api, backend, distributed, layout, plot, reports, runlog, sampling
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
@@ -492,13 +492,47 @@ def sample(
         ),
     ] = None,
     length: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
-    temperature: Annotated[float, typer.Option(help="Below 1: safer; above 1: wilder.")] = 1.0,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Below 1: safer; above 1: wilder; 0: greedy. Applied last. [default: 1]"),
+    ] = None,
     top_k: Annotated[
-        int, typer.Option(help="Sample only among the k likeliest tokens (0: all).")
-    ] = 0,
+        int | None, typer.Option(help="Keep only the K likeliest tokens (0: all). [default: 0]")
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep the likeliest tokens whose probabilities first add up to P (nucleus; "
+            "1: all). [default: 1]"
+        ),
+    ] = None,
+    min_p: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep tokens at least P times as likely as the likeliest (0: all). [default: 0]"
+        ),
+    ] = None,
+    repeat_penalty: Annotated[
+        float | None,
+        typer.Option(
+            help="Make tokens among the last --repeat-last-n less likely (1: off). [default: 1]"
+        ),
+    ] = None,
+    repeat_last_n: Annotated[
+        int | None,
+        typer.Option(help="Tokens --repeat-penalty looks back on (-1: all). [default: 64]"),
+    ] = None,
     greedy: Annotated[
-        bool, typer.Option("--greedy", help="Always take the likeliest token.")
+        bool,
+        typer.Option("--greedy", help="Always take the likeliest token (no other sampler option)."),
     ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            help="Wrap paragraphs to N columns (0: one line per paragraph). "
+            "Default: the terminal's width, or no wrapping into a pipe or file."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same text.")] = None,
     count: Annotated[
         int, typer.Option(help="Print this many samples, separated by a blank line.")
@@ -521,8 +555,21 @@ def sample(
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         backend.use_device(device)
-        if length < 0 or temperature < 0 or top_k < 0:
-            raise ConfigError("--length, --temperature and --top-k must not be negative")
+        if length < 0:
+            raise ConfigError(f"--length must not be negative, got {length}")
+        settings = sampling.sampler_settings(
+            greedy,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
+            repeat_last_n=repeat_last_n,
+        )
+        if width is not None and width < 0:
+            raise ConfigError(f"--width must be 0 (no wrapping) or more, got {width}")
+        if width is None and sys.stdout.isatty():
+            width = shutil.get_terminal_size((80, 24)).columns
         if count < 1:
             raise ConfigError(f"--count must be at least 1, got {count}")
         one_stdin(**{"--model": model, "--start": start})
@@ -535,14 +582,16 @@ def sample(
             seed = secrets.randbelow(2**31)
         say.detail(f"seed {seed} (give --seed {seed} for the same text again)")
         rng = np.random.default_rng(seed)
-        options = (temperature, top_k, greedy)
         for i in range(count):
             if i:
                 sys.stdout.write("\n")
             if stream:
-                write_stream(api.sample_pieces(trained, start, length, rng, *options))
+                pieces = api.sample_pieces(trained, start, length, rng, settings)
+                write_stream(layout.wrap_pieces(pieces, width))
             else:
-                text = api.sample_text(trained, start, length, rng, *options)
+                text = layout.wrap_text(
+                    api.sample_text(trained, start, length, rng, settings), width
+                )
                 sys.stdout.write(text.rstrip("\n") + "\n")
                 sys.stdout.flush()
 

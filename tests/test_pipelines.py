@@ -449,3 +449,24 @@ def test_plot_colour_on_a_terminal_only_without_no_color_or_dumb_term(models):
     assert b"\x1b[" in run_on_pty(args, {"TERM": "xterm-256color"})
     assert b"\x1b[" not in run_on_pty(args, {"TERM": "xterm-256color", "NO_COLOR": "1"})
     assert b"\x1b[" not in run_on_pty(args, {"TERM": "dumb"})
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_cli_width_wraps_and_streams_the_same_bytes(models, mode):
+    for seed in (1, 2):
+        args = ["sample", "-m", str(models[mode]), "--length", "120", "--seed", str(seed)]
+        for width in ([], ["--width", "30"], ["--width", "0"]):
+            streamed = runner.invoke(app, [*args, *width, "--count", "2"])
+            buffered = runner.invoke(app, [*args, *width, "--count", "2", "--no-stream"])
+            assert streamed.exit_code == 0, streamed.stderr
+            assert streamed.stdout == buffered.stdout
+        plain = runner.invoke(app, args).stdout
+        wrapped = runner.invoke(app, [*args, "--width", "30"]).stdout
+        for line in wrapped.splitlines():
+            assert len(line) <= 30 or " " not in line
+        # wrapping only turns spaces into line breaks
+        assert wrapped.replace("\n", " ").split() == plain.replace("\n", " ").split()
+        assert runner.invoke(app, [*args, "--width", "0"]).stdout == plain
