@@ -201,8 +201,12 @@ class ClassDistribution:
         return self.class_logp[c] + (z - _logsumexp_1d(z))
 
     def full(self) -> np.ndarray:
-        """(V,) log p(w | h) of every word."""
-        return np.concatenate([self.words(c) for c in range(len(self.bounds) - 1)])
+        """(V,) log p(w | h) of every word, in one product."""
+        z = backend.to_numpy(self._h @ self._W + self._b).astype(np.float64)  # (V,)
+        starts, sizes = np.asarray(self.bounds[:-1]), np.diff(np.asarray(self.bounds))
+        top = np.maximum.reduceat(z, starts)  # (C,) each class's largest logit
+        lse = top + np.log(np.add.reduceat(np.exp(z - np.repeat(top, sizes)), starts))
+        return z + np.repeat(self.class_logp - lse, sizes)
 
 
 def _logsumexp_1d(x: np.ndarray) -> float:

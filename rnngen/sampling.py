@@ -248,13 +248,30 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
       p(c)^(1/T) p(w|c)^(1/T) puts the sum over the class of p(w|c)^(1/T), which depends on every
       word, into the class's mass."""
     bounds = dist.bounds
+    V = bounds[-1]
     words = {}  # class -> its ids' scores (log p(w), after the repeat penalty)
+    full = None  # every word's log p(w), once a product over all of them costs less
+
+    def make(classes):
+        """Fill `words` for these classes: class by class, or from one product over every word
+        once more than one class is asked for and the classes made would hold more than an
+        eighth of the vocabulary."""
+        nonlocal full
+        size = sum(bounds[c + 1] - bounds[c] for c in classes if c not in words)
+        made = sum(len(w) for w in words.values())
+        if full is None and len(classes) > 1 and made + size > V // 8:
+            full = dist.full()
+        for c in classes:
+            if c not in words:
+                words[c] = full[bounds[c] : bounds[c + 1]] if full is not None else dist.words(c)
+
     penalised = recent_ids(history, settings)
     if len(penalised):
         classes = np.searchsorted(np.asarray(bounds), penalised, side="right") - 1
+        make(np.unique(classes).tolist())
         for c in np.unique(classes).tolist():
             local = penalised[classes == c] - bounds[c]
-            words[c] = repeat_penalty(dist.words(c), local, settings.repeat_penalty)
+            words[c] = repeat_penalty(words[c], local, settings.repeat_penalty)
     log_mass = np.array(dist.class_logp, dtype=np.float64)
     for c, scores in words.items():
         log_mass[c] = _logsumexp(scores)
@@ -265,7 +282,8 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
         x = u * cdf[-1]
         c = min(int(np.searchsorted(cdf, x, side="right")), int(np.flatnonzero(cdf > 0)[-1]))
         below = cdf[c - 1] if c else 0.0
-        scores = words[c] if c in words else np.asarray(dist.words(c), dtype=np.float64)
+        make([c])
+        scores = words[c]
         fraction = (x - below) / (cdf[c] - below)  # where u falls within the class
         word_cdf = np.cumsum(np.exp(scores - scores.max()))
         j = int(np.searchsorted(word_cdf, fraction * word_cdf[-1], side="right"))
@@ -273,12 +291,21 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
 
     log_total = _logsumexp(log_mass)
     pending = [c for c in np.argsort(-log_mass, kind="stable").tolist() if c not in words]
-    everything = not settings.truncates and not settings.greedy
-    for c in pending:
+    if not settings.truncates and not settings.greedy:
+        make(pending)
+    batch = 1
+    while full is None and pending:
         known = np.concatenate(list(words.values())) if words else np.zeros(0)
-        if not everything and _determined(known, float(dist.class_logp[c]), settings, log_total):
+        if _determined(known, float(dist.class_logp[pending[0]]), settings, log_total):
             break
-        words[c] = np.asarray(dist.words(c), dtype=np.float64)
+        # classes in doubling batches, so the check runs a logarithmic number of times
+        make(pending[:batch])
+        pending, batch = pending[batch:], batch * 2
+    if full is not None:  # every word is known: the chain on the (V,) vector
+        scores = full.copy()
+        for c in words:
+            scores[bounds[c] : bounds[c + 1]] = words[c]
+        return choose(truncate(scores, settings, log_total), settings, rng)
     order = sorted(words)  # classes in id order, so equal scores still go to the lower id
     ids = np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in order])
     scores = np.concatenate([words[c] for c in order])

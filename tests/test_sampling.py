@@ -9,7 +9,7 @@ import pytest
 
 from rnngen import model as M
 from rnngen import sampling as S
-from rnngen.class_softmax import ClassDistribution, class_log_probs
+from rnngen.class_softmax import ClassDistribution, class_log_probs, make_class_bounds
 from rnngen.errors import ConfigError
 from rnngen.generate import generate, prime
 
@@ -197,12 +197,19 @@ def test_greedy_with_any_other_option_is_refused():
 # --- the class softmax, by its factorisation --------------------------------------------------
 
 
-def class_setup(seed=0, V=60, H=8, bounds=(0, 2, 5, 9, 14, 22, 35, 60)):
+def class_setup(seed=0, V=60, H=8, bounds=(0, 2, 5, 9, 14, 22, 35, 60), scale=1.0):
     rng = np.random.default_rng(seed)
-    h = rng.normal(size=H)
+    h = rng.normal(size=H) * scale
     Wc, bc = rng.normal(size=(H, len(bounds) - 1)), rng.normal(size=len(bounds) - 1)
     W, b = rng.normal(size=(H, V)), rng.normal(size=V)
     return ClassDistribution(h, Wc, bc, W, b, bounds), (h, Wc, bc, W, b, bounds)
+
+
+def large_class_setup(seed=0):
+    """600 words in 24 classes cut as rnngen cuts them, and a peaked distribution: the sampler
+    makes classes one by one (a small vocabulary soon takes its one-product path)."""
+    bounds = make_class_bounds(np.maximum((1e5 / np.arange(1, 601)).astype(int), 1), 24)
+    return class_setup(seed, V=600, H=8, bounds=bounds, scale=2.0)
 
 
 class Counting:
@@ -214,6 +221,10 @@ class Counting:
     def words(self, c):
         self.made.append(c)
         return self.dist.words(c)
+
+    def full(self):
+        self.made.extend(range(len(self.bounds) - 1))
+        return self.dist.full()
 
 
 SETTINGS = [
@@ -240,6 +251,8 @@ SETTINGS = [
 def test_class_distribution_is_the_class_softmax():
     dist, (h, Wc, bc, W, b, bounds) = class_setup()
     np.testing.assert_allclose(dist.full(), class_log_probs(h[None], Wc, bc, W, b, bounds)[0])
+    by_class = np.concatenate([dist.words(c) for c in range(len(bounds) - 1)])
+    np.testing.assert_allclose(by_class, dist.full(), rtol=1e-13)
     assert math.isclose(np.exp(dist.full()).sum(), 1.0, rel_tol=1e-12)
 
 
@@ -248,10 +261,10 @@ def test_factored_sampler_draws_the_full_samplers_token(index):
     """The same token as the chain on every word's log-probability, for the same random state:
     so the same distribution, option by option."""
     settings = SETTINGS[index]
-    for seed in range(4):
-        dist, _ = class_setup(seed)
+    for seed in range(6):
+        dist, _ = class_setup(seed) if seed < 3 else large_class_setup(seed)
         full = dist.full()
-        history = [3, 40, 3, 17, 0, 58]
+        history = [i for i in (3, 40, 3, 17, 0, 58, 599, 250) if i < dist.bounds[-1]]
         for draw_seed in range(150):
             a = S.sample_factored(dist, settings, history, np.random.default_rng(draw_seed))
             b = S.sample_token(full, settings, history, np.random.default_rng(draw_seed))
@@ -268,6 +281,11 @@ def test_factored_sampler_makes_few_classes():
     counting.made.clear()
     S.sample_factored(counting, S.GREEDY, [], rng)
     assert len(counting.made) < len(dist.bounds) - 1
+    large = Counting(large_class_setup()[0])
+    for settings in (S.GREEDY, S.SamplerSettings(top_p=0.5), S.SamplerSettings(repeat_penalty=1.2)):
+        large.made.clear()
+        S.sample_factored(large, settings, [1, 2, 300], rng)
+        assert 0 < len(large.made) < 12, settings
     counting.made.clear()
     S.sample_factored(counting, S.SamplerSettings(temperature=0.5), [], rng)
     assert sorted(counting.made) == list(range(len(dist.bounds) - 1))  # needs every class
