@@ -465,6 +465,11 @@ def _stdin_text() -> str | None:
     return decode_text(data, "standard input").strip() if data.strip() else None
 
 
+def terminal_width() -> int | None:
+    """The width of the terminal stdout is, or None when stdout is a pipe or a file."""
+    return shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else None
+
+
 def write_stream(pieces) -> None:
     """Write text pieces to stdout as they come, flushing each, ending with exactly one line
     break: the output equals "".join(pieces).rstrip("\\n") + "\\n". Line breaks at the end of
@@ -568,8 +573,8 @@ def sample(
         )
         if width is not None and width < 0:
             raise ConfigError(f"--width must be 0 (no wrapping) or more, got {width}")
-        if width is None and sys.stdout.isatty():
-            width = shutil.get_terminal_size((80, 24)).columns
+        if width is None:
+            width = terminal_width()
         if count < 1:
             raise ConfigError(f"--count must be at least 1, got {count}")
         one_stdin(**{"--model": model, "--start": start})

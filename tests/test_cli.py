@@ -492,3 +492,15 @@ def test_sample_with_the_whole_chain(model_file):
     a, b = runner.invoke(app, args), runner.invoke(app, args)
     assert a.exit_code == 0, a.stderr
     assert a.stdout == b.stdout and a.stdout.startswith("the")
+
+
+def test_sample_on_a_terminal_wraps_to_its_width(model_file, monkeypatch):
+    from rnngen import cli
+
+    args = ["sample", "-m", str(model_file), "--start", "the", "--length", "80", "--seed", "1"]
+    plain = runner.invoke(app, args).stdout  # not a terminal: no wrapping
+    monkeypatch.setattr(cli, "terminal_width", lambda: 24)
+    wrapped = runner.invoke(app, args).stdout
+    assert wrapped != plain and wrapped.split() == plain.split()
+    assert all(len(line) <= 24 or " " not in line for line in wrapped.splitlines())
+    assert runner.invoke(app, [*args, "--width", "0"]).stdout == plain
