@@ -28,6 +28,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
 from .optim import OPTIMIZERS
 from .progress import TrainingDisplay, summary_line
+from .sampling import SamplerSettings
 from .storage import save_corpus
 from .tokenize import TokenizerConfig
 from .train import TrainConfig
@@ -486,8 +487,15 @@ def write_stream(pieces) -> None:
     sys.stdout.flush()
 
 
+def _defaulted(ctx: typer.Context, name: str) -> bool:
+    """Whether an option kept its default (was not on the command line)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name == "DEFAULT"
+
+
 @app.command()
 def sample(
+    ctx: typer.Context,
     model: ModelPath = "model.npz",
     start: Annotated[
         str | None,
@@ -498,35 +506,29 @@ def sample(
     ] = None,
     length: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
     temperature: Annotated[
-        float | None,
-        typer.Option(help="Below 1: safer; above 1: wilder; 0: greedy. Applied last. [default: 1]"),
-    ] = None,
+        float, typer.Option(help="Below 1: safer; above 1: wilder; 0: greedy. Applied last.")
+    ] = SamplerSettings.temperature,
     top_k: Annotated[
-        int | None, typer.Option(help="Keep only the K likeliest tokens (0: all). [default: 0]")
-    ] = None,
+        int, typer.Option(help="Keep only the K likeliest tokens (0: all).")
+    ] = SamplerSettings.top_k,
     top_p: Annotated[
-        float | None,
+        float,
         typer.Option(
             help="Keep the likeliest tokens whose probabilities first add up to P (nucleus; "
-            "1: all). [default: 1]"
+            "1: all)."
         ),
-    ] = None,
+    ] = SamplerSettings.top_p,
     min_p: Annotated[
-        float | None,
-        typer.Option(
-            help="Keep tokens at least P times as likely as the likeliest (0: all). [default: 0]"
-        ),
-    ] = None,
+        float,
+        typer.Option(help="Keep tokens at least P times as likely as the likeliest (0: all)."),
+    ] = SamplerSettings.min_p,
     repeat_penalty: Annotated[
-        float | None,
-        typer.Option(
-            help="Make tokens among the last --repeat-last-n less likely (1: off). [default: 1]"
-        ),
-    ] = None,
+        float,
+        typer.Option(help="Make tokens among the last --repeat-last-n less likely (1: off)."),
+    ] = SamplerSettings.repeat_penalty,
     repeat_last_n: Annotated[
-        int | None,
-        typer.Option(help="Tokens --repeat-penalty looks back on (-1: all). [default: 64]"),
-    ] = None,
+        int, typer.Option(help="Tokens --repeat-penalty looks back on (-1: all).")
+    ] = SamplerSettings.repeat_last_n,
     greedy: Annotated[
         bool,
         typer.Option("--greedy", help="Always take the likeliest token (no other sampler option)."),
@@ -562,8 +564,7 @@ def sample(
         backend.use_device(device)
         if length < 0:
             raise ConfigError(f"--length must not be negative, got {length}")
-        settings = sampling.sampler_settings(
-            greedy,
+        chain = dict(
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
@@ -571,6 +572,8 @@ def sample(
             repeat_penalty=repeat_penalty,
             repeat_last_n=repeat_last_n,
         )
+        given = {k: v for k, v in chain.items() if not _defaulted(ctx, k)}
+        settings = sampling.sampler_settings(greedy, **given)
         if width is not None and width < 0:
             raise ConfigError(f"--width must be 0 (no wrapping) or more, got {width}")
         if width is None:
