@@ -327,7 +327,8 @@ def test_eval_json_is_one_object(models, text_file):
     result = runner.invoke(app, ["eval", str(text_file), "-m", str(models["char"]), "--json"])
     assert result.exit_code == 0 and result.stderr == ""
     assert set(json.loads(result.stdout)) == {
-        "tokens", "oov_rate", "cross_entropy", "bits_per_token", "perplexity"}  # fmt: skip
+        "tokens", "oov_rate", "cross_entropy", "bits_per_token", "perplexity", "characters",
+        "bits_per_character"}  # fmt: skip
 
 
 # --- training log and plot ----------------------------------------------------------------------
