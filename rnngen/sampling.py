@@ -254,12 +254,15 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
 
     def make(classes):
         """Fill `words` for these classes: class by class, or from one product over every word
-        once more than one class is asked for and the classes made would hold more than an
-        eighth of the vocabulary."""
+        once more than one class is asked for and the classes made would be more than an eighth
+        of the classes or hold more than an eighth of the vocabulary (past that, one product
+        costs less than many small ones and their Python overhead)."""
         nonlocal full
-        size = sum(bounds[c + 1] - bounds[c] for c in classes if c not in words)
+        new = [c for c in classes if c not in words]
+        size = sum(bounds[c + 1] - bounds[c] for c in new)
         made = sum(len(w) for w in words.values())
-        if full is None and len(classes) > 1 and made + size > V // 8:
+        many = len(words) + len(new) > (len(bounds) - 1) // 8 or made + size > V // 8
+        if full is None and len(classes) > 1 and many:
             full = dist.full()
         for c in classes:
             if c not in words:
