@@ -3,7 +3,8 @@
 The text comes in pieces (from tokenize.StreamDetokenizer, one token or so at a time). With a
 width, each line is filled greedily with whole words, a line breaking at a space where the next
 word would pass the width; a word longer than the width has a line of its own. Every line break
-in the text (a paragraph break, or a line break the model wrote) is kept and starts a new line.
+in the text (a paragraph break, or a line break the model wrote) is kept and starts a new line;
+spaces at the end of a line, and of the text, are dropped.
 Without a width (None or 0) the text passes through unchanged: one line per paragraph when the
 paragraphs come as one line each. Widths count characters.
 
@@ -44,8 +45,8 @@ class Wrapper:
     def finish(self) -> str:
         if not self.width:
             return ""
-        text = self._flush_word() + self._spaces
-        self._spaces = ""
+        text = self._flush_word()
+        self._spaces = ""  # spaces at the end of the text, as at the end of a line, are dropped
         return text
 
     def _flush_word(self) -> str:

@@ -38,7 +38,8 @@ def test_no_width_leaves_the_text_alone():
 
 def test_trailing_spaces_and_paragraph_end():
     assert wrap_text("one two \n", 20) == "one two\n"
-    assert wrap_text("one two ", 20) == "one two "
+    assert wrap_text("one two ", 20) == "one two"
+    assert wrap_text("aaaaaa a ", 8) == "aaaaaa a"  # found by hypothesis: a space past the width
 
 
 texts = st.text(alphabet=st.sampled_from("ab .,\n“"), max_size=120)
