@@ -6,6 +6,7 @@ errors to exit codes.
 
 import math
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from .corpus import (
 from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig, count_params, join_output
+from .model import ModelConfig, count_params, join_output, split_output
 from .sampling import SamplerSettings
 from .storage import (
     MODEL_FORMAT,
@@ -86,6 +87,11 @@ def training_corpus(
 def model_config(vocab, softmax: str = "full", classes: int | None = None, **sizes) -> ModelConfig:
     """The model config for a vocabulary; for the class softmax the classes are cut from the
     vocabulary's counts (about sqrt(V) of them unless `classes` says otherwise)."""
+    if classes is not None and softmax != "class":
+        raise ConfigError(
+            f"--classes is for --softmax class (the softmax is {softmax}); "
+            "add --softmax class or drop --classes"
+        )
     bounds = make_class_bounds(vocab.counts, classes) if softmax == "class" else ()
     return ModelConfig(len(vocab), softmax=softmax, class_bounds=bounds, **sizes)
 
@@ -108,6 +114,81 @@ def default_checkpoint_path(out) -> str:
     """`model.npz` -> `model.ckpt.npz`, beside the model."""
     stem = str(out)[: -len(".npz")] if str(out).endswith(".npz") else str(out)
     return stem + ".ckpt.npz"
+
+
+def checkpoint_options(ckpt: Checkpoint) -> dict:
+    """The value each `train` option that sets the model, the training or the tokenizer has in a
+    checkpoint, keyed by the option's name: a resumed run takes these from the checkpoint."""
+    m, t, tok = ckpt.model, ckpt.train, ckpt.tokenizer
+    return {
+        "--cell": m.cell,
+        "--hidden": m.hidden,
+        "--embed": m.embed,
+        "--layers": m.layers,
+        "--dropout": m.dropout,
+        "--tie-weights": m.tie_weights,
+        "--softmax": m.softmax,
+        "--classes": m.n_classes if m.softmax == "class" else None,
+        "--seq-len": t.seq_len,
+        "--batch-size": t.batch_size,
+        "--optimizer": t.optimizer,
+        "--lr": t.learning_rate(m.cell),
+        "--lr-decay": t.lr_decay,
+        "--patience": t.patience,
+        "--clip": t.clip,
+        "--sparse-embedding": t.lazy_adam,
+        "--dense-embedding": not t.lazy_adam,
+        "--val-frac": t.val_frac,
+        "--seed": t.seed,
+        "--dtype": t.dtype,
+        "--level": tok.level,
+        "--tokenizer": tok.scheme,
+        "--lowercase": tok.lowercase,
+    }
+
+
+def check_resume_options(ckpt: Checkpoint, given: dict) -> None:
+    """Refuse options given with --resume that contradict the checkpoint: `given` maps the options
+    the user gave (by name, as checkpoint_options keys them) to their values; options the
+    checkpoint settles are fine when they equal its values, other options are not looked at."""
+    held = checkpoint_options(ckpt)
+    differ = [
+        f"{name} {given[name]} (the checkpoint's: {held[name]})"
+        for name in held
+        if name in given and given[name] != held[name]
+    ]
+    if differ:
+        raise ConfigError(
+            "--resume takes the model and training settings from the checkpoint, but "
+            f"{'; '.join(differ)}; drop {'this option' if len(differ) == 1 else 'these options'} "
+            "or train a new model without --resume"
+        )
+
+
+def check_checkpoint_every(steps: int) -> None:
+    if steps < 0:
+        raise ConfigError(
+            f"--checkpoint-every must not be negative (0: only on Ctrl-C), got {steps}"
+        )
+
+
+def resume_command(
+    checkpoint: str, input: str | None = None, out: str = "model.npz", options: dict | None = None
+) -> str:
+    """The shell command that continues an interrupted `rnngen train` run from `checkpoint`, each
+    word quoted for a POSIX shell: the same input (None: the bundled corpus), -o out, and
+    `options` (option name -> value; True: a flag given; None or False: left out), which must
+    hold every other option the resumed run needs (--valid, --checkpoint, --log-file ...)."""
+    words = ["rnngen", "train"]
+    if input is not None:  # a file named like an option is given as ./-name
+        words.append(f"./{input}" if input.startswith("-") and input != "-" else input)
+    words += ["-o", str(out)]
+    for name, value in (options or {}).items():
+        if value is True:
+            words.append(name)
+        elif value is not None and value is not False:
+            words += [name, str(value)]
+    return shlex.join([*words, "--resume", str(checkpoint)])
 
 
 @dataclass
@@ -136,6 +217,7 @@ def train_model(
     `checkpoint` every `checkpoint_every` steps and when should_stop() ends the run early;
     `resume` continues from a loaded checkpoint, which must come from the same data. With `comm`
     (a distributed.Communicator) this is one rank of a data-parallel run; only rank 0 writes."""
+    check_checkpoint_every(checkpoint_every)
     check_writable(out)
     fingerprint = data_fingerprint(*split_data(corpus.ids, train_cfg, val_ids))
     if resume is not None and resume.data != fingerprint:
@@ -173,9 +255,8 @@ def train_model(
     )
     model = None
     if result.params is not None and (comm is None or comm.rank == 0):
-        model = TrainedModel(
-            model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history
-        )
+        params = split_output(result.params)  # a TrainedModel holds the file layout
+        model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
         save_model(out, model)  # the best parameters again, with the complete history
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
@@ -263,7 +344,8 @@ def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator
 
 
 def _device_params(model: TrainedModel) -> dict:
-    """The model's parameters on the array module's device, the output layer's joined."""
+    """The model's parameters on the array module's device, in the layout the model computes
+    with (out.Wb joined from the file's out.W and out.b)."""
     return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
 
 

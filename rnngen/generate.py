@@ -13,7 +13,7 @@ import numpy as np
 from . import backend
 from .class_softmax import ClassDistribution
 from .errors import UnknownWordError
-from .model import init_state, output_matrix, sequence_top
+from .model import init_state, output_weights, sequence_top
 from .sampling import SamplerSettings, sample_factored, sample_token
 from .tokenize import EOS, NEWLINE, PARAGRAPH, tokenize
 
@@ -47,7 +47,9 @@ def random_start_id(vocab, rng: np.random.Generator) -> int:
 
 def next_id(params, cfg, top, settings: SamplerSettings, history, rng) -> int:
     """The next id after a position whose last-layer output is top (1, H)."""
-    W, b = output_matrix(params), params["out.b"]
+    W, b = output_weights(params)
+    if b is None:  # W is [W; b]
+        W, b = W[:-1], W[-1]
     if cfg.softmax == "class":
         dist = ClassDistribution(top[0], params["cls.W"], params["cls.b"], W, b, cfg.class_bounds)
         return sample_factored(dist, settings, history, rng)

@@ -365,8 +365,8 @@ def test_prompt_in_one_forward_gives_the_stepwise_state(cell):
     for token in prompt:
         logits, h = M.step(params, cfg, np.asarray([token]), h)
     np.testing.assert_allclose(state, h, rtol=1e-13, atol=1e-15)
-    W = M.output_matrix(params)
-    np.testing.assert_allclose(top @ W + params["out.b"], logits, rtol=1e-13, atol=1e-14)
+    Wb, _ = M.output_weights(params)
+    np.testing.assert_allclose(top @ Wb[:-1] + Wb[-1], logits, rtol=1e-13, atol=1e-14)
 
 
 @pytest.mark.parametrize("softmax", ["full", "class"])
