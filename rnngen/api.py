@@ -32,6 +32,7 @@ from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
 from .model import ModelConfig, count_params, join_output, split_output
+from .sampling import SamplerSettings
 from .storage import (
     MODEL_FORMAT,
     VERSION,
@@ -48,6 +49,7 @@ from .tokenize import (
     StreamDetokenizer,
     TokenizerConfig,
     detokenize,
+    normalize_book_text,
     tokenize,
 )
 from .train import TrainConfig, split_data, train
@@ -282,6 +284,12 @@ def open_checkpoint(path: str, epochs: int | None = None) -> Checkpoint:
 class EvalReport:
     result: EvalResult
     oov_rate: float  # share of the text's tokens outside the model's vocabulary
+    characters: int = 0  # characters the scored tokens cover (see scored_characters)
+
+    @property
+    def bits_per_character(self) -> float:
+        """The summed NLL over the scored characters, in bits."""
+        return self.result.nll / math.log(2) / self.characters if self.characters else math.nan
 
     def to_dict(self) -> dict:
         r = self.result
@@ -291,7 +299,29 @@ class EvalReport:
             "cross_entropy": r.cross_entropy,
             "bits_per_token": r.bits_per_token,
             "perplexity": r.perplexity,
+            "characters": self.characters,
+            "bits_per_character": self.bits_per_character,
         }
+
+
+def scored_characters(text: str, tokens: list, tokenizer: TokenizerConfig) -> int:
+    """The characters of a text that evaluation predicts: the text as the tokenizer reads it
+    (lowercased if it lowercases; line ends as LF; for book rules, its whitespace normalised:
+    `tokenize.normalize_book_text`; for whitespace rules, each line's tokens one space apart and
+    a line end for each `<eos>`), less the characters of the first token, which is context and
+    not predicted. Every character the tokens stand for is counted, spaces and line breaks too,
+    so bits per character compare models with different tokenizers on the same text."""
+    if not tokens:
+        return 0
+    if tokenizer.lowercase:
+        text = text.lower()
+    if tokenizer.level == "char":
+        return len(tokens) - 1
+    if tokenizer.scheme == "whitespace":
+        total = sum(len(" ".join(line.split())) + 1 for line in text.splitlines())
+        return total - (1 if tokens[0] == EOS else len(tokens[0]))
+    normalized = normalize_book_text(text)
+    return len(normalized) - (normalized.index(tokens[0]) + len(tokens[0]))
 
 
 def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> EvalReport:
@@ -300,7 +330,8 @@ def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> E
     oov = sum(1 for t in tokens if t not in model.vocab)
     ids = model.vocab.encode(tokens)
     result = evaluate(_device_params(model), model.config, ids, n_streams, seq_len)
-    return EvalReport(result, oov / max(len(tokens), 1))
+    characters = scored_characters(text, tokens, model.tokenizer)
+    return EvalReport(result, oov / max(len(tokens), 1), characters)
 
 
 def open_model(path: str) -> TrainedModel:
@@ -333,15 +364,13 @@ def sample_text(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
 ) -> str:
     """The start text (or a start word drawn by frequency) followed by `length` generated tokens,
-    detokenised."""
+    detokenised; `settings` is the sampler chain (default: plain sampling at temperature 1)."""
     prompt = _prompt_ids(model, start, rng)
     params = _device_params(model)
-    new = generate(params, model.config, prompt, length, rng, temperature, top_k, greedy)
+    new = generate(params, model.config, prompt, length, rng, settings)
     return detokenize(model.vocab.decode(prompt + list(new)), model.tokenizer)
 
 
@@ -350,9 +379,7 @@ def sample_pieces(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
 ) -> Iterator[str]:
     """The text of `sample_text`, yielded a piece at a time as the tokens are generated: the
     pieces joined are exactly sample_text's result for the same arguments and random state."""
@@ -363,7 +390,7 @@ def sample_pieces(
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
-    for token_id in generate(params, model.config, prompt, length, rng, temperature, top_k, greedy):
+    for token_id in generate(params, model.config, prompt, length, rng, settings):
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
