@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, InputDataError, MissingInputError
-from .layout import LineStats
+from .linebreaks import LineStats
 from .spacing import SpacingStats
 from .tokenize import (
     NEWLINE,
@@ -66,7 +66,9 @@ class TextOptions:
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise ConfigError(f"unknown encoding {self.encoding!r}; try utf-8 or latin-1") from None
+            raise ConfigError(
+                f"unknown encoding {self.encoding!r}; try --encoding utf-8 or latin-1"
+            ) from None
         if self.errors not in ("strict", "replace"):
             raise ConfigError(f"--errors must be strict or replace, got {self.errors!r}")
 
@@ -237,7 +239,7 @@ def encode_file(
         counts = Counter()
         lines = LineStats()
         # The first pass counts tokens with every line break kept and learns the book's layout;
-        # how many breaks that layout joins is known from the counts (layout.LineStats.joined).
+        # how many breaks that layout joins is known from the counts (linebreaks.LineStats.joined).
         # It also learns how the book spaces its punctuation, from the same normalised text.
         keep = replace(tokenizer, lines="keep")
         spacing = SpacingStats() if _learns_spacing(tokenizer) else None

@@ -6,7 +6,7 @@ so `sample` and `eval` always split text exactly the way training did:
 - word level, `book` rules (the default): words (with inner apostrophes, `can't`), each punctuation
   mark as its own token, and paragraph breaks and the line breaks that carry meaning as the tokens
   "\\n\\n" and "\\n" (`lines`: the printer's wraps inside a paragraph of prose are joined, see
-  layout.py), so generated text keeps the book's paragraphs, verse and lists. Detokenising spaces
+  linebreaks.py), so generated text keeps the book's paragraphs, verse and lists. Detokenising spaces
   punctuation the way the training text did (`attach`, `pairs`, `elisions`, learned by
   spacing.py while encoding), else the way most books print it: `said Peter.`, `“Oh, why`,
   `well-known`.
@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from .errors import ConfigError
-from .layout import Layout, join_lines
+from .linebreaks import Layout, join_lines
 from .spacing import (
     CLOSERS,
     JOINERS,
@@ -78,10 +78,12 @@ class TokenizerConfig:
 
     def __post_init__(self):
         if self.level not in LEVELS:
-            raise ConfigError(f"unknown level {self.level!r}; use one of: {', '.join(LEVELS)}")
+            raise ConfigError(
+                f"unknown level {self.level!r}; give --level one of: {', '.join(LEVELS)}"
+            )
         if self.scheme not in SCHEMES:
             raise ConfigError(
-                f"unknown tokenizer {self.scheme!r}; use one of: {', '.join(SCHEMES)}"
+                f"unknown tokenizer {self.scheme!r}; give --tokenizer one of: {', '.join(SCHEMES)}"
             )
         if self.level == "char" and self.scheme != "book":
             raise ConfigError(
@@ -192,7 +194,7 @@ def book_tokens(normalized: str) -> list:
 
 def tokenize(text: str, config: TokenizerConfig, layout: Layout | None = None) -> list:
     """Split `text` into a list of token strings according to `config`. `layout` is the book's
-    (layout.LineStats over the whole text) when `text` is one piece of it; None: the text's own."""
+    (linebreaks.LineStats over the whole text) when `text` is one piece of it; None: the text's own."""
     if config.book_words:
         return _BOOK_TOKEN.findall(normalized_text(text, config, layout))
     if config.lowercase:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rnngen.corpus import TextOptions, encode_file, encode_text, iter_text, read_text
 from rnngen.errors import ConfigError, InputDataError
-from rnngen.layout import text_layout
+from rnngen.linebreaks import text_layout
 from rnngen.storage import load_corpus, save_corpus
 from rnngen.tokenize import TokenizerConfig, detokenize, normalized_text, tokenize
 from rnngen.vocab import build_vocab
