@@ -29,7 +29,6 @@ PAIR_SPACING = ("spaced", "tight")
 QUOTES = ("'", '"')
 
 _MARK = re.compile(r"[^\w\s]")
-_TOKEN = re.compile(r"\n+|\w+(?:['’]\w+)*|[^\w\s]")
 _WORD_BEFORE = re.compile(r"\w+(?:['’]\w+)*$")
 _WORD_AFTER = re.compile(r"\w+(?:['’]\w+)*")
 
@@ -49,26 +48,10 @@ class SpacingStats:
         self.elided = Counter()  # "'tis" / "o'" -> occurrences
         self.pairs = Counter()  # (class, class, spaced) -> occurrences, a mark on either side
 
-    def add_pairs(self, text: str) -> None:  # called by add()
-        """Count how each pair of neighbouring token classes (token_class) with a mark in it was
-        spaced in a normalised text."""
-        previous, end = None, 0
-        for match in _TOKEN.finditer(text):
-            token = match.group()
-            if token[0] == "\n":
-                previous = None
-                continue
-            current = token_class(token)
-            if previous is not None and (len(previous) == 1 or len(current) == 1):
-                if previous not in QUOTES and current not in QUOTES:
-                    self.pairs[previous, current, match.start() > end] += 1
-            previous, end = current, match.end()
-
     def add(self, text: str) -> None:
         """Count the marks of a normalised text (tokenize.normalized_text). A mark's side counts
         only where a word is its neighbour there, directly or across one space: `?!` or `!”` say
         nothing of how `!` meets a word."""
-        self.add_pairs(text)
         n = len(text)
         for match in _MARK.finditer(text):
             i = match.start()
@@ -78,6 +61,14 @@ class SpacingStats:
             if mark in QUOTES:
                 self._elision(text, i, mark)
                 continue
+            # The pair with the token before, and with a word after (a mark after is counted
+            # from that mark), each a token's edge character away, across at most one space.
+            left = _neighbour(text, i - 1, -1)
+            if left is not None and left[0] not in QUOTES:
+                self.pairs[char_class(left[0]), mark, left[1]] += 1
+            right = _neighbour(text, i + 1, 1)
+            if right is not None and _is_word_char(right[0]):
+                self.pairs[mark, char_class(right[0]), right[1]] += 1
             if i >= 1 and _is_word_char(text[i - 1]):
                 self.marks[mark, "before", False] += 1
             elif i >= 2 and text[i - 1] == " " and _is_word_char(text[i - 2]):
@@ -138,11 +129,25 @@ class SpacingStats:
         return tuple(sorted((pair, how) for _, pair, how in exceptions[:MAX_PAIRS]))
 
 
-def token_class(token: str) -> str:
-    """A token as the pair rules see it: a mark itself, `number`, or `word`."""
-    if token[0].isdigit():
+def char_class(char: str) -> str:
+    """A token as the pair rules see it, by its character next to the other token: a mark
+    itself, `number` (a digit), or `word`."""
+    if char.isdigit():
         return "number"
-    return "word" if _is_word_char(token[0]) else token
+    return "word" if _is_word_char(char) else char
+
+
+def _neighbour(text: str, i: int, step: int):
+    """(the character of the neighbouring token at i, or at i + step after one space; whether
+    that space was there), or None at the edge of a line."""
+    if not 0 <= i < len(text) or text[i] == "\n":
+        return None
+    if text[i] != " ":
+        return text[i], False
+    i += step
+    if not 0 <= i < len(text) or text[i].isspace():
+        return None
+    return text[i], True
 
 
 def _spaced(left: str, right: str, attach: dict) -> bool:

@@ -4,12 +4,12 @@ Three schemes, chosen by a `TokenizerConfig` that is stored in every encoded cor
 so `sample` and `eval` always split text exactly the way training did:
 
 - word level, `book` rules (the default): words (with inner apostrophes, `can't`), each punctuation
-  mark as its own token, and paragraph breaks and the line breaks that carry meaning as the tokens
-  "\\n\\n" and "\\n" (`lines`: the printer's wraps inside a paragraph of prose are joined, see
-  linebreaks.py), so generated text keeps the book's paragraphs, verse and lists. Detokenising spaces
-  punctuation the way the training text did (`attach`, `pairs`, `elisions`, learned by
-  spacing.py while encoding), else the way most books print it: `said Peter.`, `“Oh, why`,
-  `well-known`.
+  mark as its own token, and paragraph breaks and the line breaks that carry meaning as the
+  tokens "\\n\\n" and "\\n" (`lines`: the printer's wraps inside a paragraph of prose are
+  joined, see linebreaks.py), so generated text keeps the book's paragraphs, verse and lists.
+  Detokenising spaces punctuation the way the training text did (`attach`, `pairs`,
+  `elisions`, learned by spacing.py while encoding), else the way most books print it:
+  `said Peter.`, `“Oh, why`, `well-known`.
 - word level, `whitespace` rules: for text that is already tokenised (Penn Treebank style); tokens
   are split on whitespace, every line ends with `<eos>`, a literal `<unk>` is the unknown token and
   a literal `<eos>` the end of a sentence (so it detokenises as a line end: PTB text has none).
@@ -35,7 +35,7 @@ from .spacing import (
     PAIR_SPACING,
     QUOTES,
     SIDES,
-    token_class,
+    char_class,
 )
 
 UNK = "<unk>"
@@ -90,7 +90,9 @@ class TokenizerConfig:
                 "--tokenizer whitespace is for word level; drop it or use --level word"
             )
         if self.lines not in LINES:
-            raise ConfigError(f"unknown --lines {self.lines!r}; use one of: {', '.join(LINES)}")
+            raise ConfigError(
+                f"unknown --lines {self.lines!r}; give --lines one of: {', '.join(LINES)}"
+            )
         if not self.book_words and self.lines != "keep":
             if self.lines == "join":
                 raise ConfigError(
@@ -194,7 +196,8 @@ def book_tokens(normalized: str) -> list:
 
 def tokenize(text: str, config: TokenizerConfig, layout: Layout | None = None) -> list:
     """Split `text` into a list of token strings according to `config`. `layout` is the book's
-    (linebreaks.LineStats over the whole text) when `text` is one piece of it; None: the text's own."""
+    (linebreaks.LineStats over the whole text) when `text` is one piece of it; None: the text's
+    own."""
     if config.book_words:
         return _BOOK_TOKEN.findall(normalized_text(text, config, layout))
     if config.lowercase:
@@ -289,7 +292,7 @@ class StreamDetokenizer:
             space = False  # 3.0, 6:30, 1,000
             self._after_opening_quote = True  # and no space after it either
         elif self._pairs and prev is not None and not after_opening and prev not in QUOTES:
-            space = self._pairs.get(f"{token_class(prev)} {token_class(token)}", space)
+            space = self._pairs.get(f"{char_class(prev[-1])} {char_class(token[0])}", space)
         self._prev = token
         return " " + token if space else token
 
