@@ -2,20 +2,29 @@
 
 Books differ: Middlemarch prints `bracelet—if`, another book `bracelet — if`; Shakespeare elides
 with a straight apostrophe on either side of a word (`'tis`, `o' the`). While `encode` counts a
-book's tokens, `SpacingStats` looks at every punctuation mark in the normalised text that has a
-neighbour on both sides on its line and counts how it was attached:
+book's tokens, `SpacingStats` looks at every punctuation mark of the normalised text and counts,
+on each side where a word is its neighbour (directly or across one space, on the same line),
+whether a space stood between them. The majority on each side makes the mark's side:
 
     left   no space before, a space after      , . ; ! ? ) ” (the usual closers)
     right  a space before, none after          ( [ “ (the usual openers)
     both   attached on both sides              - — / (`well-known`, `bracelet—if`)
     none   spaced on both sides                & =
 
-The majority for each mark goes into the tokenizer settings (`TokenizerConfig.attach`, one entry
-per mark, in string order). Straight quotes (`"` and `'`) are left out: they open and close, and
-the detokenizer tells which from their neighbours. What it cannot tell, an apostrophe eliding
-letters, is learned per word: a word that, in at least half of its occurrences, has a straight
-apostrophe attached on one side and a space on the other (`'tis`, `o'`) goes into
-`TokenizerConfig.elisions`, written as it prints, at most MAX_ELISIONS of them, the most frequent.
+It goes into the tokenizer settings (`TokenizerConfig.attach`, one entry per mark, in string
+order); a side with no evidence, or a tie, keeps the built-in rule (`default_spacing`).
+Neighbouring tokens are also counted as pairs of classes (`char_class`: the mark itself, `word`
+or `number`, by the characters where the two meet): a pair seen at least twice whose majority
+differs from what the marks' sides give (`individual?(17)`, `1806 - 07`) goes into
+`TokenizerConfig.pairs` (at most MAX_PAIRS, the most frequent). Straight quotes (`"` and `'`) are
+left out: they open and close, and the detokenizer tells which from their neighbours. What it
+cannot tell, an apostrophe eliding letters, is learned per word: a word that, in at least half of
+its occurrences, has a straight apostrophe attached on one side and a space on the other (`'tis`,
+`o'`) goes into `TokenizerConfig.elisions`, written as it prints, at most MAX_ELISIONS of them,
+the most frequent.
+
+A mark is judged by its neighbours on its own line, so the counts over a text's pieces (cut
+between lines) add up to the whole text's.
 """
 
 import re

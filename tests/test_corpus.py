@@ -49,6 +49,7 @@ def test_encode_file_equals_encode_text(tmp_path, book_text, config):
     tokens, n_pieces = _piecewise(text, 512, config)
     assert n_pieces > 5 and tokens == tokenize(text, config)
     streamed = encode_file(str(path), config, max_vocab=300)
+    assert streamed.tokenizer == whole.tokenizer  # the same spacing learned from the pieces
     assert streamed.vocab == whole.vocab
     np.testing.assert_array_equal(streamed.ids, whole.ids)
 

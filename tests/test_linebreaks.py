@@ -178,6 +178,7 @@ def test_encode_file_counts_what_it_writes(tmp_path):
     path.write_text(text, encoding="utf-8")
     streamed, whole = encode_file(str(path), AUTO), encode_text(text, AUTO)
     assert len(text) > 2**20 and streamed.vocab == whole.vocab
+    assert streamed.tokenizer == whole.tokenizer
     np.testing.assert_array_equal(streamed.ids, whole.ids)
     assert streamed.vocab.counts[streamed.vocab.id(NEWLINE)] == 3  # the verse and the end
 
