@@ -62,6 +62,7 @@ class SpacingStats:
         only where a word is its neighbour there, directly or across one space: `?!` or `!”` say
         nothing of how `!` meets a word."""
         n = len(text)
+        marks, pairs = self.marks, self.pairs
         for match in _MARK.finditer(text):
             i = match.start()
             mark = match.group()
@@ -70,22 +71,23 @@ class SpacingStats:
             if mark in QUOTES:
                 self._elision(text, i, mark)
                 continue
-            # The pair with the token before, and with a word after (a mark after is counted
-            # from that mark), each a token's edge character away, across at most one space.
+            # Each neighbour: a token's edge character, directly or across one space. A word
+            # there is evidence for the mark's side; the pair is counted with the token before,
+            # and with a word after (a mark after counts the pair itself).
             left = _neighbour(text, i - 1, -1)
-            if left is not None and left[0] not in QUOTES:
-                self.pairs[char_class(left[0]), mark, left[1]] += 1
+            if left is not None:
+                char, spaced = left
+                if char.isalnum() or char == "_":
+                    marks[mark, "before", spaced] += 1
+                    pairs["number" if char.isdigit() else "word", mark, spaced] += 1
+                elif char not in QUOTES:
+                    pairs[char, mark, spaced] += 1
             right = _neighbour(text, i + 1, 1)
-            if right is not None and _is_word_char(right[0]):
-                self.pairs[mark, char_class(right[0]), right[1]] += 1
-            if i >= 1 and _is_word_char(text[i - 1]):
-                self.marks[mark, "before", False] += 1
-            elif i >= 2 and text[i - 1] == " " and _is_word_char(text[i - 2]):
-                self.marks[mark, "before", True] += 1
-            if i + 1 < len(text) and _is_word_char(text[i + 1]):
-                self.marks[mark, "after", False] += 1
-            elif i + 2 < len(text) and text[i + 1] == " " and _is_word_char(text[i + 2]):
-                self.marks[mark, "after", True] += 1
+            if right is not None:
+                char, spaced = right
+                if char.isalnum() or char == "_":
+                    marks[mark, "after", spaced] += 1
+                    pairs[mark, "number" if char.isdigit() else "word", spaced] += 1
 
     def _elision(self, text: str, i: int, mark: str) -> None:
         if mark != "'" or i == 0 or i + 1 >= len(text):
