@@ -149,6 +149,7 @@ def checkpoint_options(ckpt: Checkpoint) -> dict:
         "--level": tok.level,
         "--tokenizer": tok.scheme,
         "--lowercase": tok.lowercase,
+        "--lines": tok.lines,
     }
 
 

@@ -410,7 +410,11 @@ def test_resume_refuses_model_and_training_options_that_differ_from_the_checkpoi
     assert "--seed" not in result.stderr and "--dense-embedding" not in result.stderr
     result = runner.invoke(app, [*resume, "--sparse-embedding"])  # lazy Adam on a dense one
     assert_one_line_error(result, 2, "--sparse-embedding True (the checkpoint's: False)")
-    same = runner.invoke(app, [*resume, "--cell", "rnn", *small, "--dropout", "0.3"])
+    result = runner.invoke(app, [*resume, "--lines", "keep"])
+    assert_one_line_error(result, 2, "--lines keep (the checkpoint's: auto)")
+    same = runner.invoke(
+        app, [*resume, "--cell", "rnn", *small, "--dropout", "0.3", "--lines", "auto"]
+    )
     assert same.exit_code == 0, same.stderr
     assert load_model(tmp_path / "m.npz").history["epochs"] == 2
 
