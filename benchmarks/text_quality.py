@@ -1,6 +1,8 @@
 """How generated and round-tripped text reads: line breaks kept as tokens, and punctuation spacing.
 
-    python benchmarks/text_quality.py [--corpora DIR] [--sections newlines,round_trip] [--out FILE]
+    python benchmarks/text_quality.py [--corpora DIR] [--sections newlines,round_trip,samples,bpc]
+        [--model-dir DIR] [--wp-chars N] [--wp-epochs N] [--samples N] [--sample-length N]
+        [--out FILE]
 
 Sections (each a function taking the parsed arguments and returning markdown; add more to
 SECTIONS):
@@ -12,20 +14,49 @@ SECTIONS):
   the tokenizer settings `encode` learns from the book (`rnngen.corpus.round_trip`: lines compared
   with the text as the tokenizer reads it, line ends made LF, the printer's wraps joined, runs of
   white space made one space, no spaces at the ends of lines), and the first few lines that differ.
+- `samples`: `--samples` samples (default 10) of `--sample-length` tokens (default 500) from a War
+  and Peace model, under default sampler settings and under `--top-p 0.9 --repeat-penalty 1.1`:
+  the repeated-4-gram rate and distinct-2, means over the samples, beside the same figures for
+  as many stretches of the book's own test part. Both are counted on the generated tokens (the
+  start word left out), punctuation and paragraph breaks being tokens too:
+  - repeated-4-gram rate: of the n - 3 4-grams of a sample of n tokens (every position, the
+    4-grams overlapping), the share equal to a 4-gram that began at an earlier position of the
+    same sample. 0 for text that never repeats itself; a loop of k tokens drives it towards 1.
+  - distinct-2: distinct bigrams over bigrams (n - 1) in a sample. 1 when no bigram repeats.
+- `bpc`: held-out bits per character and per token, and perplexity, of the War and Peace model
+  on the book's test part (`rnngen eval --json`'s figures: `api.evaluate_text`), and the same
+  for a model trained with `--lines keep` on the same text and budget. Perplexities of the two
+  count different tokens (`keep` predicts every printed line break), bits per character count the
+  same characters, so they compare the tokenizers fairly.
+
+The War and Peace models: the book's text (its first `--wp-chars` characters if given) is cut at
+the paragraph breaks nearest 90% and 95% of its length into train, validation and test parts (the
+quality benchmark's 90/5/5, by characters and at paragraph breaks so that each part is text), and
+`rnngen train TRAIN --valid VALID --epochs E` runs at its defaults otherwise (`--lines auto`, or
+`keep`). Model files and parts are kept in `--model-dir` under names that carry the settings, and
+reused when present, so a rerun only samples and scores.
 
 Progress goes to stderr, the markdown report to stdout (and to `--out`).
 """
 
 import argparse
+import os
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rnngen import api  # noqa: E402
 from rnngen.corpus import default_corpus_path, encode_text, round_trip  # noqa: E402
+from rnngen.generate import generate  # noqa: E402
+from rnngen.sampling import SamplerSettings  # noqa: E402
 from rnngen.tokenize import (  # noqa: E402
     NEWLINE,
     TokenizerConfig,
@@ -119,7 +150,173 @@ def _differences(text: str, n: int) -> list:
     return shown
 
 
-SECTIONS = {"newlines": newlines, "round_trip": round_trips}
+# --- a War and Peace model: samples and bits per character ------------------------------------
+
+SAMPLERS = [
+    ("default settings", "", SamplerSettings()),
+    ("`--top-p 0.9 --repeat-penalty 1.1`", "", SamplerSettings(top_p=0.9, repeat_penalty=1.1)),
+]
+
+
+def repeated_4gram_rate(tokens: list) -> float:
+    """Share of a sequence's 4-grams (every position) equal to one that began earlier in it."""
+    seen, repeated, total = set(), 0, 0
+    for i in range(len(tokens) - 3):
+        gram = tuple(tokens[i : i + 4])
+        repeated += gram in seen
+        total += 1
+        seen.add(gram)
+    return repeated / total if total else 0.0
+
+
+def distinct_2(tokens: list) -> float:
+    """Distinct bigrams over bigrams."""
+    grams = list(zip(tokens, tokens[1:], strict=False))
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def war_and_peace_parts(args) -> dict:
+    """Train, validation and test files of War and Peace in --model-dir, cut at the paragraph
+    breaks nearest 90% and 95% of the (capped) text; written once, then reused."""
+    folder = args.model_dir / f"war_and_peace-{args.wp_chars or 'all'}"
+    names = {part: folder / f"{part}.txt" for part in ("train", "valid", "test")}
+    if not all(path.exists() for path in names.values()):
+        text = read(args.corpora / "war_and_peace.txt")
+        if args.wp_chars:
+            text = text[: args.wp_chars]
+        a = text.rfind("\n\n", 0, int(len(text) * 0.90)) + 2
+        b = text.rfind("\n\n", 0, int(len(text) * 0.95)) + 2
+        folder.mkdir(parents=True, exist_ok=True)
+        for part, piece in (("train", text[:a]), ("valid", text[a:b]), ("test", text[b:])):
+            names[part].write_text(piece, encoding="utf-8")
+    return names
+
+
+def war_and_peace_model(args, lines: str) -> Path:
+    """The War and Peace model trained with `--lines LINES`, `rnngen train`'s defaults otherwise
+    and --wp-epochs epochs; trained with the CLI unless its file is already in --model-dir."""
+    parts = war_and_peace_parts(args)
+    path = parts["train"].parent / f"model-{lines}-epochs{args.wp_epochs}.npz"
+    if path.exists():
+        progress(f"reusing {path}")
+        return path
+    command = [
+        sys.executable, "-m", "rnngen", "train", str(parts["train"]), "--valid",
+        str(parts["valid"]), "--epochs", str(args.wp_epochs), "--lines", lines, "-o", str(path),
+    ]  # fmt: skip
+    progress(f"training ({lines}): {' '.join(command[2:])}")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    began = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    progress(f"trained in {time.perf_counter() - began:.0f}s")
+    return path
+
+
+def _model_line(args, model) -> str:
+    val = (model.history or {}).get("best_val_ppl", float("nan"))
+    part = f"the first {args.wp_chars:,} characters of" if args.wp_chars else "the whole of"
+    return (
+        f"Model: `rnngen train` defaults ({model.config.cell} {model.config.layers}x"
+        f"{model.config.hidden}, embed {model.config.embed}, vocabulary {len(model.vocab):,}, "
+        f"{model.config.softmax} softmax) on {part} War and Peace (train part), "
+        f"`--epochs {args.wp_epochs}`; validation perplexity {val:.1f}."
+    )
+
+
+def samples(args) -> str:
+    model = api.load_model(war_and_peace_model(args, "auto"))
+    params = api._device_params(model)
+    n, length = args.samples, args.sample_length
+    rows = [
+        "## Samples from a War and Peace model",
+        "",
+        _model_line(args, model),
+        "",
+        f"{n} samples of {length} tokens each (`rnngen sample --length {length} --seed S`, S = 0 "
+        f"to {n - 1}, start word drawn by frequency), means over the samples (lowest and highest "
+        "in brackets). Repeated-4-gram rate: of a sample's 4-grams of tokens, the share that "
+        "already began at an earlier position of the same sample. Distinct-2: distinct bigrams "
+        "over bigrams. Punctuation and paragraph breaks are tokens. The book's row: the same "
+        f"figures over {n} stretches of {length} tokens of its test part.",
+        "",
+        "| text | repeated 4-grams | distinct-2 |",
+        "|---|---:|---:|",
+    ]
+    shown = []
+    for name, _, settings in SAMPLERS:
+        progress(f"samples: {name}")
+        reps, dist = [], []
+        for seed in range(n):
+            rng = np.random.default_rng(seed)
+            prompt = api._prompt_ids(model, None, rng)
+            ids = list(generate(params, model.config, prompt, length, rng, settings))
+            tokens = model.vocab.decode(ids)
+            reps.append(repeated_4gram_rate(tokens))
+            dist.append(distinct_2(tokens))
+            if seed == 0:
+                text = api.detokenize(model.vocab.decode(prompt + ids), model.tokenizer)
+                shown.append((name, text))
+        rows.append(_stat_row(f"samples, {name}", reps, dist))
+    test = tokenize(read(war_and_peace_parts(args)["test"]), model.tokenizer)
+    stretches = [test[i * length : (i + 1) * length] for i in range(n)]
+    stretches = [s for s in stretches if len(s) == length]
+    if stretches:
+        rows.append(
+            _stat_row(
+                f"the book (test part, {len(stretches)} stretches)",
+                [repeated_4gram_rate(s) for s in stretches],
+                [distinct_2(s) for s in stretches],
+            )
+        )
+    for name, text in shown:
+        rows += ["", f"The first 600 characters of seed 0's sample, {name}:", ""]
+        rows += ["> " + line if line else ">" for line in text[:600].split("\n")]
+    return "\n".join(rows)
+
+
+def _stat_row(name: str, reps: list, dist: list) -> str:
+    return (
+        f"| {name} | {np.mean(reps):.2%} ({min(reps):.1%}-{max(reps):.1%}) "
+        f"| {np.mean(dist):.3f} ({min(dist):.3f}-{max(dist):.3f}) |"
+    )
+
+
+def bits_per_character(args) -> str:
+    test = read(war_and_peace_parts(args)["test"])
+    rows = [
+        "## Held-out bits per character",
+        "",
+        "War and Peace's test part scored by `rnngen eval --json` (one stream), for the model "
+        "above and one trained the same way with `--lines keep`. Tokens and perplexity count "
+        "different things under the two tokenizers (`keep` predicts the printer's line breaks, "
+        "which are easy tokens and lower its perplexity), bits per character are over the same "
+        "characters of the same text.",
+        "",
+        "| `--lines` | vocabulary | validation perplexity | test tokens | test perplexity "
+        "| bits per token | characters | bits per character |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for lines in ("auto", "keep"):
+        model = api.load_model(war_and_peace_model(args, lines))
+        progress(f"bits per character: {lines}")
+        report = api.evaluate_text(model, test).to_dict()
+        val = (model.history or {}).get("best_val_ppl", float("nan"))
+        rows.append(
+            f"| {lines} | {len(model.vocab):,} | {val:.1f} | {report['tokens']:,} "
+            f"| {report['perplexity']:.1f} | {report['bits_per_token']:.3f} "
+            f"| {report['characters']:,} | {report['bits_per_character']:.4f} |"
+        )
+    return "\n".join(rows)
+
+
+SECTIONS = {
+    "newlines": newlines,
+    "round_trip": round_trips,
+    "samples": samples,
+    "bpc": bits_per_character,
+}
 
 
 def commit() -> str:
@@ -137,6 +334,16 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--examples", type=int, default=3, help="differing lines shown per book")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "rnngen-text-quality",
+        help="where the War and Peace parts and models are kept and reused",
+    )
+    parser.add_argument("--wp-chars", type=int, default=0, help="War and Peace's first N chars")
+    parser.add_argument("--wp-epochs", type=int, default=1, help="epochs of the W&P models")
+    parser.add_argument("--samples", type=int, default=10)
+    parser.add_argument("--sample-length", type=int, default=500)
     args = parser.parse_args()
     names = [s for s in args.sections.split(",") if s]
     unknown = [s for s in names if s not in SECTIONS]
@@ -146,9 +353,9 @@ def main() -> None:
     parts = [
         "# Text quality",
         "",
-        f"rnngen commit {commit()}; `python benchmarks/text_quality.py "
-        f"--sections {','.join(names)}`. Figures are counts, not timings (the machine was "
-        "shared, which changes nothing here).",
+        f"rnngen commit {commit()}; `python benchmarks/text_quality.py {shlex.join(sys.argv[1:])}`"
+        f" (sections {', '.join(names)}). Figures are counts and model scores, not timings (the "
+        "machine was shared, which changes nothing here).",
     ]
     for name in names:
         parts += ["", SECTIONS[name](args)]
