@@ -28,6 +28,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
 from .optim import OPTIMIZERS
 from .progress import TrainingDisplay, summary_line
+from .schedule import parse_duration
 from .storage import save_corpus
 from .tokenize import TokenizerConfig
 from .train import TrainConfig
@@ -266,9 +267,23 @@ def train_command(
     epochs: Annotated[
         int | None,
         typer.Option(
-            help=f"Passes over the training text, at most (default {TrainConfig.epochs})."
+            help=f"Passes over the training text, at most (default {TrainConfig.epochs}; "
+            "with --time: no limit)."
         ),
     ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            help="Wall-clock budget for the whole run, validation included (90s, 10m, 1.5h): "
+            "the learning rate decays to zero at the end of the steps that fit, and training "
+            "stops in time with the best model saved.",
+        ),
+    ] = None,
+    val_every: Annotated[
+        int,
+        typer.Option(help="With --time: validate every N steps (0: about 16 times a run)."),
+    ] = 0,
     cell: Annotated[str, typer.Option(help=f"Recurrent cell: {', '.join(CELLS)}.")] = "rnn",
     hidden: Annotated[int, typer.Option(help="Hidden state size H.")] = ModelConfig.hidden,
     embed: Annotated[int, typer.Option(help="Word vector size E.")] = ModelConfig.embed,
@@ -370,7 +385,8 @@ def train_command(
         backend.use_device(device)
         one_stdin(INPUT=input, **{"--valid": valid})
         options = TextOptions(encoding, errors)
-        ckpt = None if resume is None else api.open_checkpoint(resume, epochs)
+        seconds = None if time_limit is None else parse_duration(time_limit)
+        ckpt = None if resume is None else api.open_checkpoint(resume, epochs, seconds)
         if ckpt is None:
             corpus = api.training_corpus(
                 input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count, options
@@ -393,7 +409,7 @@ def train_command(
                 tie_weights=tie_weights,
             )
             train_cfg = TrainConfig(
-                epochs=TrainConfig.epochs if epochs is None else epochs,
+                epochs=epochs if epochs is not None or seconds is not None else TrainConfig.epochs,
                 batch_size=batch_size,
                 seq_len=seq_len,
                 optimizer=optimizer,
@@ -405,6 +421,8 @@ def train_command(
                 val_frac=val_frac,
                 seed=seed,
                 dtype=dtype,
+                time_limit=seconds,
+                val_every=val_every,
             )
         checkpoint = checkpoint or api.default_checkpoint_path(out)
         header = (

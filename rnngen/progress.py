@@ -10,10 +10,10 @@ the bar but drops its colours (Rich reads it). The bar never takes over stdout
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .evaluate import perplexity
-from .train import EpochEnd, Started
+from .train import EpochEnd, Started, Validated
 from .train import Progress as StepProgress
 
 
@@ -24,6 +24,14 @@ def _ppl(loss):
 def _clock(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def time_left(event: StepProgress) -> float:
+    """Seconds left: of the budget, or at the pace so far, of the epochs."""
+    if event.time_left is not None:
+        return event.time_left
+    done = event.fraction_done
+    return event.elapsed * (1 - done) / done if done > 0 else 0.0
 
 
 def epoch_line(event: EpochEnd, tokens_per_second: float) -> str:
@@ -40,17 +48,36 @@ def epoch_line(event: EpochEnd, tokens_per_second: float) -> str:
     )
 
 
+def validation_line(event: Validated, tokens_per_second: float) -> str:
+    """The line after a validation of a run with a time budget."""
+    val = "" if event.val_loss is None else f"  val ppl {event.val_perplexity:8.2f}"
+    best = "  (best)" if event.is_best and event.val_loss is not None else ""
+    end = {"time": "  (time is up)", "epochs": "  (epochs run)"}.get(event.stopped or "", "")
+    return (
+        f"step {event.step:>6}  loss {event.train_loss:.3f}  ppl {_ppl(event.train_loss):8.2f}"
+        f"{val}{best}{end}  {tokens_per_second:,.0f} tok/s  elapsed {_clock(event.elapsed)}"
+        f"  left {_clock(event.time_left)}"
+    )
+
+
 def summary_line(out, history: dict) -> str:
     """The closing line of a training run."""
     n = history["epochs"]
-    line = (
-        f"saved {out}: {n} epoch{'s' if n != 1 else ''} in {history['seconds']:.0f}s, "
-        f"{history['tokens_per_second']:,.0f} tok/s"
-    )
+    if "validations" in history:  # a run with a time budget
+        steps = history.get("steps", 0)
+        done = f"{steps:,} step{'s' if steps != 1 else ''} ({n} full epoch{'s' if n != 1 else ''})"
+    else:
+        done = f"{n} epoch{'s' if n != 1 else ''}"
+    line = f"saved {out}: {done} in {history['seconds']:.0f}s, "
+    line += f"{history['tokens_per_second']:,.0f} tok/s"
+    if history.get("stopped") == "time":
+        line += ", stopped on time"
     if "best_val_ppl" in history:
+        best_step = history.get("best_step")
+        where = f"epoch {history['best_epoch']}" if best_step is None else f"step {best_step:,}"
         line += (
             f", best validation perplexity {history['best_val_ppl']:.2f}"
-            f" (epoch {history['best_epoch']}; unigram baseline {history['unigram_val_ppl']:.2f})"
+            f" ({where}; unigram baseline {history['unigram_val_ppl']:.2f})"
         )
     return line
 
@@ -81,14 +108,14 @@ class TrainingDisplay:
                 TextColumn("val ppl {task.fields[val]}"),
                 TextColumn("{task.fields[speed]} tok/s"),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                TextColumn("left {task.fields[left]}"),
                 console=self.console,
                 redirect_stdout=False,
                 redirect_stderr=False,
             )
             self._progress.start()
             self._task = self._progress.add_task(
-                "train", total=1.0, epoch="-", loss="-", ppl="-", val="-", speed="-"
+                "train", total=1.0, epoch="-", loss="-", ppl="-", val="-", speed="-", left="-"
             )
         return self
 
@@ -98,26 +125,33 @@ class TrainingDisplay:
 
     def __call__(self, event) -> None:
         if isinstance(event, Started):
+            budget = "" if event.time_limit is None else f", {_clock(event.time_limit)} budget"
             self.message(
                 f"{self.header}: {event.train_tokens:,} training and {event.val_tokens:,} "
                 f"validation tokens, {event.n_params:,} parameters, "
-                f"{event.steps_per_epoch} steps per epoch"
+                f"{event.steps_per_epoch} steps per epoch{budget}"
             )
         elif isinstance(event, StepProgress):
             self.tokens_per_second = event.tokens_per_second
             if self._progress is not None:
+                of = "" if event.epochs is None else f"/{event.epochs}"
                 self._progress.update(
                     self._task,
                     completed=event.fraction_done,
-                    epoch=f"{event.epoch}/{event.epochs} step {event.step}/{event.steps_per_epoch}",
+                    epoch=f"{event.epoch}{of} step {event.step}/{event.steps_per_epoch}",
                     loss=f"{event.loss:.3f}",
                     ppl=f"{_ppl(event.loss):.1f}",
                     speed=f"{event.tokens_per_second:,.0f}",
+                    left=_clock(time_left(event)),
                 )
         elif isinstance(event, EpochEnd):
             if event.val_loss is not None and self._progress is not None:
                 self._progress.update(self._task, val=f"{event.val_perplexity:.1f}")
             self.message(epoch_line(event, self.tokens_per_second))
+        elif isinstance(event, Validated):
+            if event.val_loss is not None and self._progress is not None:
+                self._progress.update(self._task, val=f"{event.val_perplexity:.1f}")
+            self.message(validation_line(event, self.tokens_per_second))
 
     def message(self, text: str) -> None:
         """One line on stderr, above the bar when there is one; nothing when quiet."""

@@ -33,13 +33,16 @@ def info_lines(info: dict) -> list:
         ("top tokens", " ".join(show_token(tok) for tok in v["top"]) or "-"),
         ("tokenizer", f"{level}, {'lower case' if t['lowercase'] else 'case kept'}"),
     ]
-    if h["epochs"]:
+    if h["epochs"] or h.get("steps"):
         max_epochs = h.get("max_epochs")
         of = f" of {max_epochs}" if max_epochs and max_epochs != h["epochs"] else ""
+        done = f"{h['epochs']} epoch{'s' if h['epochs'] != 1 else ''}{of}"
+        if h.get("time_limit") is not None:  # a run with a time budget
+            done = f"{h['steps']:,} steps ({done}) of a {h['time_limit']:g}s budget"
         rows.append(
             (
                 "training",
-                f"{h['epochs']} epoch{'s' if h['epochs'] != 1 else ''}{of} in "
+                f"{done} in "
                 f"{_number(h['seconds'], '.0f')}s, {_number(h['tokens_per_second'], ',.0f')} "
                 f"tok/s, on {_number(h['train_tokens'], ',')} tokens",
             )
@@ -55,11 +58,15 @@ def info_lines(info: dict) -> list:
                 )
             )
         if h.get("best_val_ppl") is not None:
+            where = f"epoch {h['best_epoch']}"
+            if h.get("best_step") is not None:
+                where = f"step {h['best_step']:,}"
             rows.append(
                 (
                     "validation",
-                    f"best perplexity {h['best_val_ppl']:.2f} (epoch {h['best_epoch']}) on "
-                    f"{_number(h['val_tokens'], ',')} tokens; unigram baseline "
+                    f"best perplexity {h['best_val_ppl']:.2f} ({where}) on "
+                    f"{_number(h.get('val_tokens_scored') or h['val_tokens'], ',')} tokens; "
+                    "unigram baseline "
                     f"{_number(h['unigram_val_ppl'], '.2f')}",
                 )
             )

@@ -1,13 +1,22 @@
 """The training loop: minibatches of parallel streams, truncated BPTT, clipping, an optimiser, and
-validation after every epoch with the best model kept.
+validation with the best model kept.
+
+Two schedules. By epochs (the default): validation after every epoch, the learning rate divided
+by `lr_decay` after an epoch without improvement, and a stop after `patience` of them or after
+`epochs`. By time (`time_limit` seconds, `train --time`): the run is planned for the budget by
+schedule.Budget, which re-estimates from the measured step and validation times how many steps
+fit, decays the learning rate linearly to zero at the planned end, validates every `val_every`
+steps (or about 16 times a run), and stops in time for a last validation; `epochs`, when given,
+also bounds it (whichever ends first).
 
 The loop never prints. It reports through an optional `on_event` callback (Started once the data
-is cut into batches, Progress during an epoch, EpochEnd after validation), hands each new best
-model to `on_best`, and hands its whole `TrainState` to `on_checkpoint` every `checkpoint_every`
-steps and when `should_stop()` turns true, so the caller decides how to show progress, where to
-save, and when to stop. A run resumed from a saved TrainState continues exactly as the
-uninterrupted run would have: same data position, hidden state, optimiser moments, learning rate
-and random stream.
+is cut into batches, Progress during an epoch, EpochEnd after an epoch's validation, Validated
+after a validation of a run with a time budget), hands each new best model to `on_best`, and hands
+its whole `TrainState` to `on_checkpoint` every `checkpoint_every` steps and when `should_stop()`
+turns true, so the caller decides how to show progress, where to save, and when to stop. A run
+resumed from a saved TrainState continues exactly as the uninterrupted run would have: same data
+position, hidden state, optimiser moments, learning rate and random stream, and with a time
+budget the same measured times, so given the same clock readings the same plan.
 """
 
 import math
@@ -24,6 +33,7 @@ from .evaluate import evaluate, perplexity, unigram_eval
 from .layers import RowSparse, Workspace
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
 from .optim import DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
+from .schedule import Budget, Timings, decayed_lr
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 # Nats per token past which a run has diverged: exp(700) is near float64's limit, and a model that
@@ -37,7 +47,7 @@ class TrainingDiverged(RnngenError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20  # passes over the training part (at most: see patience)
+    epochs: int | None = 20  # passes over the training part, at most (None: time_limit decides)
     batch_size: int = 32  # N parallel streams
     seq_len: int = 35  # T steps of backpropagation through time
     optimizer: str = "adam"  # "adam", "sgd" or "adagrad"
@@ -56,6 +66,10 @@ class TrainConfig:
     # faster on large vocabularies but a different optimiser (on War and Peace it cost the class
     # softmax 8% in perplexity); for sgd and adagrad it changes nothing. Off when tied.
     sparse_embedding: bool = False
+    # A wall-clock budget in seconds for the whole run, validation included (train --time): the
+    # schedule is planned for it (schedule.py) instead of by epochs. None: no budget.
+    time_limit: float | None = None
+    val_every: int = 0  # with time_limit: steps between validations (0: about 16 in the budget)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -66,9 +80,20 @@ class TrainConfig:
             raise ConfigError(f"unknown dtype {self.dtype!r}; use float32 or float64")
         if not 0 <= self.val_frac < 1:
             raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}")
+        if self.epochs is None and self.time_limit is None:
+            raise ConfigError("give --epochs or --time (or both): nothing else ends the run")
         for name in ("epochs", "batch_size", "seq_len"):
-            if getattr(self, name) < 1:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.time_limit is not None and not 0 < self.time_limit < math.inf:
+            raise ConfigError(f"--time must be longer than zero, got {self.time_limit}s")
+        if not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ConfigError(f"--val-every must not be negative, got {self.val_every}")
+        if self.val_every and self.time_limit is None:
+            raise ConfigError(
+                "--val-every needs --time; without a time budget validation comes after each epoch"
+            )
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.lr_decay < 1:
@@ -91,23 +116,35 @@ class Started:
     val_tokens: int
     steps_per_epoch: int
     n_params: int
+    time_limit: float | None = None  # the run's budget in seconds, if it has one
 
 
 @dataclass(frozen=True)
 class Progress:
     epoch: int  # 1-based
-    epochs: int
+    epochs: int | None  # None: no bound but the time budget
     step: int  # steps done in this epoch
     steps_per_epoch: int
-    loss: float  # mean training loss since the epoch began, nats per token
+    loss: float  # mean training loss since the epoch began (with a budget: since the last
+    # validation), nats per token
     tokens_per_second: float
     elapsed: float  # seconds since training began
+    time_left: float | None = None  # seconds left of the budget, if there is one
+    planned_steps: int | None = None  # with a budget: the steps the run is now planned for
+    lr: float | None = None  # with a budget: the learning rate of the step just done
+
+    @property
+    def total_steps(self) -> int:
+        """Steps done since training began."""
+        return (self.epoch - 1) * self.steps_per_epoch + self.step
 
     @property
     def fraction_done(self) -> float:
-        return ((self.epoch - 1) * self.steps_per_epoch + self.step) / (
-            self.epochs * self.steps_per_epoch
-        )
+        if self.planned_steps:
+            return min(self.total_steps / self.planned_steps, 1.0)
+        if self.time_left is not None:  # nothing planned yet: the share of the budget spent
+            return self.elapsed / (self.elapsed + self.time_left)
+        return self.total_steps / (self.epochs * self.steps_per_epoch)
 
 
 @dataclass(frozen=True)
@@ -120,6 +157,27 @@ class EpochEnd:
     elapsed: float
     lr: float  # the learning rate for the next epoch
     stopping: bool = False  # no improvement for `patience` epochs: training ends here
+
+    @property
+    def val_perplexity(self) -> float | None:
+        return None if self.val_loss is None else perplexity(self.val_loss)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A validation of a run with a time budget: every `val_every` steps (or about 16 times a
+    run), and once at its end."""
+
+    step: int  # steps done since training began
+    epoch: int  # the epoch that step belongs to
+    train_loss: float  # mean training loss since the previous validation
+    val_loss: float | None  # None without a validation part
+    is_best: bool
+    elapsed: float
+    time_left: float  # seconds left of the budget
+    lr: float  # the learning rate of the last step
+    final: bool = False  # training ends here: the time is up, or the epochs are run
+    stopped: str | None = None  # with final: "time" or "epochs"
 
     @property
     def val_perplexity(self) -> float | None:
@@ -140,11 +198,17 @@ class TrainState:
     loss_sum: float = 0.0  # the current epoch's summed training loss ...
     loss_tokens: int = 0  # ... over this many tokens
     tokens_seen: int = 0
-    elapsed: float = 0.0  # seconds of training before the current run
+    elapsed: float = 0.0  # seconds since training began, at the last clock reading
     best_loss: float = math.inf
     bad_epochs: int = 0  # epochs since the last improvement
     best_params: dict | None = None
-    done: bool = False  # all epochs run, or stopped early for lack of improvement
+    done: bool = False  # all epochs run, stopped early for lack of improvement, or out of time
+    # What a run with a time budget has measured (schedule.Timings), so a resumed run plans on.
+    train_seconds: float = 0.0  # spent in training steps
+    val_seconds: float = 0.0  # spent in validations (saving the best model included)
+    validations: int = 0
+    last_val: float = 0.0  # elapsed when the last validation ended
+    val_limit: int = 0  # the validation tokens each validation scores (0: not fixed yet)
 
 
 @dataclass
@@ -170,8 +234,11 @@ def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int
         "train_tokens": int(n_train),
         "val_tokens": int(n_val),
         "epochs": 0,
+        "steps": 0,
         "per_epoch": [],
     }
+    if cfg.time_limit is not None:
+        history["validations"] = []
     return TrainState(params, optimizer, rng, history)
 
 
@@ -207,21 +274,25 @@ def train(
     checkpoint_every: int = 0,
     should_stop=None,
     comm=None,
+    clock=time.perf_counter,
 ) -> TrainResult:
     """Train a model on ids (n_tokens,) and return the parameters with the best validation loss.
 
-    Validation uses val_ids when given, else the last `val_frac` of ids. After an epoch without
-    improvement the learning rate is divided by `lr_decay`; after `patience` of them training stops.
-    on_event(event) receives Started, Progress and EpochEnd events; on_best(params, history) is
-    called whenever validation improves (or after each epoch when there is no validation part);
-    on_checkpoint(state) every `checkpoint_every` steps and before returning early because
-    should_stop() said so, and (with checkpoint_every) once more at the end. `resume` continues
-    from a saved state of the same data and configs.
+    Validation uses val_ids when given, else the last `val_frac` of ids. Without a time budget,
+    after an epoch without improvement the learning rate is divided by `lr_decay`, and after
+    `patience` of them training stops; with `cfg.time_limit` the run follows schedule.Budget
+    (see the module's docstring). on_event(event) receives Started, Progress, EpochEnd and
+    Validated events; on_best(params, history) is called whenever validation improves (or, when
+    there is no validation part, whenever the training loss does); on_checkpoint(state) every
+    `checkpoint_every` steps and before returning early because should_stop() said so, and (with
+    checkpoint_every) once more at the end. `resume` continues from a saved state of the same data
+    and configs. `clock()` gives the seconds the budget is measured in (a fake one in tests).
 
     With `comm` (distributed.Communicator) this process is one rank of a data-parallel run: it
     trains on its share of the streams, gradients are averaged over the ranks before each update,
     and only rank 0 receives events and callbacks (every rank must pass the same arguments).
     """
+    start = clock() - (resume.elapsed if resume is not None else 0.0)
     xp = backend.xp
     dtype = DTYPES[cfg.dtype]
     train_ids, val_ids = split_data(ids, cfg, val_ids)
@@ -231,6 +302,11 @@ def train(
     st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
     history = st.history
     workspace = Workspace()  # the gradients are applied before the next step reuses it
+    budget = None
+    if cfg.time_limit is not None:
+        max_steps = None if cfg.epochs is None else cfg.epochs * steps_per_epoch
+        budget = Budget(cfg.time_limit, cfg.val_every, max_steps)
+    lr0 = cfg.learning_rate(model_cfg.cell)
     ranks = 1
     if comm is not None:
         ranks = comm.size
@@ -247,8 +323,18 @@ def train(
             train_ids, val_ids, model_cfg.vocab_size
         ).perplexity
     if on_event:
-        on_event(Started(len(train_ids), len(val_ids), steps_per_epoch, count_params(st.params)))
-    start = time.perf_counter() - st.elapsed  # so elapsed times continue across a resume
+        on_event(
+            Started(
+                len(train_ids),
+                len(val_ids),
+                steps_per_epoch,
+                count_params(st.params),
+                cfg.time_limit,
+            )
+        )
+    timed = _TimedRun(
+        budget, st, model_cfg, cfg, train_ids, val_ids, val_streams, on_event, on_best
+    )
 
     def checkpoint() -> None:
         if not on_checkpoint:
@@ -270,17 +356,36 @@ def train(
         return comm.any(stop) if comm is not None else stop  # all ranks stop at the same step
 
     def stop_here() -> TrainResult:
-        st.elapsed = time.perf_counter() - start
         checkpoint()
         if comm is not None:
             comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
         return TrainResult(st.best_params, history, st, interrupted=True)
 
-    while not st.done and st.epoch <= cfg.epochs:
+    def measure(kind: str) -> float:
+        """Read the clock; the time since the last reading was spent on `kind`."""
+        elapsed = clock() - start
+        if kind == "train":
+            st.train_seconds += elapsed - st.elapsed
+        else:
+            st.val_seconds += elapsed - st.elapsed
+            st.validations += 1
+            st.last_val = elapsed
+        st.elapsed = elapsed
+        return elapsed
+
+    while not st.done and (cfg.epochs is None or st.epoch <= cfg.epochs):
         epoch = st.epoch
         if st.hidden is None:
             st.hidden = init_state(model_cfg, streams.shape[1], dtype)
         for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
+            global_step = (epoch - 1) * steps_per_epoch + st.step
+            left = None
+            if budget is not None:
+                left = budget.steps_left(timed.timings(global_step), len(val_ids))
+                if left < 1:
+                    timed.finish(global_step, "time", measure)
+                    break
+                st.optimizer.lr = decayed_lr(lr0, global_step, left)
             rng = st.rng if comm is None else comm.dropout_rng(cfg.seed, epoch, st.step)
             x, y = xp.asarray(inputs), xp.asarray(targets)
             result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, True, workspace)
@@ -297,11 +402,13 @@ def train(
             clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
             st.hidden = result.state
             st.step += 1
+            global_step += 1
             n = inputs.size * ranks
             st.loss_sum += loss * n
             st.loss_tokens += n
             st.tokens_seen += n
-            elapsed = time.perf_counter() - start
+            elapsed = measure("train")
+            history["steps"] = global_step
             if on_event and (st.step % cfg.log_every == 0 or st.step == steps_per_epoch):
                 on_event(
                     Progress(
@@ -312,17 +419,22 @@ def train(
                         st.loss_sum / st.loss_tokens,
                         st.tokens_seen / elapsed,
                         elapsed,
+                        *timed.outlook(global_step - 1, left, elapsed),
                     )
                 )
-            global_step = (epoch - 1) * steps_per_epoch + st.step
+            if budget is not None and budget.validation_due(timed.timings(global_step)):
+                timed.validate(global_step, measure)
             if st.step < steps_per_epoch:  # at an epoch's end, validate first
                 if stop_requested():
                     return stop_here()
                 if checkpoint_every and global_step % checkpoint_every == 0:
-                    st.elapsed = elapsed
                     checkpoint()
-
-        _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best)
+        if st.done:  # out of time
+            break
+        if budget is None:
+            _end_epoch(st, model_cfg, cfg, val_ids, val_streams, measure, on_event, on_best)
+        else:
+            timed.end_epoch(epoch * steps_per_epoch, measure)
         if stop_requested() and not st.done:
             return stop_here()
         if checkpoint_every and (epoch * steps_per_epoch) % checkpoint_every == 0:
@@ -336,28 +448,44 @@ def train(
     return TrainResult(st.best_params, history, st)
 
 
-def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best):
+def _validation_loss(st, model_cfg, cfg, val_ids, val_streams, where: str) -> float | None:
+    """The validation loss (None without a validation part); a diverged one is an error."""
+    if not len(val_ids):
+        return None
+    val_loss = evaluate(st.params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
+    if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
+        raise TrainingDiverged(
+            f"the validation loss became {val_loss} {where}; the best model so far is kept; "
+            f"lower --lr (now {st.optimizer.lr:g}) or --clip (now {cfg.clip:g})"
+        )
+    return val_loss
+
+
+def _keep_if_best(st, score: float) -> bool:
+    """Whether score (a loss) beats the best so far; if so, keep a copy of the parameters."""
+    if score >= st.best_loss:
+        return False
+    st.best_loss = score
+    st.best_params = {k: v.copy() for k, v in st.params.items()}
+    return True
+
+
+def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, measure, on_event, on_best):
     """Validate, keep the best model, decay the learning rate, decide on early stopping, and move
     the state to the start of the next epoch."""
     history = st.history
     train_loss = st.loss_sum / max(st.loss_tokens, 1)
-    val_loss = None
-    if len(val_ids):
-        val_loss = evaluate(st.params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
-        if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
-            raise TrainingDiverged(
-                f"the validation loss became {val_loss} after epoch {st.epoch}; the best model "
-                f"so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip (now {cfg.clip:g})"
-            )
+    where = f"after epoch {st.epoch}"
+    val_loss = _validation_loss(st, model_cfg, cfg, val_ids, val_streams, where)
     score = val_loss if val_loss is not None else train_loss
-    is_best = score < st.best_loss
+    is_best = _keep_if_best(st, score)
     if is_best:
-        st.best_loss, st.bad_epochs = score, 0
+        st.bad_epochs = 0
     else:
         st.bad_epochs += 1
         st.optimizer.lr /= cfg.lr_decay
     stopping = cfg.patience > 0 and st.bad_epochs >= cfg.patience
-    elapsed = time.perf_counter() - start
+    elapsed = measure("validation")
     epoch = st.epoch
     history["epochs"] = epoch
     history["seconds"] = elapsed
@@ -366,15 +494,15 @@ def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_bes
         {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": st.optimizer.lr}
     )
     if is_best:
-        st.best_params = {k: v.copy() for k, v in st.params.items()}
         history["best_epoch"] = epoch
         if val_loss is not None:
             history["best_val_loss"] = val_loss
             history["best_val_ppl"] = perplexity(val_loss)
     st.epoch += 1
     st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
-    st.elapsed = elapsed
     st.done = stopping or st.epoch > cfg.epochs
+    if st.done:
+        history["stopped"] = "patience" if stopping else "epochs"
     if is_best and on_best:
         on_best(st.best_params, history)
     if on_event:
@@ -383,3 +511,108 @@ def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_bes
                 epoch, cfg.epochs, train_loss, val_loss, is_best, elapsed, st.optimizer.lr, stopping
             )
         )
+
+
+class _TimedRun:
+    """The parts of the loop a time budget adds: its measurements, its validations (on the
+    first `val_limit` validation tokens) and its ending. Does nothing without a budget."""
+
+    def __init__(
+        self, budget, st, model_cfg, cfg, train_ids, val_ids, val_streams, on_event, on_best
+    ):
+        self.budget, self.st, self.model_cfg, self.cfg = budget, st, model_cfg, cfg
+        self.train_ids, self.val_ids, self.val_streams = train_ids, val_ids, val_streams
+        self.on_event, self.on_best = on_event, on_best
+
+    def timings(self, steps: int) -> Timings:
+        st = self.st
+        return Timings(
+            steps,
+            st.elapsed,
+            st.train_seconds,
+            st.tokens_seen,
+            st.validations,
+            st.val_seconds,
+            st.last_val,
+            st.val_limit,
+        )
+
+    def outlook(self, done: int, left, elapsed: float) -> tuple:
+        """Progress's time_left, planned_steps and lr for the step after `done` steps."""
+        if self.budget is None:
+            return ()
+        planned = None if math.isinf(left) else done + left
+        return (max(self.budget.seconds - elapsed, 0.0), planned, self.st.optimizer.lr)
+
+    def validate(self, step: int, measure, final: bool = False, stopped: str | None = None):
+        st, history = self.st, self.st.history
+        if not st.val_limit and len(self.val_ids):
+            st.val_limit = self.budget.val_limit(self.timings(step), len(self.val_ids))
+            if st.val_limit < len(self.val_ids):  # the baseline on the same tokens
+                history["unigram_val_ppl"] = unigram_eval(
+                    self.train_ids, self.val_ids[: st.val_limit], self.model_cfg.vocab_size
+                ).perplexity
+            history["val_tokens_scored"] = st.val_limit
+        train_loss = st.loss_sum / max(st.loss_tokens, 1)
+        val_ids = self.val_ids[: st.val_limit]
+        where = f"after step {step}"
+        val_loss = _validation_loss(st, self.model_cfg, self.cfg, val_ids, self.val_streams, where)
+        is_best = _keep_if_best(st, val_loss if val_loss is not None else train_loss)
+        epoch = st.epoch if st.step else st.epoch - 1  # the epoch of the last step
+        if is_best:
+            history["best_epoch"], history["best_step"] = epoch, step
+            if val_loss is not None:
+                history["best_val_loss"] = val_loss
+                history["best_val_ppl"] = perplexity(val_loss)
+        if final:
+            st.done = True
+            history["stopped"] = stopped
+        history["validations"].append(
+            {
+                "step": step,
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "lr": st.optimizer.lr,
+            }
+        )
+        if is_best and self.on_best:
+            self.on_best(st.best_params, history)
+        elapsed = measure("validation")
+        history["seconds"] = elapsed
+        history["tokens_per_second"] = st.tokens_seen / elapsed
+        st.loss_sum, st.loss_tokens = 0.0, 0
+        if self.on_event:
+            time_left = max(self.budget.seconds - elapsed, 0.0)
+            self.on_event(
+                Validated(
+                    step,
+                    epoch,
+                    train_loss,
+                    val_loss,
+                    is_best,
+                    elapsed,
+                    time_left,
+                    st.optimizer.lr,
+                    final,
+                    stopped,
+                )  # fmt: skip
+            )
+
+    def finish(self, step: int, stopped: str, measure) -> None:
+        """End the run: validate once more unless the last step was just validated."""
+        validations = self.st.history["validations"]
+        if validations and validations[-1]["step"] == step:
+            self.st.done = True
+            self.st.history["stopped"] = stopped
+            return
+        self.validate(step, measure, final=True, stopped=stopped)
+
+    def end_epoch(self, step: int, measure) -> None:
+        """The data is used up: start the next epoch, or with --epochs run, finish."""
+        st = self.st
+        st.history["epochs"] = st.epoch
+        if self.cfg.epochs is not None and st.epoch >= self.cfg.epochs:
+            self.finish(step, "epochs", measure)
+        st.epoch += 1
+        st.step, st.hidden = 0, None
