@@ -28,9 +28,10 @@ import numpy as np
 
 from . import backend
 from .batching import iter_batches, make_streams, n_batches, split_tail
+from .distributed import SingleProcess
 from .errors import ConfigError, RnngenError
 from .evaluate import evaluate, perplexity, unigram_eval
-from .layers import RowSparse, Workspace
+from .layers import Workspace
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
 from .optim import DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
 from .schedule import Budget, Timings, decayed_lr
@@ -249,19 +250,6 @@ def split_data(ids, cfg: TrainConfig, val_ids=None):
     return np.asarray(ids), np.asarray(val_ids)
 
 
-def average_grads(comm, grads: dict) -> None:
-    """Average grads over the ranks in place. A RowSparse gradient is averaged dense and comes
-    back holding the rows any rank used, as one process with the whole batch would have them."""
-    sparse = {k: g for k, g in grads.items() if isinstance(g, RowSparse)}
-    grads.update({k: g.dense() for k, g in sparse.items()})
-    comm.average(grads)
-    xp = backend.xp
-    for k in sparse:
-        dense = grads[k]
-        rows = xp.flatnonzero(xp.any(dense != 0, axis=1))
-        grads[k] = RowSparse(rows, dense[rows], dense.shape)
-
-
 def train(
     ids,
     model_cfg: ModelConfig,
@@ -307,17 +295,15 @@ def train(
         max_steps = None if cfg.epochs is None else cfg.epochs * steps_per_epoch
         budget = Budget(cfg.time_limit, cfg.val_every, max_steps)
     lr0 = cfg.learning_rate(model_cfg.cell)
-    ranks = 1
-    if comm is not None:
-        ranks = comm.size
-        columns = comm.columns(cfg.batch_size)
-        streams = streams[:, columns]  # this rank's share of the streams
-        if resume is None:
-            comm.broadcast(st.params)  # everyone starts from rank 0's weights
-        elif st.hidden is not None:
-            st.hidden = st.hidden[:, :, columns]  # a checkpoint holds every rank's state
-        if comm.rank != 0:
-            on_event = on_best = None
+    comm = comm or SingleProcess()
+    columns = comm.columns(cfg.batch_size)
+    streams = streams[:, columns]  # this rank's share of the streams
+    if resume is None:
+        comm.broadcast(st.params)  # everyone starts from rank 0's weights
+    elif st.hidden is not None:
+        st.hidden = st.hidden[:, :, columns]  # a checkpoint holds every rank's state
+    if comm.rank != 0:
+        on_event = on_best = None
     if len(val_ids) and "unigram_val_ppl" not in history:
         history["unigram_val_ppl"] = unigram_eval(
             train_ids, val_ids, model_cfg.vocab_size
@@ -339,9 +325,6 @@ def train(
     def checkpoint() -> None:
         if not on_checkpoint:
             return
-        if comm is None:
-            on_checkpoint(st)
-            return
         own = st.hidden  # gathered by every rank (a collective call), written by rank 0
         if own is not None:
             st.hidden = comm.gather_columns(own, axis=2)
@@ -349,21 +332,17 @@ def train(
             on_checkpoint(st)
         st.hidden = own
 
-    def stop_requested() -> bool:
-        if should_stop is None:
-            return False
-        stop = should_stop()
-        return comm.any(stop) if comm is not None else stop  # all ranks stop at the same step
+    def stop_requested() -> bool:  # all ranks stop at the same step
+        return should_stop is not None and comm.any(should_stop())
 
     def stop_here() -> TrainResult:
         checkpoint()
-        if comm is not None:
-            comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
+        comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
         return TrainResult(st.best_params, history, st, interrupted=True)
 
     def measure(kind: str) -> float:
         """Read the clock; the time since the last reading was spent on `kind`."""
-        elapsed = clock() - start
+        elapsed = comm.agree(clock() - start)  # the same on every rank, so the same plan
         if kind == "train":
             st.train_seconds += elapsed - st.elapsed
         else:
@@ -386,13 +365,11 @@ def train(
                     timed.finish(global_step, "time", measure)
                     break
                 st.optimizer.lr = decayed_lr(lr0, global_step, left)
-            rng = st.rng if comm is None else comm.dropout_rng(cfg.seed, epoch, st.step)
+            rng = comm.dropout_rng(st.rng, cfg.seed, epoch, st.step)
             x, y = xp.asarray(inputs), xp.asarray(targets)
             result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, True, workspace)
-            loss = result.loss
-            if comm is not None:
-                average_grads(comm, result.grads)
-                loss = comm.mean(loss)
+            comm.average_grads(result.grads)
+            loss = comm.mean(result.loss)
             if not math.isfinite(loss) or loss > MAX_LOSS:
                 raise TrainingDiverged(
                     f"the loss became {loss} in epoch {epoch}, step {st.step + 1}; the best "
@@ -403,7 +380,7 @@ def train(
             st.hidden = result.state
             st.step += 1
             global_step += 1
-            n = inputs.size * ranks
+            n = inputs.size * comm.size
             st.loss_sum += loss * n
             st.loss_tokens += n
             st.tokens_seen += n
@@ -443,8 +420,7 @@ def train(
     st.done = True
     if checkpoint_every:
         checkpoint()  # the final state, so a later run can train for more epochs
-    if comm is not None:
-        comm.barrier()
+    comm.barrier()
     return TrainResult(st.best_params, history, st)
 
 
