@@ -286,15 +286,9 @@ def train(
     train_ids, val_ids = split_data(ids, cfg, val_ids)
     streams = make_streams(train_ids, cfg.batch_size)
     steps_per_epoch = n_batches(streams, cfg.seq_len)
-    val_streams = min(cfg.val_streams, max(1, len(val_ids) // 2))
     st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
     history = st.history
     workspace = Workspace()  # the gradients are applied before the next step reuses it
-    budget = None
-    if cfg.time_limit is not None:
-        max_steps = None if cfg.epochs is None else cfg.epochs * steps_per_epoch
-        budget = Budget(cfg.time_limit, cfg.val_every, max_steps)
-    lr0 = cfg.learning_rate(model_cfg.cell)
     comm = comm or SingleProcess()
     columns = comm.columns(cfg.batch_size)
     streams = streams[:, columns]  # this rank's share of the streams
@@ -318,9 +312,6 @@ def train(
                 cfg.time_limit,
             )
         )
-    timed = _TimedRun(
-        budget, st, model_cfg, cfg, train_ids, val_ids, val_streams, on_event, on_best
-    )
 
     def checkpoint() -> None:
         if not on_checkpoint:
@@ -352,19 +343,18 @@ def train(
         st.elapsed = elapsed
         return elapsed
 
+    run = _Run(st, model_cfg, cfg, train_ids, val_ids, measure, on_event, on_best)
+    schedule = (
+        _EpochSchedule(run) if cfg.time_limit is None else _TimedSchedule(run, steps_per_epoch)
+    )
     while not st.done and (cfg.epochs is None or st.epoch <= cfg.epochs):
         epoch = st.epoch
         if st.hidden is None:
             st.hidden = init_state(model_cfg, streams.shape[1], dtype)
         for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
             global_step = (epoch - 1) * steps_per_epoch + st.step
-            left = None
-            if budget is not None:
-                left = budget.steps_left(timed.timings(global_step), len(val_ids))
-                if left < 1:
-                    timed.finish(global_step, "time", measure)
-                    break
-                st.optimizer.lr = decayed_lr(lr0, global_step, left)
+            if not schedule.before_step(global_step):  # out of time
+                break
             rng = comm.dropout_rng(st.rng, cfg.seed, epoch, st.step)
             x, y = xp.asarray(inputs), xp.asarray(targets)
             result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, True, workspace)
@@ -396,11 +386,10 @@ def train(
                         st.loss_sum / st.loss_tokens,
                         st.tokens_seen / elapsed,
                         elapsed,
-                        *timed.outlook(global_step - 1, left, elapsed),
+                        *schedule.outlook(global_step - 1, elapsed),
                     )
                 )
-            if budget is not None and budget.validation_due(timed.timings(global_step)):
-                timed.validate(global_step, measure)
+            schedule.after_step(global_step)
             if st.step < steps_per_epoch:  # at an epoch's end, validate first
                 if stop_requested():
                     return stop_here()
@@ -408,10 +397,7 @@ def train(
                     checkpoint()
         if st.done:  # out of time
             break
-        if budget is None:
-            _end_epoch(st, model_cfg, cfg, val_ids, val_streams, measure, on_event, on_best)
-        else:
-            timed.end_epoch(epoch * steps_per_epoch, measure)
+        schedule.end_epoch(epoch * steps_per_epoch)
         if stop_requested() and not st.done:
             return stop_here()
         if checkpoint_every and (epoch * steps_per_epoch) % checkpoint_every == 0:
@@ -424,84 +410,128 @@ def train(
     return TrainResult(st.best_params, history, st)
 
 
-def _validation_loss(st, model_cfg, cfg, val_ids, val_streams, where: str) -> float | None:
-    """The validation loss (None without a validation part); a diverged one is an error."""
-    if not len(val_ids):
-        return None
-    val_loss = evaluate(st.params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
-    if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
-        raise TrainingDiverged(
-            f"the validation loss became {val_loss} {where}; the best model so far is kept; "
-            f"lower --lr (now {st.optimizer.lr:g}) or --clip (now {cfg.clip:g})"
-        )
-    return val_loss
+@dataclass
+class _Run:
+    """What the schedules share with the loop: the state, the data, the clock, the callbacks."""
 
+    st: TrainState
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    train_ids: object
+    val_ids: object
+    measure: object  # measure(kind): read the clock, the time since spent on "train" or not
+    on_event: object
+    on_best: object
 
-def _keep_if_best(st, score: float) -> bool:
-    """Whether score (a loss) beats the best so far; if so, keep a copy of the parameters."""
-    if score >= st.best_loss:
-        return False
-    st.best_loss = score
-    st.best_params = {k: v.copy() for k, v in st.params.items()}
-    return True
+    @property
+    def val_streams(self) -> int:
+        return min(self.cfg.val_streams, max(1, len(self.val_ids) // 2))
 
-
-def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, measure, on_event, on_best):
-    """Validate, keep the best model, decay the learning rate, decide on early stopping, and move
-    the state to the start of the next epoch."""
-    history = st.history
-    train_loss = st.loss_sum / max(st.loss_tokens, 1)
-    where = f"after epoch {st.epoch}"
-    val_loss = _validation_loss(st, model_cfg, cfg, val_ids, val_streams, where)
-    score = val_loss if val_loss is not None else train_loss
-    is_best = _keep_if_best(st, score)
-    if is_best:
-        st.bad_epochs = 0
-    else:
-        st.bad_epochs += 1
-        st.optimizer.lr /= cfg.lr_decay
-    stopping = cfg.patience > 0 and st.bad_epochs >= cfg.patience
-    elapsed = measure("validation")
-    epoch = st.epoch
-    history["epochs"] = epoch
-    history["seconds"] = elapsed
-    history["tokens_per_second"] = st.tokens_seen / elapsed
-    history["per_epoch"].append(
-        {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": st.optimizer.lr}
-    )
-    if is_best:
-        history["best_epoch"] = epoch
-        if val_loss is not None:
-            history["best_val_loss"] = val_loss
-            history["best_val_ppl"] = perplexity(val_loss)
-    st.epoch += 1
-    st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
-    st.done = stopping or st.epoch > cfg.epochs
-    if st.done:
-        history["stopped"] = "patience" if stopping else "epochs"
-    if is_best and on_best:
-        on_best(st.best_params, history)
-    if on_event:
-        on_event(
-            EpochEnd(
-                epoch, cfg.epochs, train_loss, val_loss, is_best, elapsed, st.optimizer.lr, stopping
+    def validation_loss(self, val_ids, where: str) -> float | None:
+        """The validation loss (None without a validation part); a diverged one is an error."""
+        if not len(val_ids):
+            return None
+        st, cfg = self.st, self.cfg
+        val_loss = evaluate(
+            st.params, self.model_cfg, val_ids, self.val_streams, cfg.seq_len
+        ).cross_entropy
+        if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
+            raise TrainingDiverged(
+                f"the validation loss became {val_loss} {where}; the best model so far is kept; "
+                f"lower --lr (now {st.optimizer.lr:g}) or --clip (now {cfg.clip:g})"
             )
+        return val_loss
+
+    def keep_if_best(self, score: float) -> bool:
+        """Whether score (a loss) beats the best so far; if so, keep a copy of the parameters."""
+        st = self.st
+        if score >= st.best_loss:
+            return False
+        st.best_loss = score
+        st.best_params = {k: v.copy() for k, v in st.params.items()}
+        return True
+
+
+class _EpochSchedule:
+    """Without a time budget: validation after every epoch, the learning rate divided by
+    lr_decay after an epoch without improvement, a stop after `patience` of them."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+
+    def before_step(self, steps: int) -> bool:
+        return True
+
+    def after_step(self, steps: int) -> None:
+        pass
+
+    def outlook(self, done: int, elapsed: float) -> tuple:
+        return ()
+
+    def end_epoch(self, steps: int) -> None:
+        """Validate, keep the best model, decay the learning rate, decide on early stopping, and
+        move the state to the start of the next epoch."""
+        run, st, cfg = self.run, self.run.st, self.run.cfg
+        history = st.history
+        train_loss = st.loss_sum / max(st.loss_tokens, 1)
+        val_loss = run.validation_loss(run.val_ids, f"after epoch {st.epoch}")
+        is_best = run.keep_if_best(val_loss if val_loss is not None else train_loss)
+        if is_best:
+            st.bad_epochs = 0
+        else:
+            st.bad_epochs += 1
+            st.optimizer.lr /= cfg.lr_decay
+        stopping = cfg.patience > 0 and st.bad_epochs >= cfg.patience
+        elapsed = run.measure("validation")
+        epoch = st.epoch
+        history["epochs"] = epoch
+        history["seconds"] = elapsed
+        history["tokens_per_second"] = st.tokens_seen / elapsed
+        history["per_epoch"].append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": st.optimizer.lr}
         )
+        if is_best:
+            history["best_epoch"] = epoch
+            if val_loss is not None:
+                history["best_val_loss"] = val_loss
+                history["best_val_ppl"] = perplexity(val_loss)
+        st.epoch += 1
+        st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
+        st.done = stopping or st.epoch > cfg.epochs
+        if st.done:
+            history["stopped"] = "patience" if stopping else "epochs"
+        if is_best and run.on_best:
+            run.on_best(st.best_params, history)
+        if run.on_event:
+            run.on_event(
+                EpochEnd(
+                    epoch,
+                    cfg.epochs,
+                    train_loss,
+                    val_loss,
+                    is_best,
+                    elapsed,
+                    st.optimizer.lr,
+                    stopping,
+                )
+            )
 
 
-class _TimedRun:
-    """The parts of the loop a time budget adds: its measurements, its validations (on the
-    first `val_limit` validation tokens) and its ending. Does nothing without a budget."""
+class _TimedSchedule:
+    """With a time budget (schedule.Budget): the learning rate set before every step for the
+    steps that still fit, a validation when one is due (on the first `val_limit` validation
+    tokens), and a last one when the time is up or the epochs are run."""
 
-    def __init__(
-        self, budget, st, model_cfg, cfg, train_ids, val_ids, val_streams, on_event, on_best
-    ):
-        self.budget, self.st, self.model_cfg, self.cfg = budget, st, model_cfg, cfg
-        self.train_ids, self.val_ids, self.val_streams = train_ids, val_ids, val_streams
-        self.on_event, self.on_best = on_event, on_best
+    def __init__(self, run: _Run, steps_per_epoch: int):
+        cfg = run.cfg
+        max_steps = None if cfg.epochs is None else cfg.epochs * steps_per_epoch
+        self.run = run
+        self.budget = Budget(cfg.time_limit, cfg.val_every, max_steps)
+        self.lr0 = cfg.learning_rate(run.model_cfg.cell)
+        self.left = math.inf  # the steps that fit, as last estimated
 
     def timings(self, steps: int) -> Timings:
-        st = self.st
+        st = self.run.st
         return Timings(
             steps,
             st.elapsed,
@@ -513,82 +543,94 @@ class _TimedRun:
             st.val_limit,
         )
 
-    def outlook(self, done: int, left, elapsed: float) -> tuple:
-        """Progress's time_left, planned_steps and lr for the step after `done` steps."""
-        if self.budget is None:
-            return ()
-        planned = None if math.isinf(left) else done + left
-        return (max(self.budget.seconds - elapsed, 0.0), planned, self.st.optimizer.lr)
+    def before_step(self, steps: int) -> bool:
+        """Set the learning rate for the step after `steps`, or finish if it does not fit."""
+        self.left = self.budget.steps_left(self.timings(steps), len(self.run.val_ids))
+        if self.left < 1:
+            self.finish(steps, "time")
+            return False
+        self.run.st.optimizer.lr = decayed_lr(self.lr0, steps, self.left)
+        return True
 
-    def validate(self, step: int, measure, final: bool = False, stopped: str | None = None):
-        st, history = self.st, self.st.history
-        if not st.val_limit and len(self.val_ids):
-            st.val_limit = self.budget.val_limit(self.timings(step), len(self.val_ids))
-            if st.val_limit < len(self.val_ids):  # the baseline on the same tokens
+    def after_step(self, steps: int) -> None:
+        if self.budget.validation_due(self.timings(steps)):
+            self.validate(steps)
+
+    def outlook(self, done: int, elapsed: float) -> tuple:
+        """Progress's time_left, planned_steps and lr for the step after `done` steps."""
+        planned = None if math.isinf(self.left) else done + self.left
+        return (max(self.budget.seconds - elapsed, 0.0), planned, self.run.st.optimizer.lr)
+
+    def end_epoch(self, steps: int) -> None:
+        """The data is used up: start the next epoch, or with --epochs run, finish."""
+        st = self.run.st
+        st.history["epochs"] = st.epoch
+        if self.run.cfg.epochs is not None and st.epoch >= self.run.cfg.epochs:
+            self.finish(steps, "epochs")
+        st.epoch += 1
+        st.step, st.hidden = 0, None
+
+    def finish(self, steps: int, stopped: str) -> None:
+        """End the run: validate once more unless the last step was just validated."""
+        st = self.run.st
+        validations = st.history["validations"]
+        if validations and validations[-1]["step"] == steps:
+            st.done = True
+            st.history["stopped"] = stopped
+            return
+        self.validate(steps, final=True, stopped=stopped)
+
+    def validate(self, steps: int, final: bool = False, stopped: str | None = None) -> None:
+        run, st = self.run, self.run.st
+        history, all_val = st.history, run.val_ids
+        if not st.val_limit and len(all_val):
+            st.val_limit = self.budget.val_limit(self.timings(steps), len(all_val))
+            if st.val_limit < len(all_val):  # the baseline on the same tokens
                 history["unigram_val_ppl"] = unigram_eval(
-                    self.train_ids, self.val_ids[: st.val_limit], self.model_cfg.vocab_size
+                    run.train_ids, all_val[: st.val_limit], run.model_cfg.vocab_size
                 ).perplexity
             history["val_tokens_scored"] = st.val_limit
         train_loss = st.loss_sum / max(st.loss_tokens, 1)
-        val_ids = self.val_ids[: st.val_limit]
-        where = f"after step {step}"
-        val_loss = _validation_loss(st, self.model_cfg, self.cfg, val_ids, self.val_streams, where)
-        is_best = _keep_if_best(st, val_loss if val_loss is not None else train_loss)
+        val_loss = run.validation_loss(all_val[: st.val_limit], f"after step {steps}")
+        is_best = run.keep_if_best(val_loss if val_loss is not None else train_loss)
         epoch = st.epoch if st.step else st.epoch - 1  # the epoch of the last step
         if is_best:
-            history["best_epoch"], history["best_step"] = epoch, step
+            history["best_epoch"], history["best_step"] = epoch, steps
             if val_loss is not None:
                 history["best_val_loss"] = val_loss
                 history["best_val_ppl"] = perplexity(val_loss)
         if final:
             st.done = True
             history["stopped"] = stopped
+        lr = st.optimizer.lr
         history["validations"].append(
             {
-                "step": step,
+                "step": steps,
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
-                "lr": st.optimizer.lr,
+                "lr": lr,
             }
         )
-        if is_best and self.on_best:
-            self.on_best(st.best_params, history)
-        elapsed = measure("validation")
+        if is_best and run.on_best:
+            run.on_best(st.best_params, history)
+        elapsed = run.measure("validation")
         history["seconds"] = elapsed
         history["tokens_per_second"] = st.tokens_seen / elapsed
         st.loss_sum, st.loss_tokens = 0.0, 0
-        if self.on_event:
+        if run.on_event:
             time_left = max(self.budget.seconds - elapsed, 0.0)
-            self.on_event(
+            run.on_event(
                 Validated(
-                    step,
+                    steps,
                     epoch,
                     train_loss,
                     val_loss,
                     is_best,
                     elapsed,
                     time_left,
-                    st.optimizer.lr,
+                    lr,
                     final,
                     stopped,
                 )  # fmt: skip
             )
-
-    def finish(self, step: int, stopped: str, measure) -> None:
-        """End the run: validate once more unless the last step was just validated."""
-        validations = self.st.history["validations"]
-        if validations and validations[-1]["step"] == step:
-            self.st.done = True
-            self.st.history["stopped"] = stopped
-            return
-        self.validate(step, measure, final=True, stopped=stopped)
-
-    def end_epoch(self, step: int, measure) -> None:
-        """The data is used up: start the next epoch, or with --epochs run, finish."""
-        st = self.st
-        st.history["epochs"] = st.epoch
-        if self.cfg.epochs is not None and st.epoch >= self.cfg.epochs:
-            self.finish(step, "epochs", measure)
-        st.epoch += 1
-        st.step, st.hidden = 0, None
