@@ -212,12 +212,16 @@ class EvalReport:
         }
 
 
-def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> EvalReport:
-    """Score a text with the model, tokenised exactly as the model's training text was."""
+def evaluate_text(
+    model: TrainedModel, text: str, n_streams=1, seq_len=128, on_progress=None
+) -> EvalReport:
+    """Score a text with the model, tokenised exactly as the model's training text was;
+    on_progress(done, total) hears the tokens scored as it goes."""
     tokens = tokenize(text, model.tokenizer)
     oov = sum(1 for t in tokens if t not in model.vocab)
     ids = model.vocab.encode(tokens)
-    result = evaluate(_device_params(model), model.config, ids, n_streams, seq_len)
+    params = _device_params(model)
+    result = evaluate(params, model.config, ids, n_streams, seq_len, on_progress)
     return EvalReport(result, oov / max(len(tokens), 1))
 
 

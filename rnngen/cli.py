@@ -27,7 +27,7 @@ from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
 from .optim import OPTIMIZERS
-from .progress import TrainingDisplay, summary_line
+from .progress import EvalDisplay, TrainingDisplay, summary_line
 from .schedule import parse_duration
 from .storage import save_corpus
 from .tokenize import TokenizerConfig
@@ -460,7 +460,7 @@ def train_command(
                 comm=comm,
             )
             if not outcome.interrupted and lead:
-                display.message(summary_line(out, outcome.model.history))
+                display.message(summary_line(out, outcome.model.history, display.width))
         if outcome.interrupted and not lead:
             raise typer.Exit(EXIT_INTERRUPTED)
         if outcome.interrupted:
@@ -586,7 +586,9 @@ def eval_command(
         one_stdin(INPUT=input, **{"--model": model})
         trained = api.open_model(model)
         began = time.perf_counter()
-        report = api.evaluate_text(trained, read_text(input, TextOptions(encoding, errors)))
+        text = read_text(input, TextOptions(encoding, errors))
+        with EvalDisplay(quiet) as display:
+            report = api.evaluate_text(trained, text, on_progress=display)
         values = report.to_dict()
         if as_json:
             print_json(values)
