@@ -62,7 +62,8 @@ def time_left(event: StepProgress) -> float:
 
 
 def _speed(tokens_per_second: float) -> str:
-    return f"{tokens_per_second:,.0f} tok/s"
+    """`12,345 tok/s`; nothing before the speed is known."""
+    return f"{tokens_per_second:,.0f} tok/s" if tokens_per_second else ""
 
 
 def epoch_line(event: EpochEnd, tokens_per_second: float, width: int | None = None) -> str:
