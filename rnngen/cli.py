@@ -652,7 +652,7 @@ def info(
             print_json(facts)
             return
         lines = reports.info_lines(facts)
-        if verbose and facts["history"]["per_epoch"]:
+        if verbose and (facts["history"]["per_epoch"] or facts["history"]["validations"]):
             lines += ["", *reports.per_epoch_lines(facts["history"])]
         print("\n".join(lines))
 

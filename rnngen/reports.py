@@ -77,14 +77,23 @@ def info_lines(info: dict) -> list:
 
 
 def per_epoch_lines(history: dict) -> list:
-    """The per-epoch history as a small table (for `info -v`)."""
-    lines = ["epoch  train loss  val loss  val ppl  next lr"]
-    for e in history.get("per_epoch") or []:
+    """The per-epoch history as a small table (for `info -v`); for a run with a time budget,
+    its validations."""
+    if history.get("validations"):
+        lines = ["  step  epoch  train loss  val loss  val ppl  lr"]
+        rows = [
+            (f"{e.get('step', '?'):>6}  {e.get('epoch', '?'):>5}", e)
+            for e in history["validations"]
+        ]
+    else:
+        lines = ["epoch  train loss  val loss  val ppl  next lr"]
+        rows = [(f"{e.get('epoch', '?'):>5}", e) for e in history.get("per_epoch") or []]
+    for where, e in rows:
         val = e.get("val_loss")
         val_text = "-" if val is None else f"{val:8.4f}"
         ppl_text = "-" if val is None else f"{_ppl(val):7.2f}"
         lines.append(
-            f"{e.get('epoch', '?'):>5}  {e.get('train_loss', float('nan')):10.4f}  "
+            f"{where}  {e.get('train_loss', float('nan')):10.4f}  "
             f"{val_text:>8}  {ppl_text:>7}  {e.get('lr', float('nan')):.3g}"
         )
     return lines

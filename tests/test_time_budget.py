@@ -204,6 +204,10 @@ def test_cli_time_budget(tmp_path):
     model = load_model(out)
     assert model.history["best_step"] == summary["best_step"]
     assert "stopped on time" in result.stderr
+    info = runner.invoke(app, ["info", str(out), "-v"])
+    assert info.exit_code == 0, info.stderr
+    assert "of a 2s budget" in info.stdout and "  step  epoch  train loss" in info.stdout
+    assert f"(step {summary['best_step']:,})" in info.stdout
 
 
 @pytest.mark.parametrize(
