@@ -553,7 +553,7 @@ class _TimedSchedule:
         return True
 
     def after_step(self, steps: int) -> None:
-        if self.budget.validation_due(self.timings(steps)):
+        if self.budget.validation_due(self.timings(steps), len(self.run.val_ids)):
             self.validate(steps)
 
     def outlook(self, done: int, elapsed: float) -> tuple:

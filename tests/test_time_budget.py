@@ -81,10 +81,16 @@ def test_steps_left_pays_for_the_validations_to_come():
     interval = budget.interval(0.5)
     assert interval == 100 / 16 and Budget(100.0).interval(1.0) == 9.0  # at most 10% validating
     to_come = budget.validations_to_come(meas, 1.0, 0.5)
-    assert to_come == 2 + math.floor((99.5 - 10.5 - interval) / (interval + 0.5))
+    latest = 100 - 0.5 - interval / 2  # none in the last half interval before the final one
+    assert budget.latest(0.5) == latest
+    assert to_come == 2 + math.floor((latest - 10.5 - interval) / (interval + 0.5))
     assert budget.steps_left(meas, 2000) == math.floor(100 - 10.5 - to_come * 0.5)
     assert Budget(100.0, max_steps=15).steps_left(meas, 2000) == 5  # the epochs end first
     assert budget.steps_left(meas._replace(elapsed=99.5, last_val=99.0), 2000) == 0
+    assert budget.validation_due(meas._replace(elapsed=10.5 + interval), 2000)
+    assert not budget.validation_due(meas._replace(elapsed=10.5 + interval - 0.25), 2000)
+    late = meas._replace(elapsed=latest + 0.25, last_val=latest - interval)
+    assert not budget.validation_due(late, 2000)  # the final one comes soon enough
 
 
 def test_validation_is_cut_to_a_share_of_the_budget():
