@@ -75,7 +75,7 @@ def main() -> None:
             return ticks[0]
 
         tcfg = TrainConfig(epochs=None, batch_size=4, seq_len=10, dtype="float64", seed=3,
-                           time_limit=20.0)  # fmt: skip
+                           time_limit=20.0, val_every=7)  # fmt: skip
         result = train(IDS, model_config(0.0), tcfg, comm=comm, clock=clock)
         steps = [v["step"] for v in result.history["validations"]]
         np.savez(f"{sys.argv[2]}.rank{rank}.npz", steps=np.array(steps), **result.state.params)
