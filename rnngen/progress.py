@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
 from rich.text import Text
 
 from .evaluate import perplexity
+from .schedule import format_duration
 from .train import EpochEnd, Started, Validated
 from .train import Progress as StepProgress
 
@@ -293,7 +294,9 @@ class TrainingDisplay(_Display):
 
     def __call__(self, event) -> None:
         if isinstance(event, Started):
-            budget = "" if event.time_limit is None else f"{_clock(event.time_limit)} budget"
+            budget = (
+                "" if event.time_limit is None else f"{format_duration(event.time_limit)} budget"
+            )
             self.message(
                 fit(
                     [

@@ -18,10 +18,10 @@ a linear decay to zero at the planned end, re-aimed as the estimate moves.
 Validation comes every `val_every` steps, or by default every budget / VALIDATIONS seconds after
 the previous one ended (longer, where validating would otherwise take more than VAL_SHARE of the
 time, and none in the last half interval before the final one), so a run validates about
-VALIDATIONS times whatever the step costs. A
-validation text that would take more than VAL_SHARE of the budget over all the validations is cut
-to its first `val_limit` tokens, fixed at the first validation from the training speed measured by
-then (at least VAL_MIN_TOKENS), so every validation of the run scores the same tokens.
+VALIDATIONS times whatever the step costs. A validation text that would take more than VAL_SHARE
+of the budget over all the validations is cut to its first `val_limit` tokens, fixed at the first
+validation from the training speed measured by then (at least VAL_MIN_TOKENS), so every
+validation of the run scores the same tokens.
 """
 
 import math
