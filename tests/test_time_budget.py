@@ -230,3 +230,30 @@ def test_cli_refuses_bad_time_options(tmp_path, options, fragment):
     assert result.exit_code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_a_checkpoint_from_before_time_budgets_still_loads(tmp_path):
+    """Its progress record lacks the measured times; they start from zero."""
+    import json as json_module
+
+    from rnngen.checkpoint import LATER_PROGRESS_KEYS, load_checkpoint
+
+    cfg = TrainConfig(epochs=1, batch_size=4, seq_len=25, seed=3)
+    path = tmp_path / "ckpt.npz"
+
+    def on_checkpoint(state):
+        fingerprint = data_fingerprint(*split_data(IDS, cfg))
+        save_checkpoint(path, Checkpoint(MODEL, cfg, TokenizerConfig(), VOCAB, state, fingerprint))
+
+    train(IDS, MODEL, cfg, on_checkpoint=on_checkpoint, should_stop=lambda: True)
+    with np.load(path) as f:
+        arrays = {name: f[name] for name in f.files}
+    meta = json_module.loads(str(arrays["meta"]))
+    for key in LATER_PROGRESS_KEYS:
+        del meta["progress"][key]
+    for key in ("time_limit", "val_every"):
+        del meta["train"][key]
+    arrays["meta"] = np.array(json_module.dumps(meta))
+    np.savez(path, **arrays)
+    ckpt = load_checkpoint(path)
+    assert ckpt.state.step == 1 and ckpt.state.val_limit == 0 and ckpt.train.time_limit is None
