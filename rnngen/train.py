@@ -63,10 +63,12 @@ class TrainConfig:
     # more are faster but restart the state mid-text, which a tanh RNN can handle badly.
     val_streams: int = 1
     log_every: int = 10  # steps between Progress events
-    # Update only the embedding rows of each batch's tokens: Adam becomes lazy Adam (optim.py),
-    # faster on large vocabularies but a different optimiser (on War and Peace it cost the class
-    # softmax 8% in perplexity); for sgd and adagrad it changes nothing. Off when tied.
-    sparse_embedding: bool = False
+    # Lazy Adam (optim.py; the CLI's --sparse-embedding): only the embedding rows of each batch's
+    # tokens are updated and their moments decayed. Faster on large vocabularies but a different
+    # optimiser (on War and Peace it cost the class softmax 8% in perplexity); for sgd and adagrad
+    # it changes nothing (they update only those rows anyway). Off when tied. Checkpoints written
+    # before the rename store it as `sparse_embedding` (checkpoint.py reads both).
+    lazy_adam: bool = False
     # A wall-clock budget in seconds for the whole run, validation included (train --time): the
     # schedule is planned for it (schedule.py) instead of by epochs. None: no budget.
     time_limit: float | None = None
@@ -75,10 +77,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}"
+                f"unknown optimizer {self.optimizer!r}; "
+                f"give --optimizer one of: {', '.join(OPTIMIZERS)}"
             )
         if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; use float32 or float64")
+            raise ConfigError(f"unknown dtype {self.dtype!r}; give --dtype float32 or float64")
         if not 0 <= self.val_frac < 1:
             raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}")
         if self.epochs is None and self.time_limit is None:
@@ -95,20 +98,30 @@ class TrainConfig:
             raise ConfigError(
                 "--val-every needs --time; without a time budget validation comes after each epoch"
             )
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if self.lr_decay < 1:
-            raise ConfigError(f"--lr-decay must be at least 1 (1: no decay), got {self.lr_decay}")
+        # Written so that NaN fails each check too (every comparison with NaN is false).
+        if self.lr is not None and not (0 < self.lr < math.inf):
+            raise ConfigError(f"--lr must be a positive finite number, got {self.lr}")
+        if not 1 <= self.lr_decay < math.inf:
+            raise ConfigError(
+                f"--lr-decay must be a finite number of at least 1 (1: no decay), "
+                f"got {self.lr_decay}"
+            )
+        if not 0 <= self.clip < math.inf:
+            raise ConfigError(
+                f"--clip must be a finite number of at least 0 (0: no clipping), got {self.clip}"
+            )
+        if self.seed < 0:
+            raise ConfigError(f"--seed must not be negative, got {self.seed}")
         if self.patience < 0:
             raise ConfigError(f"--patience must not be negative, got {self.patience}")
 
     def learning_rate(self, cell: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
 
-    def sparse_embedding_for(self, model: ModelConfig) -> bool:
+    def lazy_adam_for(self, model: ModelConfig) -> bool:
         """Whether training `model` updates only the embedding rows a batch uses (for Adam:
         lazily); the gradient itself always holds only those rows, unless weights are tied."""
-        return self.sparse_embedding and not model.tie_weights  # tied: every row has a gradient
+        return self.lazy_adam and not model.tie_weights  # tied: every row has a gradient
 
 
 @dataclass(frozen=True)
@@ -228,7 +241,7 @@ def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int
         cfg.optimizer,
         params,
         cfg.learning_rate(model_cfg.cell),
-        cfg.sparse_embedding_for(model_cfg),
+        cfg.lazy_adam_for(model_cfg),
     )
     history = {
         "train": {**asdict(cfg), "lr": optimizer.lr},
