@@ -325,9 +325,8 @@ def train_command(
         typer.Option(
             "--time",
             metavar="DURATION",
-            help="Wall-clock budget for the whole run, validation included (90s, 10m, 1.5h): "
-            "the learning rate decays to zero at the end of the steps that fit, and training "
-            "stops in time with the best model saved; with --resume, the new total.",
+            help="Wall-clock budget for the whole run (90s, 10m, 1.5h), validation included; "
+            "the schedule is planned for it. With --resume, the new total.",
             rich_help_panel=TRAINING,
         ),
     ] = None,
@@ -335,6 +334,7 @@ def train_command(
         int,
         typer.Option(
             help="With --time: validate every N steps. [default: about 16 times a run]",
+            show_default=False,
             rich_help_panel=TRAINING,
         ),
     ] = 0,
