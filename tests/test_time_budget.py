@@ -257,3 +257,24 @@ def test_a_checkpoint_from_before_time_budgets_still_loads(tmp_path):
     np.savez(path, **arrays)
     ckpt = load_checkpoint(path)
     assert ckpt.state.step == 1 and ckpt.state.val_limit == 0 and ckpt.train.time_limit is None
+
+
+def test_resume_takes_val_every_from_the_checkpoint(tmp_path):
+    from conftest import write_excerpt
+
+    book = write_excerpt(tmp_path / "book.txt", 6000)
+    out, ckpt = tmp_path / "m.npz", tmp_path / "m.ckpt.npz"
+    options = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
+    first = runner.invoke(
+        app, ["train", str(book), "-o", str(out), "--time", "1m", "--epochs", "1", *options,
+              "--val-every", "3", "--checkpoint-every", "1"],
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    again = runner.invoke(
+        app, ["train", str(book), "-o", str(out), "--resume", str(ckpt), "--val-every", "5"]
+    )
+    assert again.exit_code == 2 and "--val-every 5 (the checkpoint's: 3)" in again.stderr
+    same = runner.invoke(
+        app, ["train", str(book), "-o", str(out), "--resume", str(ckpt), "--val-every", "3"]
+    )
+    assert same.exit_code == 0, same.stderr
