@@ -292,6 +292,7 @@ def train(
     With `comm` (distributed.Communicator) this process is one rank of a data-parallel run: it
     trains on its share of the streams, gradients are averaged over the ranks before each update,
     and only rank 0 receives events and callbacks (every rank must pass the same arguments).
+    Without, the loop talks to a distributed.SingleProcess, whose collective calls do nothing.
     """
     start = clock() - (resume.elapsed if resume is not None else 0.0)
     xp = backend.xp
