@@ -16,12 +16,12 @@ Training stops when `left` reaches 0 (after at least one step) and validates a l
 a linear decay to zero at the planned end, re-aimed as the estimate moves.
 
 Validation comes every `val_every` steps, or by default every budget / VALIDATIONS seconds after
-the previous one ended (longer, where validating would otherwise take more than VAL_SHARE of the
-time, and none in the last half interval before the final one), so a run validates about
-VALIDATIONS times whatever the step costs. A validation text that would take more than VAL_SHARE
-of the budget over all the validations is cut to its first `val_limit` tokens, fixed at the first
-validation from the training speed measured by then (at least VAL_MIN_TOKENS), so every
-validation of the run scores the same tokens.
+the previous one ended (longer, where the validations measured so far would otherwise take more
+than VAL_SHARE of the time, and none in the last half interval before the final one), so a run
+validates about VALIDATIONS times whatever the step costs. A validation text that would take
+more than VAL_SHARE of the budget over all the validations is cut to its first `val_limit`
+tokens, fixed at the first validation from the training speed measured by then (at least
+VAL_MIN_TOKENS), so every validation of the run scores the same tokens.
 """
 
 import math
@@ -126,11 +126,13 @@ class Budget:
             left = min(left, max(self.max_steps - meas.steps, 0))
         return left
 
-    def validation_due(self, meas: Timings, n_val: int) -> bool:
-        """Whether to validate after the step just measured (the final validation aside)."""
+    def validation_due(self, meas: Timings) -> bool:
+        """Whether to validate after the step just measured (the final validation aside). The
+        first comes budget / VALIDATIONS seconds in, whatever its estimated cost, so that the
+        plan gets a measured one early."""
         if self.val_every:
             return meas.steps % self.val_every == 0
-        v = self.val_seconds(meas, n_val)
+        v = meas.val_seconds / meas.validations if meas.validations else 0.0
         return meas.last_val + self.interval(v) <= meas.elapsed <= self.latest(v)
 
     def val_limit(self, meas: Timings, n_val: int) -> int:

@@ -567,7 +567,7 @@ class _TimedSchedule:
         return True
 
     def after_step(self, steps: int) -> None:
-        if self.budget.validation_due(self.timings(steps), len(self.run.val_ids)):
+        if self.budget.validation_due(self.timings(steps)):
             self.validate(steps)
 
     def outlook(self, done: int, elapsed: float) -> tuple:

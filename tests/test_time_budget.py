@@ -87,10 +87,13 @@ def test_steps_left_pays_for_the_validations_to_come():
     assert budget.steps_left(meas, 2000) == math.floor(100 - 10.5 - to_come * 0.5)
     assert Budget(100.0, max_steps=15).steps_left(meas, 2000) == 5  # the epochs end first
     assert budget.steps_left(meas._replace(elapsed=99.5, last_val=99.0), 2000) == 0
-    assert budget.validation_due(meas._replace(elapsed=10.5 + interval), 2000)
-    assert not budget.validation_due(meas._replace(elapsed=10.5 + interval - 0.25), 2000)
+    assert budget.validation_due(meas._replace(elapsed=10.5 + interval))
+    assert not budget.validation_due(meas._replace(elapsed=10.5 + interval - 0.25))
     late = meas._replace(elapsed=latest + 0.25, last_val=latest - interval)
-    assert not budget.validation_due(late, 2000)  # the final one comes soon enough
+    assert not budget.validation_due(late)  # the final one comes soon enough
+    # The first comes 1/16 into the budget, whatever it may cost: then it is measured.
+    first = Timings(3, 100 / 16, 6.0, 300, 0, 0.0, 0.0, 0)
+    assert budget.validation_due(first) and budget.val_seconds(first, 2000) > 1.0
 
 
 def test_validation_is_cut_to_a_share_of_the_budget():
