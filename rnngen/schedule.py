@@ -9,7 +9,8 @@ a fake clock):
     v     mean seconds per validation so far (saving a new best model included); before the first
           one, the validation tokens at the training speed
     left  the steps that still fit: the time left, less v for each validation still to come (the
-          last one, at the end, included), divided by s; never more than --epochs allows
+          last one, at the end, included), divided by s, less one step kept as a margin for the
+          variation in step and validation times; never more than --epochs allows
 Training stops when `left` reaches 0 (after at least one step) and validates a last time. Step k
 (0 the first) of a run planned for k + left steps trains with the learning rate
     lr(k) = lr0 * (1 - k / (k + left))
@@ -121,7 +122,7 @@ class Budget:
             s = meas.train_seconds / meas.steps
             v = self.val_seconds(meas, n_val)
             spare = self.seconds - meas.elapsed - v * self.validations_to_come(meas, s, v)
-            left = max(math.floor(spare / s), 0)
+            left = max(math.floor(spare / s) - 1, 0)  # a step to spare: times vary
         if self.max_steps is not None:
             left = min(left, max(self.max_steps - meas.steps, 0))
         return left

@@ -84,7 +84,7 @@ def test_steps_left_pays_for_the_validations_to_come():
     latest = 100 - 0.5 - interval / 2  # none in the last half interval before the final one
     assert budget.latest(0.5) == latest
     assert to_come == 2 + math.floor((latest - 10.5 - interval) / (interval + 0.5))
-    assert budget.steps_left(meas, 2000) == math.floor(100 - 10.5 - to_come * 0.5)
+    assert budget.steps_left(meas, 2000) == math.floor(100 - 10.5 - to_come * 0.5) - 1
     assert Budget(100.0, max_steps=15).steps_left(meas, 2000) == 5  # the epochs end first
     assert budget.steps_left(meas._replace(elapsed=99.5, last_val=99.0), 2000) == 0
     assert budget.validation_due(meas._replace(elapsed=10.5 + interval))
