@@ -141,6 +141,14 @@ class SoftmaxOutputCache(NamedTuple):
     E: object  # (M, V) exp(logits - row max); the backward pass overwrites it
     s: object  # (M,) row sums of E
     targets: object  # (M,)
+    picked: object  # (M,) the targets' logits minus their row's max
+
+
+def position_nll(s, picked):
+    """(M,) float64 negative log-likelihood at each position from a softmax's row sums s of
+    exp(logits - row max) and the targets' shifted logits: log s - picked."""
+    xp = backend.xp
+    return xp.log(s.astype(xp.float64)) - picked.astype(xp.float64)
 
 
 def joined_output(W, b):
@@ -200,7 +208,7 @@ def softmax_output_forward(h, W, b, targets, workspace=None):
 
     backend.run_chunked(block, -(-M // rows))
     nll = float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
-    return nll, SoftmaxOutputCache(h, W, E, s, targets)
+    return nll, SoftmaxOutputCache(h, W, E, s, targets, picked)
 
 
 def softmax_output_backward(cache, scale=1.0, workspace=None):
@@ -208,7 +216,7 @@ def softmax_output_backward(cache, scale=1.0, workspace=None):
 
     Uses the cache's E as scratch, so it can run once per forward."""
     xp = backend.xp
-    h, W, E, s, targets = cache
+    h, W, E, s, targets, _ = cache
     M, H = h.shape
     E[xp.arange(M), targets] -= s  # E / s is now softmax - one_hot
     inv = (scale / s).astype(h.dtype)  # (M,)
