@@ -46,7 +46,7 @@ CONFIGS = {
     "c-class": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
                     softmax="class"),
     "c-class-lazy": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
-                         softmax="class", sparse_embedding=True),
+                         softmax="class", lazy_adam=True),
 }  # fmt: skip
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -120,8 +120,8 @@ class RnngenRunner:
         self.params = M.init_params(cfg, np.random.default_rng(0), np.float32)
         # as `rnngen train` does: a row-sparse embedding gradient, Adam exactly dense on it
         # unless asked to be lazy (--sparse-embedding)
-        chosen = TrainConfig(sparse_embedding=spec.get("sparse_embedding", False))
-        self.opt = Adam(self.params, 1e-3, lazy=chosen.sparse_embedding_for(cfg))
+        chosen = TrainConfig(lazy_adam=spec.get("lazy_adam", False))
+        self.opt = Adam(self.params, 1e-3, lazy=chosen.lazy_adam_for(cfg))
         self.state = M.init_state(cfg, spec["batch"])
         self.workspace = Workspace()
 
@@ -325,7 +325,7 @@ def class_quality(epochs: int, seeds: int, log) -> None:
         ppls, speeds, walls = [], [], []
         for seed in range(seeds):
             tc = TrainConfig(epochs=epochs, batch_size=20, seq_len=20, patience=0,
-                             sparse_embedding=lazy, seed=seed)  # fmt: skip
+                             lazy_adam=lazy, seed=seed)  # fmt: skip
             began = time.perf_counter()
             result = train(train_ids, cfg, tc, val_ids=val_ids)
             walls.append(time.perf_counter() - began)

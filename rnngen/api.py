@@ -6,6 +6,7 @@ errors to exit codes.
 
 import math
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from .corpus import (
 from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig, count_params, init_state, join_output, token_scores
+from .model import ModelConfig, count_params, init_state, join_output, split_output, token_scores
 from .storage import (
     MODEL_FORMAT,
     VERSION,
@@ -85,6 +86,11 @@ def training_corpus(
 def model_config(vocab, softmax: str = "full", classes: int | None = None, **sizes) -> ModelConfig:
     """The model config for a vocabulary; for the class softmax the classes are cut from the
     vocabulary's counts (about sqrt(V) of them unless `classes` says otherwise)."""
+    if classes is not None and softmax != "class":
+        raise ConfigError(
+            f"--classes is for --softmax class (the softmax is {softmax}); "
+            "add --softmax class or drop --classes"
+        )
     bounds = make_class_bounds(vocab.counts, classes) if softmax == "class" else ()
     return ModelConfig(len(vocab), softmax=softmax, class_bounds=bounds, **sizes)
 
@@ -107,6 +113,81 @@ def default_checkpoint_path(out) -> str:
     """`model.npz` -> `model.ckpt.npz`, beside the model."""
     stem = str(out)[: -len(".npz")] if str(out).endswith(".npz") else str(out)
     return stem + ".ckpt.npz"
+
+
+def checkpoint_options(ckpt: Checkpoint) -> dict:
+    """The value each `train` option that sets the model, the training or the tokenizer has in a
+    checkpoint, keyed by the option's name: a resumed run takes these from the checkpoint."""
+    m, t, tok = ckpt.model, ckpt.train, ckpt.tokenizer
+    return {
+        "--cell": m.cell,
+        "--hidden": m.hidden,
+        "--embed": m.embed,
+        "--layers": m.layers,
+        "--dropout": m.dropout,
+        "--tie-weights": m.tie_weights,
+        "--softmax": m.softmax,
+        "--classes": m.n_classes if m.softmax == "class" else None,
+        "--seq-len": t.seq_len,
+        "--batch-size": t.batch_size,
+        "--optimizer": t.optimizer,
+        "--lr": t.learning_rate(m.cell),
+        "--lr-decay": t.lr_decay,
+        "--patience": t.patience,
+        "--clip": t.clip,
+        "--sparse-embedding": t.lazy_adam,
+        "--dense-embedding": not t.lazy_adam,
+        "--val-frac": t.val_frac,
+        "--seed": t.seed,
+        "--dtype": t.dtype,
+        "--level": tok.level,
+        "--tokenizer": tok.scheme,
+        "--lowercase": tok.lowercase,
+    }
+
+
+def check_resume_options(ckpt: Checkpoint, given: dict) -> None:
+    """Refuse options given with --resume that contradict the checkpoint: `given` maps the options
+    the user gave (by name, as checkpoint_options keys them) to their values; options the
+    checkpoint settles are fine when they equal its values, other options are not looked at."""
+    held = checkpoint_options(ckpt)
+    differ = [
+        f"{name} {given[name]} (the checkpoint's: {held[name]})"
+        for name in held
+        if name in given and given[name] != held[name]
+    ]
+    if differ:
+        raise ConfigError(
+            "--resume takes the model and training settings from the checkpoint, but "
+            f"{'; '.join(differ)}; drop {'this option' if len(differ) == 1 else 'these options'} "
+            "or train a new model without --resume"
+        )
+
+
+def check_checkpoint_every(steps: int) -> None:
+    if steps < 0:
+        raise ConfigError(
+            f"--checkpoint-every must not be negative (0: only on Ctrl-C), got {steps}"
+        )
+
+
+def resume_command(
+    checkpoint: str, input: str | None = None, out: str = "model.npz", options: dict | None = None
+) -> str:
+    """The shell command that continues an interrupted `rnngen train` run from `checkpoint`, each
+    word quoted for a POSIX shell: the same input (None: the bundled corpus), -o out, and
+    `options` (option name -> value; True: a flag given; None or False: left out), which must
+    hold every other option the resumed run needs (--valid, --checkpoint, --log-file ...)."""
+    words = ["rnngen", "train"]
+    if input is not None:  # a file named like an option is given as ./-name
+        words.append(f"./{input}" if input.startswith("-") and input != "-" else input)
+    words += ["-o", str(out)]
+    for name, value in (options or {}).items():
+        if value is True:
+            words.append(name)
+        elif value is not None and value is not False:
+            words += [name, str(value)]
+    return shlex.join([*words, "--resume", str(checkpoint)])
 
 
 @dataclass
@@ -135,6 +216,7 @@ def train_model(
     `checkpoint` every `checkpoint_every` steps and when should_stop() ends the run early;
     `resume` continues from a loaded checkpoint, which must come from the same data. With `comm`
     (a distributed.Communicator) this is one rank of a data-parallel run; only rank 0 writes."""
+    check_checkpoint_every(checkpoint_every)
     check_writable(out)
     fingerprint = data_fingerprint(*split_data(corpus.ids, train_cfg, val_ids))
     if resume is not None and resume.data != fingerprint:
@@ -172,12 +254,11 @@ def train_model(
     )
     model = None
     if result.params is not None and (comm is None or comm.rank == 0):
-        model = TrainedModel(
-            model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history
-        )
+        params = split_output(result.params)  # a TrainedModel holds the file layout
+        model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
         # dynamic evaluation's gradient statistics, from the training part (adapt.py)
         train_ids = split_data(corpus.ids, train_cfg, val_ids)[0]
-        model.stats = adapt.gradient_stats(result.params, model_cfg, train_ids)
+        model.stats = split_output(adapt.gradient_stats(result.params, model_cfg, train_ids))
         save_model(out, model)  # the best parameters again, with the history and the statistics
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
@@ -235,8 +316,14 @@ def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator
     return start_ids(start, model.tokenizer, model.vocab)
 
 
+def _device_params_of(arrays: dict) -> dict:
+    """Arrays keyed like a model file's parameters, on the device, out.W and out.b joined."""
+    return join_output({k: backend.xp.asarray(v) for k, v in arrays.items()})
+
+
 def _device_params(model: TrainedModel) -> dict:
-    """The model's parameters on the array module's device, the output layer's joined."""
+    """The model's parameters on the array module's device, in the layout the model computes
+    with (out.Wb joined from the file's out.W and out.b)."""
     return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
 
 
@@ -477,7 +564,7 @@ def adaptation_for(
     if dynamic:
         base = adapt.DynamicSettings.from_dict(tuned["dynamic"]) if "dynamic" in tuned else None
         dynamic_settings = replace(base or adapt.DynamicSettings(), **dynamic_values)
-        stats = model.stats
+        stats = None if model.stats is None else _device_params_of(model.stats)
         if stats_text is not None:
             ids = model.vocab.encode(tokenize(stats_text, model.tokenizer))
             if len(ids) < 2:
@@ -567,7 +654,8 @@ def tune_text(model: TrainedModel, text: str, on_progress=None) -> TuneResult:
     ids = model.vocab.encode(tokenize(text, model.tokenizer))
     if len(ids) < 2:
         raise InputDataError("the text to tune on has fewer than two tokens; give a longer one")
-    return tune(_device_params(model), model.config, ids, model.stats, on_progress)
+    stats = None if model.stats is None else _device_params_of(model.stats)
+    return tune(_device_params(model), model.config, ids, stats, on_progress)
 
 
 def write_adapt_settings(path: str, settings: dict) -> None:

@@ -52,18 +52,21 @@ class TrainConfig:
     # more are faster but restart the state mid-text, which a tanh RNN can handle badly.
     val_streams: int = 1
     log_every: int = 10  # steps between Progress events
-    # Update only the embedding rows of each batch's tokens: Adam becomes lazy Adam (optim.py),
-    # faster on large vocabularies but a different optimiser (on War and Peace it cost the class
-    # softmax 8% in perplexity); for sgd and adagrad it changes nothing. Off when tied.
-    sparse_embedding: bool = False
+    # Lazy Adam (optim.py; the CLI's --sparse-embedding): only the embedding rows of each batch's
+    # tokens are updated and their moments decayed. Faster on large vocabularies but a different
+    # optimiser (on War and Peace it cost the class softmax 8% in perplexity); for sgd and adagrad
+    # it changes nothing (they update only those rows anyway). Off when tied. Checkpoints written
+    # before the rename store it as `sparse_embedding` (checkpoint.py reads both).
+    lazy_adam: bool = False
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}"
+                f"unknown optimizer {self.optimizer!r}; "
+                f"give --optimizer one of: {', '.join(OPTIMIZERS)}"
             )
         if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; use float32 or float64")
+            raise ConfigError(f"unknown dtype {self.dtype!r}; give --dtype float32 or float64")
         if not 0 <= self.val_frac < 1:
             raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}")
         for name in ("epochs", "batch_size", "seq_len"):
@@ -79,10 +82,10 @@ class TrainConfig:
     def learning_rate(self, cell: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
 
-    def sparse_embedding_for(self, model: ModelConfig) -> bool:
+    def lazy_adam_for(self, model: ModelConfig) -> bool:
         """Whether training `model` updates only the embedding rows a batch uses (for Adam:
         lazily); the gradient itself always holds only those rows, unless weights are tied."""
-        return self.sparse_embedding and not model.tie_weights  # tied: every row has a gradient
+        return self.lazy_adam and not model.tie_weights  # tied: every row has a gradient
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int
         cfg.optimizer,
         params,
         cfg.learning_rate(model_cfg.cell),
-        cfg.sparse_embedding_for(model_cfg),
+        cfg.lazy_adam_for(model_cfg),
     )
     history = {
         "train": {**asdict(cfg), "lr": optimizer.lr},

@@ -37,7 +37,7 @@ def model_config(dropout: float, softmax: str = "full") -> ModelConfig:
 
 def train_config(epochs: int, lazy: bool = False) -> TrainConfig:
     return TrainConfig(epochs=epochs, batch_size=4, seq_len=10, dtype="float64", patience=0,
-                       lr_decay=2.0, seed=3, sparse_embedding=lazy)  # fmt: skip
+                       lr_decay=2.0, seed=3, lazy_adam=lazy)  # fmt: skip
 
 
 def main() -> None:

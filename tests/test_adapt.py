@@ -8,18 +8,18 @@ import math
 
 import numpy as np
 import pytest
+from reference import log_softmax
 
 from rnngen import adapt
 from rnngen.class_softmax import class_log_probs
 from rnngen.errors import ConfigError, ModelFileError
-from rnngen.layers import log_softmax
 from rnngen.model import (
     ModelConfig,
     init_params,
     init_state,
     loss_and_grads,
-    output_matrix,
     sequence_nll,
+    split_output,
     token_scores,
 )
 from rnngen.storage import TrainedModel, load_model, save_model
@@ -63,7 +63,11 @@ def test_token_scores_split_the_summed_nll_by_position(name):
     np.testing.assert_array_equal(scores.state, state)
     # against the unfused log-softmax of the whole distribution
     top = scores.top.astype(np.float64)
-    W, b = output_matrix(params).astype(np.float64), params["out.b"].astype(np.float64)
+    if "out.Wb" in params:
+        W, b = params["out.Wb"][:-1], params["out.Wb"][-1]
+    else:  # tied: the output matrix is the embedding's transpose
+        W, b = params["embed"].T, params["out.b"]
+    W, b = W.astype(np.float64), b.astype(np.float64)
     if cfg.softmax == "class":
         logp = class_log_probs(top, params["cls.W"], params["cls.b"], W, b, cfg.class_bounds)
     else:
@@ -282,7 +286,9 @@ def test_tune_finds_settings_that_help():
 def model_with(stats, adapt_settings=None):
     cfg, params, _ = setup("lstm")
     vocab = Vocab(("<unk>", *(f"w{i}" for i in range(1, V))), (0,) * V, 1)
-    return TrainedModel(cfg, TokenizerConfig(), vocab, params, {}, stats, adapt_settings)
+    stats = None if stats is None else split_output(stats)  # the file layout, as params
+    return TrainedModel(cfg, TokenizerConfig(), vocab, split_output(params), {}, stats,
+                        adapt_settings)  # fmt: skip
 
 
 def test_statistics_and_settings_round_trip(tmp_path):
@@ -294,7 +300,7 @@ def test_statistics_and_settings_round_trip(tmp_path):
     save_model(tmp_path / "m.npz", model_with(stats, settings))
     loaded = load_model(tmp_path / "m.npz")
     assert loaded.adapt == settings
-    for k, v in stats.items():
+    for k, v in split_output(stats).items():
         np.testing.assert_array_equal(loaded.stats[k], v)
     save_model(tmp_path / "old.npz", model_with(None))
     old = load_model(tmp_path / "old.npz")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from rnngen import api, backend
 from rnngen.cli import app
 from rnngen.evaluate import score_sequences
-from rnngen.model import ModelConfig, init_params, init_state, sequence_nll
+from rnngen.model import ModelConfig, init_params, init_state, join_output, sequence_nll
 from rnngen.storage import TrainedModel, load_model, save_model
 from rnngen.tokenize import (
     EOS,
@@ -205,7 +205,7 @@ def test_score_token_counts_per_tokenizer(models):
 @pytest.mark.parametrize("mode", list(MODES))
 def test_score_equals_a_one_line_forward_and_eval(models, mode):
     model = load_model(models[mode])
-    params = {k: backend.xp.asarray(v) for k, v in model.params.items()}
+    params = join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
     lines = ["Wendy said that the boys were lost.", "the", "Peter and Wendy and the Darling"]
     lines += ["the boys " * k for k in range(1, 6)]
     scored = [s for _, s in api.score_lines(model, lines)]
