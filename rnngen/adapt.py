@@ -31,9 +31,9 @@ import numpy as np
 
 from . import backend
 from .errors import ConfigError
-from .generate import pick
 from .layers import Workspace
 from .model import init_state, join_output, loss_and_grads, step, token_scores
+from .sampling import SamplerSettings, sample_token
 
 # Gradient statistics: streams side by side and tokens read (at most) from the training text.
 STATS_BATCH = 16
@@ -349,18 +349,20 @@ def adapted_token_nll(
 # --- generating ---------------------------------------------------------------------------------
 
 
-def choose(logits, rng, temperature=1.0, top_k=0, greedy=False) -> int:
-    """The next id from (V,) logits: the one place generation with adaptation draws a token."""
-    return pick(logits, rng, temperature, top_k, greedy)
+def choose(scores, settings: SamplerSettings, history, rng) -> int:
+    """The next id from (V,) log-probabilities through the sampler chain: the one place
+    generation with adaptation draws a token."""
+    return sample_token(scores, settings, history, rng)
 
 
 def generate_adapted(
-    params, cfg, prompt, length, rng, adaptation: Adaptation, temperature=1.0, top_k=0,
-    greedy=False,
+    params, cfg, prompt, length, rng, adaptation: Adaptation,
+    settings: SamplerSettings | None = None,
 ) -> Iterator[int]:  # fmt: skip
     """Yield `length` new ids continuing the prompt ids, with the model adapted to the prompt
     (dynamic evaluation, before generating) and a cache of the prompt and what is generated."""
     xp = backend.xp
+    settings = settings or SamplerSettings()
     dtype = params["embed"].dtype
     cache = None if adaptation.cache is None else NeuralCache(adaptation.cache, cfg.hidden, dtype)
     h = init_state(cfg, 1, dtype)
@@ -374,20 +376,21 @@ def generate_adapted(
             cache.add_chunk(c.top, c.targets)
     current_params = params if weights is None else weights.params
     current = prompt[-1]
+    history = list(prompt)
     for _ in range(length):
         logits, h = step(current_params, cfg, xp.asarray([current]), h)
         logits = logits[0]
         top = h[-1, 0, 0]  # (H,) the last layer's output at this position
-        if cache is not None:
-            p_cache = cache.probs(top, len(logits))
-            if p_cache is not None:
-                lam = adaptation.cache.lam
-                z = logits.astype(xp.float64)
-                p_model = xp.exp(z - z.max())
-                p_model /= p_model.sum()
-                with np.errstate(divide="ignore"):
-                    logits = xp.log((1 - lam) * p_model + lam * p_cache)
-        current = choose(backend.to_numpy(logits), rng, temperature, top_k, greedy)
+        z = logits.astype(xp.float64)
+        z -= z.max()
+        logp = z - xp.log(xp.exp(z).sum())  # log-probabilities (the repeat penalty acts on them)
+        p_cache = None if cache is None else cache.probs(top, len(logp))
+        if p_cache is not None:
+            lam = adaptation.cache.lam
+            with np.errstate(divide="ignore"):
+                logp = xp.log((1 - lam) * xp.exp(logp) + lam * p_cache)
+        current = choose(backend.to_numpy(logp), settings, history, rng)
+        history.append(current)
         if cache is not None:
             cache.add(top, current)
         yield current

@@ -32,6 +32,7 @@ from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
 from .model import ModelConfig, count_params, init_state, join_output, split_output, token_scores
+from .sampling import SamplerSettings
 from .storage import (
     MODEL_FORMAT,
     VERSION,
@@ -48,6 +49,7 @@ from .tokenize import (
     StreamDetokenizer,
     TokenizerConfig,
     detokenize,
+    normalize_book_text,
     tokenize,
 )
 from .train import TrainConfig, split_data, train
@@ -90,6 +92,11 @@ def model_config(vocab, softmax: str = "full", classes: int | None = None, **siz
         raise ConfigError(
             f"--classes is for --softmax class (the softmax is {softmax}); "
             "add --softmax class or drop --classes"
+        )
+    if classes is not None and not 1 <= classes <= len(vocab):
+        raise ConfigError(
+            f"--classes must be between 1 and the vocabulary size, {len(vocab):,}, got {classes}; "
+            "leave it out for about the square root of the vocabulary size"
         )
     bounds = make_class_bounds(vocab.counts, classes) if softmax == "class" else ()
     return ModelConfig(len(vocab), softmax=softmax, class_bounds=bounds, **sizes)
@@ -162,6 +169,11 @@ def check_resume_options(ckpt: Checkpoint, given: dict) -> None:
             f"{'; '.join(differ)}; drop {'this option' if len(differ) == 1 else 'these options'} "
             "or train a new model without --resume"
         )
+
+
+def check_seed(seed: int | None) -> None:
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must not be negative, got {seed}")
 
 
 def check_checkpoint_every(steps: int) -> None:
@@ -276,6 +288,12 @@ def open_checkpoint(path: str, epochs: int | None = None) -> Checkpoint:
 class EvalReport:
     result: EvalResult
     oov_rate: float  # share of the text's tokens outside the model's vocabulary
+    characters: int = 0  # characters the scored tokens cover (see scored_characters)
+
+    @property
+    def bits_per_character(self) -> float:
+        """The summed NLL over the scored characters, in bits."""
+        return self.result.nll / math.log(2) / self.characters if self.characters else math.nan
 
     def to_dict(self) -> dict:
         r = self.result
@@ -285,7 +303,29 @@ class EvalReport:
             "cross_entropy": r.cross_entropy,
             "bits_per_token": r.bits_per_token,
             "perplexity": r.perplexity,
+            "characters": self.characters,
+            "bits_per_character": self.bits_per_character,
         }
+
+
+def scored_characters(text: str, tokens: list, tokenizer: TokenizerConfig) -> int:
+    """The characters of a text that evaluation predicts: the text as the tokenizer reads it
+    (lowercased if it lowercases; line ends as LF; for book rules, its whitespace normalised:
+    `tokenize.normalize_book_text`; for whitespace rules, each line's tokens one space apart and
+    a line end for each `<eos>`), less the characters of the first token, which is context and
+    not predicted. Every character the tokens stand for is counted, spaces and line breaks too,
+    so bits per character compare models with different tokenizers on the same text."""
+    if not tokens:
+        return 0
+    if tokenizer.lowercase:
+        text = text.lower()
+    if tokenizer.level == "char":
+        return len(tokens) - 1
+    if tokenizer.scheme == "whitespace":
+        total = sum(len(" ".join(line.split())) + 1 for line in text.splitlines())
+        return total - (1 if tokens[0] == EOS else len(tokens[0]))
+    normalized = normalize_book_text(text)
+    return len(normalized) - (normalized.index(tokens[0]) + len(tokens[0]))
 
 
 def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> EvalReport:
@@ -294,7 +334,8 @@ def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> E
     oov = sum(1 for t in tokens if t not in model.vocab)
     ids = model.vocab.encode(tokens)
     result = evaluate(_device_params(model), model.config, ids, n_streams, seq_len)
-    return EvalReport(result, oov / max(len(tokens), 1))
+    characters = scored_characters(text, tokens, model.tokenizer)
+    return EvalReport(result, oov / max(len(tokens), 1), characters)
 
 
 def open_model(path: str) -> TrainedModel:
@@ -327,11 +368,11 @@ def _device_params(model: TrainedModel) -> dict:
     return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
 
 
-def _continue(params, cfg, prompt, length, rng, adaptation, *options):
+def _continue(params, cfg, prompt, length, rng, settings, adaptation):
     """The generated ids: generate.generate, or adapt.generate_adapted with an adaptation."""
     if adaptation is None:
-        return generate(params, cfg, prompt, length, rng, *options)
-    return adapt.generate_adapted(params, cfg, prompt, length, rng, adaptation, *options)
+        return generate(params, cfg, prompt, length, rng, settings)
+    return adapt.generate_adapted(params, cfg, prompt, length, rng, adaptation, settings)
 
 
 def sample_text(
@@ -339,17 +380,15 @@ def sample_text(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
     adaptation: adapt.Adaptation | None = None,
 ) -> str:
     """The start text (or a start word drawn by frequency) followed by `length` generated tokens,
-    detokenised. With an adaptation, generation adapts to the start text and what it wrote."""
+    detokenised; `settings` is the sampler chain (default: plain sampling at temperature 1). With
+    an adaptation, generation adapts to the start text and what it writes."""
     prompt = _prompt_ids(model, start, rng)
     params = _device_params(model)
-    new = _continue(params, model.config, prompt, length, rng, adaptation,
-                    temperature, top_k, greedy)  # fmt: skip
+    new = _continue(params, model.config, prompt, length, rng, settings, adaptation)
     return detokenize(model.vocab.decode(prompt + list(new)), model.tokenizer)
 
 
@@ -358,9 +397,7 @@ def sample_pieces(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
     adaptation: adapt.Adaptation | None = None,
 ) -> Iterator[str]:
     """The text of `sample_text`, yielded a piece at a time as the tokens are generated: the
@@ -372,9 +409,7 @@ def sample_pieces(
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
-    new = _continue(params, model.config, prompt, length, rng, adaptation,
-                    temperature, top_k, greedy)  # fmt: skip
-    for token_id in new:
+    for token_id in _continue(params, model.config, prompt, length, rng, settings, adaptation):
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
@@ -497,6 +532,8 @@ def history_summary(history: dict) -> dict:
 
 def model_info(model: TrainedModel, path: str | None = None, top: int = 10) -> dict:
     """Everything `rnngen info` shows, as one JSON-ready dict."""
+    if top < 0:
+        raise ConfigError(f"--top must not be negative (0: list none), got {top}")
     cfg, vocab = model.config, model.vocab
     dtypes = sorted({str(np.asarray(p).dtype) for p in model.params.values()})
     info = {
@@ -619,7 +656,8 @@ def evaluate_adapted(
     began = time.perf_counter()
     nll = adapt.adapted_token_nll(params, model.config, ids, adaptation, on_progress)
     seconds = time.perf_counter() - began
-    report = EvalReport(EvalResult(tokens=len(static), nll=float(static.sum())), oov)
+    characters = scored_characters(text, tokens, model.tokenizer)
+    report = EvalReport(EvalResult(tokens=len(static), nll=float(static.sum())), oov, characters)
     result = EvalResult(tokens=len(nll), nll=float(nll.sum()))
     return AdaptedReport(report, result, adaptation, static_seconds, seconds)
 

@@ -195,3 +195,34 @@ def _logsumexp(x):
     xp = backend.xp
     top = x.max(axis=1, keepdims=True)
     return top + xp.log(xp.exp(x - top).sum(axis=1, keepdims=True))
+
+
+class ClassDistribution:
+    """log p(w | h) = log p(c | h) + log p(w | c, h) at one position h (H,), in float64, the word
+    level made one class at a time when asked for: sampling (sampling.sample_factored) mostly
+    needs one class, not all V words."""
+
+    def __init__(self, h, Wc, bc, W, b, bounds):
+        a = backend.to_numpy(h @ Wc + bc).astype(np.float64)  # (C,)
+        self.class_logp = a - _logsumexp_1d(a)
+        self.bounds = bounds
+        self._h, self._W, self._b = h, W, b
+
+    def words(self, c: int) -> np.ndarray:
+        """(|c|,) log p(w | h) of the ids bounds[c]:bounds[c+1]."""
+        lo, hi = self.bounds[c], self.bounds[c + 1]
+        z = backend.to_numpy(self._h @ self._W[:, lo:hi] + self._b[lo:hi]).astype(np.float64)
+        return self.class_logp[c] + (z - _logsumexp_1d(z))
+
+    def full(self) -> np.ndarray:
+        """(V,) log p(w | h) of every word, in one product."""
+        z = backend.to_numpy(self._h @ self._W + self._b).astype(np.float64)  # (V,)
+        starts, sizes = np.asarray(self.bounds[:-1]), np.diff(np.asarray(self.bounds))
+        top = np.maximum.reduceat(z, starts)  # (C,) each class's largest logit
+        lse = top + np.log(np.add.reduceat(np.exp(z - np.repeat(top, sizes)), starts))
+        return z + np.repeat(self.class_logp - lse, sizes)
+
+
+def _logsumexp_1d(x: np.ndarray) -> float:
+    top = x.max()
+    return float(top + np.log(np.exp(x - top).sum()))

@@ -22,7 +22,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from . import __version__, api, backend, distributed, plot, reports, runlog
+from . import __version__, api, backend, distributed, layout, plot, reports, runlog, sampling
 from .backend import DEVICES
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
@@ -41,6 +41,7 @@ from .helptext import (
 from .model import CELLS, SOFTMAXES, ModelConfig
 from .optim import OPTIMIZERS
 from .progress import StepDisplay, TrainingDisplay, summary_line
+from .sampling import SamplerSettings
 from .storage import save_corpus
 from .tokenize import LEVELS, SCHEMES, TokenizerConfig
 from .train import DTYPES, TrainConfig
@@ -606,6 +607,11 @@ def _stdin_text() -> str | None:
     return decode_text(data, "standard input").strip() if data.strip() else None
 
 
+def terminal_width() -> int | None:
+    """The width of the terminal stdout is, or None when stdout is a pipe or a file."""
+    return shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else None
+
+
 def write_stream(pieces) -> None:
     """Write text pieces to stdout as they come, flushing each, ending with exactly one line
     break: the output equals "".join(pieces).rstrip("\\n") + "\\n". Line breaks at the end of
@@ -620,6 +626,12 @@ def write_stream(pieces) -> None:
             sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def _defaulted(ctx: typer.Context, name: str) -> bool:
+    """Whether an option kept its default (was not on the command line)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name == "DEFAULT"
 
 
 # Adapting to the text read (adapt.py): options of eval, score and sample. A value turns its part
@@ -660,6 +672,7 @@ DynamicStats = Annotated[
 
 @app.command(cls=Command)
 def sample(
+    ctx: typer.Context,
     model: ModelPath = "model.npz",
     start: Annotated[
         str | None,
@@ -669,13 +682,41 @@ def sample(
         ),
     ] = None,
     length: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
-    temperature: Annotated[float, typer.Option(help="Below 1: safer; above 1: wilder.")] = 1.0,
+    temperature: Annotated[
+        float, typer.Option(help="Below 1: safer; above 1: wilder; 0: greedy. Applied last.")
+    ] = SamplerSettings.temperature,
     top_k: Annotated[
-        int, typer.Option(help="Sample only among the k likeliest tokens (0: all).")
-    ] = 0,
+        int, typer.Option(help="Keep only the K likeliest tokens (0: all).")
+    ] = SamplerSettings.top_k,
+    top_p: Annotated[
+        float,
+        typer.Option(
+            help="Keep the likeliest tokens whose probabilities first add up to P (nucleus; "
+            "1: all)."
+        ),
+    ] = SamplerSettings.top_p,
+    min_p: Annotated[
+        float,
+        typer.Option(help="Keep tokens at least P times as likely as the likeliest (0: all)."),
+    ] = SamplerSettings.min_p,
+    repeat_penalty: Annotated[
+        float,
+        typer.Option(help="Make tokens among the last --repeat-last-n less likely (1: off)."),
+    ] = SamplerSettings.repeat_penalty,
+    repeat_last_n: Annotated[
+        int, typer.Option(help="Tokens --repeat-penalty looks back on (-1: all).")
+    ] = SamplerSettings.repeat_last_n,
     greedy: Annotated[
-        bool, typer.Option("--greedy", help="Always take the likeliest token.")
+        bool,
+        typer.Option("--greedy", help="Always take the likeliest token (no other sampler option)."),
     ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            help="Wrap paragraphs to N columns (0: no wrapping). "
+            "[default: the terminal's width; no wrapping into a pipe or file]"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same text.")] = None,
     count: Annotated[
         int, typer.Option(help="Print this many samples, separated by a blank line.")
@@ -713,8 +754,22 @@ def sample(
         if stream and no_stream:
             raise ConfigError("--stream and --no-stream contradict; give one")
         backend.use_device(device)
-        if length < 0 or temperature < 0 or top_k < 0:
-            raise ConfigError("--length, --temperature and --top-k must not be negative")
+        if length < 0:
+            raise ConfigError(f"--length must not be negative, got {length}")
+        chain = dict(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
+            repeat_last_n=repeat_last_n,
+        )
+        given = {k: v for k, v in chain.items() if not _defaulted(ctx, k)}
+        settings = sampling.sampler_settings(greedy, **given)
+        if width is not None and width < 0:
+            raise ConfigError(f"--width must be 0 (no wrapping) or more, got {width}")
+        if width is None:
+            width = terminal_width()
         if count < 1:
             raise ConfigError(f"--count must be at least 1, got {count}")
         one_stdin(**{"--model": model, "--start": start, "--dynamic-stats": dynamic_stats})
@@ -731,18 +786,21 @@ def sample(
             start = decode_text(sys.stdin.buffer.read(), "standard input").strip()
         elif start is None and model != "-":
             start = _stdin_text()
+        api.check_seed(seed)
         if seed is None:
             seed = secrets.randbelow(2**31)
         say.detail(f"seed {seed} (give --seed {seed} for the same text again)")
         rng = np.random.default_rng(seed)
-        options = (temperature, top_k, greedy, adaptation)
         for i in range(count):
             if i:
                 sys.stdout.write("\n")
             if not no_stream:
-                write_stream(api.sample_pieces(trained, start, length, rng, *options))
+                pieces = api.sample_pieces(trained, start, length, rng, settings, adaptation)
+                write_stream(layout.wrap_pieces(pieces, width))
             else:
-                text = api.sample_text(trained, start, length, rng, *options)
+                text = layout.wrap_text(
+                    api.sample_text(trained, start, length, rng, settings, adaptation), width
+                )
                 sys.stdout.write(text.rstrip("\n") + "\n")
                 sys.stdout.flush()
 
@@ -962,6 +1020,7 @@ def plot_command(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        plot.check_chart_size(width, height)
         contents = runlog.read_runs(log)
         if contents.skipped:
             say.say(f"warning: skipped {contents.skipped} lines that are not training records")

@@ -351,6 +351,14 @@ def token_scores(params, cfg: ModelConfig, inputs, targets, state0, workspace=No
     return TokenScores(_position_nll(cfg, cache).reshape(T, N), fwd.top, fwd.state)
 
 
+def sequence_top(params, cfg: ModelConfig, inputs, state0):
+    """Forward only, without the output layer: inputs (T, N) ids, state0 (L, K, N, H) ->
+    the last layer's outputs (T*N, H) and the final state (for generation: the start text in
+    one pass, then one token at a time)."""
+    fwd = _forward(params, cfg, inputs, state0, None)
+    return fwd.top, fwd.state
+
+
 def step(params, cfg: ModelConfig, ids, state):
     """Advance the state by one token for generation: ids (N,), state (L, K, N, H) ->
     logits (N, V) (log-probabilities for the class softmax: softmax gives the same p), new state."""

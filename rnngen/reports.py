@@ -95,6 +95,8 @@ def eval_lines(values: dict) -> list:
         f"cross-entropy  {values['cross_entropy']:.4f} nats/token",
         f"bits           {values['bits_per_token']:.4f} bits/token",
         f"perplexity     {values['perplexity']:.2f}",
+        f"characters     {values['characters']}",
+        f"bits/char      {values['bits_per_character']:.4f} bits/character",
         *_adapted_lines(values.get("adapted")),
     ]
 

@@ -72,10 +72,20 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "seq_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if self.lr_decay < 1:
-            raise ConfigError(f"--lr-decay must be at least 1 (1: no decay), got {self.lr_decay}")
+        # Written so that NaN fails each check too (every comparison with NaN is false).
+        if self.lr is not None and not (0 < self.lr < math.inf):
+            raise ConfigError(f"--lr must be a positive finite number, got {self.lr}")
+        if not 1 <= self.lr_decay < math.inf:
+            raise ConfigError(
+                f"--lr-decay must be a finite number of at least 1 (1: no decay), "
+                f"got {self.lr_decay}"
+            )
+        if not 0 <= self.clip < math.inf:
+            raise ConfigError(
+                f"--clip must be a finite number of at least 0 (0: no clipping), got {self.clip}"
+            )
+        if self.seed < 0:
+            raise ConfigError(f"--seed must not be negative, got {self.seed}")
         if self.patience < 0:
             raise ConfigError(f"--patience must not be negative, got {self.patience}")
 

@@ -589,3 +589,56 @@ def test_training_display_leaves_stdout_alone():
     console = Console(file=io.StringIO(), force_terminal=True)
     with TrainingDisplay("test", console=console) as display:
         assert display.live and sys.stdout is before
+
+
+@pytest.mark.parametrize(
+    "options, option",
+    [
+        (["--temperature", "nan"], "--temperature"),
+        (["--temperature", "inf"], "--temperature"),
+        (["--temperature", "-1"], "--temperature"),
+        (["--top-p", "nan"], "--top-p"),
+        (["--top-p", "-0.5"], "--top-p"),
+        (["--top-p", "1.5"], "--top-p"),
+        (["--min-p", "3"], "--min-p"),
+        (["--repeat-penalty", "0"], "--repeat-penalty"),
+        (["--top-k", "-2"], "--top-k"),
+        (["--repeat-last-n", "8"], "--repeat-last-n"),
+        (["--greedy", "--temperature", "0.5"], "--greedy"),
+        (["--greedy", "--top-k", "5"], "--greedy"),
+        (["--greedy", "--top-p", "0.9"], "--greedy"),
+        (["--greedy", "--repeat-penalty", "1.1"], "--greedy"),
+        (["--width", "-1"], "--width"),
+    ],
+)
+def test_sample_refuses_bad_sampler_options(model_file, options, option):
+    result = runner.invoke(app, ["sample", "-m", str(model_file), "--start", "the", *options])
+    assert_one_line_error(result, 2, option)
+
+
+def test_sample_temperature_zero_is_greedy(model_file):
+    base = ["sample", "-m", str(model_file), "--start", "the", "--length", "20"]
+    greedy = runner.invoke(app, base + ["--greedy"])
+    zero = runner.invoke(app, base + ["--temperature", "0", "--seed", "4"])
+    assert zero.exit_code == 0 and zero.stdout == greedy.stdout
+
+
+def test_sample_with_the_whole_chain(model_file):
+    args = ["sample", "-m", str(model_file), "--start", "the", "--length", "40", "--seed", "2",
+            "--top-k", "20", "--top-p", "0.9", "--min-p", "0.05", "--temperature", "0.8",
+            "--repeat-penalty", "1.1", "--repeat-last-n", "16"]  # fmt: skip
+    a, b = runner.invoke(app, args), runner.invoke(app, args)
+    assert a.exit_code == 0, a.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("the")
+
+
+def test_sample_on_a_terminal_wraps_to_its_width(model_file, monkeypatch):
+    from rnngen import cli
+
+    args = ["sample", "-m", str(model_file), "--start", "the", "--length", "80", "--seed", "1"]
+    plain = runner.invoke(app, args).stdout  # not a terminal: no wrapping
+    monkeypatch.setattr(cli, "terminal_width", lambda: 24)
+    wrapped = runner.invoke(app, args).stdout
+    assert wrapped != plain and wrapped.split() == plain.split()
+    assert all(len(line) <= 24 or " " not in line for line in wrapped.splitlines())
+    assert runner.invoke(app, [*args, "--width", "0"]).stdout == plain

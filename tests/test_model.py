@@ -11,6 +11,7 @@ from rnngen import model as M
 from rnngen.errors import ConfigError
 from rnngen.generate import generate
 from rnngen.layers import Workspace
+from rnngen.sampling import GREEDY
 from rnngen.train import TrainConfig, train
 
 
@@ -146,7 +147,7 @@ def test_periodic_corpus_is_learned_exactly(cell):
     assert result.history["per_epoch"][0]["train_loss"] > 1.0
     assert result.history["per_epoch"][-1]["train_loss"] < 0.01
     rng = np.random.default_rng(0)
-    out = list(generate(result.params, cfg, pattern[:3], 27, rng, greedy=True))
+    out = list(generate(result.params, cfg, pattern[:3], 27, rng, GREEDY))
     assert out == (pattern * 4)[3:30]
 
 
