@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         "# Untuned --cache and --dynamic defaults on every book",
         "",
         f"Each book (its first {args.max_chars:,} characters at most): the first 90% (cut at a "
-        "line end) trained on for {args.epochs} epochs with "
+        f"line end) trained for {args.epochs} epochs with "
         "`rnngen train`'s settings (its own validation tail, dropout 0.3, Adam), the last 10% "
         f"scored as one stream. Defaults: cache {adapt.CacheSettings().to_dict()}, dynamic "
         f"{adapt.DynamicSettings().to_dict()}. Threads: {args.threads}; the machine was shared.",

@@ -78,7 +78,7 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class DynamicSettings:
-    lr: float = 0.001  # step size, in units of each weight's gradient RMS on training data
+    lr: float = 0.0001  # step size, in units of each weight's gradient RMS on training data
     decay: float = 0.0003  # pull back toward the trained weights per segment
     length: int = 50  # n, tokens per segment (one step after each)
 

@@ -31,7 +31,7 @@ from .evaluate import perplexity
 CACHE_SIZES = (500, 1000, 2000)
 CACHE_THETAS = (0.3, 0.6, 1.0, 2.0)
 CACHE_LAMBDAS = (0.05, 0.1, 0.15, 0.2)
-DYNAMIC_LRS = (0.0005, 0.001, 0.002)
+DYNAMIC_LRS = (0.0001, 0.0003, 0.001)
 DYNAMIC_DECAYS = (0.0001, 0.0003, 0.001)
 TUNE_TOKENS = 200_000  # tokens of the held-out text used, at most
 
