@@ -653,7 +653,7 @@ UseDynamic = Annotated[
     typer.Option("--dynamic", help="Dynamic evaluation: adapt the weights to the text as read."),
 ]
 DynamicLr = Annotated[
-    float | None, typer.Option(help="Dynamic evaluation step size, >= 0 (default 0.0001, or tuned).")
+    float | None, typer.Option(help="Dynamic evaluation step, >= 0 (default 0.0001, or tuned).")
 ]
 DynamicDecay = Annotated[
     float | None,
