@@ -27,10 +27,13 @@ from .backend import DEVICES
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .helptext import (
+    ADAPT,
     CHECKPOINTS,
     DATA,
+    INPUT,
     MODEL,
     OUTPUT,
+    SAMPLING,
     SPEED,
     TRAINING,
     Command,
@@ -673,35 +676,64 @@ def _defaulted(ctx: typer.Context, name: str) -> bool:
 # Adapting to the text read (adapt.py): options of eval, score and sample. A value turns its part
 # on; unset values come from the model file (`rnngen tune --write`), else from the defaults.
 UseCache = Annotated[
-    bool, typer.Option("--cache", help="Neural cache: mix in words seen in the text so far.")
+    bool,
+    typer.Option(
+        "--cache", help="Neural cache: mix in words seen in the text so far.", rich_help_panel=ADAPT
+    ),
 ]
 CacheSize = Annotated[
-    int | None, typer.Option(help="Positions the cache holds (default 2000, or the tuned value).")
+    int | None,
+    typer.Option(
+        help="Positions the cache holds. [default: 2000, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 CacheTheta = Annotated[
-    float | None, typer.Option(help="Cache match sharpness, >= 0 (default 1, or tuned).")
+    float | None,
+    typer.Option(
+        help="Cache match sharpness, >= 0. [default: 1, or the tuned value]", rich_help_panel=ADAPT
+    ),
 ]
 CacheLambda = Annotated[
-    float | None, typer.Option(help="Cache weight in [0, 1) (default 0.1, or tuned).")
+    float | None,
+    typer.Option(
+        help="Cache weight in [0, 1). [default: 0.1, or the tuned value]", rich_help_panel=ADAPT
+    ),
 ]
 UseDynamic = Annotated[
     bool,
-    typer.Option("--dynamic", help="Dynamic evaluation: adapt the weights to the text as read."),
+    typer.Option(
+        "--dynamic",
+        help="Dynamic evaluation: adapt the weights to the text as read.",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicLr = Annotated[
-    float | None, typer.Option(help="Dynamic evaluation step, >= 0 (default 0.0001, or tuned).")
+    float | None,
+    typer.Option(
+        help="Dynamic evaluation step, >= 0. [default: 0.0001, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicDecay = Annotated[
     float | None,
-    typer.Option(help="Pull back to the trained weights, in [0, 1] (default 0.0003, or tuned)."),
+    typer.Option(
+        help="Pull back to the trained weights, in [0, 1]. [default: 0.0003, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicLen = Annotated[
-    int | None, typer.Option(help="Tokens read between weight updates (default 50, or tuned).")
+    int | None,
+    typer.Option(
+        help="Tokens read between weight updates. [default: 50, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicStats = Annotated[
     str | None,
     typer.Option(
-        help="Training text to compute gradient statistics from, for a model file without them."
+        help="Training text to compute gradient statistics from, for a model file without them.",
+        rich_help_panel=ADAPT,
     ),
 ]
 
@@ -709,58 +741,88 @@ DynamicStats = Annotated[
 @app.command(cls=Command)
 def sample(
     ctx: typer.Context,
-    model: ModelPath = "model.npz",
+    model: in_panel(ModelPath, INPUT) = "model.npz",
     start: Annotated[
         str | None,
         typer.Option(
             help="Start text (one or more words), or - to read it from stdin. "
-            "[default: piped stdin, else a random word]"
+            "[default: piped stdin, else a random word]",
+            rich_help_panel=INPUT,
         ),
     ] = None,
-    length: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
+    length: Annotated[
+        int, typer.Option(rich_help_panel=SAMPLING, help="Tokens to generate.")
+    ] = 200,
     temperature: Annotated[
-        float, typer.Option(help="Below 1: safer; above 1: wilder; 0: greedy. Applied last.")
+        float,
+        typer.Option(
+            rich_help_panel=SAMPLING,
+            help="Below 1: safer; above 1: wilder; 0: greedy. Applied last.",
+        ),
     ] = SamplerSettings.temperature,
     top_k: Annotated[
-        int, typer.Option(help="Keep only the K likeliest tokens (0: all).")
+        int,
+        typer.Option(rich_help_panel=SAMPLING, help="Keep only the K likeliest tokens (0: all)."),
     ] = SamplerSettings.top_k,
     top_p: Annotated[
         float,
         typer.Option(
+            rich_help_panel=SAMPLING,
             help="Keep the likeliest tokens whose probabilities first add up to P (nucleus; "
-            "1: all)."
+            "1: all).",
         ),
     ] = SamplerSettings.top_p,
     min_p: Annotated[
         float,
-        typer.Option(help="Keep tokens at least P times as likely as the likeliest (0: all)."),
+        typer.Option(
+            rich_help_panel=SAMPLING,
+            help="Keep tokens at least P times as likely as the likeliest (0: all).",
+        ),
     ] = SamplerSettings.min_p,
     repeat_penalty: Annotated[
         float,
-        typer.Option(help="Make tokens among the last --repeat-last-n less likely (1: off)."),
+        typer.Option(
+            rich_help_panel=SAMPLING,
+            help="Make tokens among the last --repeat-last-n less likely (1: off).",
+        ),
     ] = SamplerSettings.repeat_penalty,
     repeat_last_n: Annotated[
-        int, typer.Option(help="Tokens --repeat-penalty looks back on (-1: all).")
+        int,
+        typer.Option(
+            rich_help_panel=SAMPLING, help="Tokens --repeat-penalty looks back on (-1: all)."
+        ),
     ] = SamplerSettings.repeat_last_n,
     greedy: Annotated[
         bool,
-        typer.Option("--greedy", help="Always take the likeliest token (no other sampler option)."),
+        typer.Option(
+            "--greedy",
+            help="Always take the likeliest token (no other sampler option).",
+            rich_help_panel=SAMPLING,
+        ),
     ] = False,
     width: Annotated[
         int | None,
         typer.Option(
+            rich_help_panel=OUTPUT,
             help="Wrap paragraphs to N columns (0: no wrapping). "
-            "[default: the terminal's width; no wrapping into a pipe or file]"
+            "[default: the terminal's width; no wrapping into a pipe or file]",
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same text.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(rich_help_panel=SAMPLING, help="Random seed: same seed, same text."),
+    ] = None,
     count: Annotated[
-        int, typer.Option(help="Print this many samples, separated by a blank line.")
+        int,
+        typer.Option(
+            rich_help_panel=OUTPUT, help="Print this many samples, separated by a blank line."
+        ),
     ] = 1,
     no_stream: Annotated[
         bool,
         typer.Option(
             "--no-stream",
+            rich_help_panel=OUTPUT,
             help="Print the whole text at the end, not each token as it is generated "
             "(--stream, the default).",
         ),
@@ -844,7 +906,7 @@ def sample(
 @app.command("eval", cls=Command)
 def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
-    model: ModelPath = "model.npz",
+    model: in_panel(ModelPath, INPUT) = "model.npz",
     as_json: AsJson = False,
     cache: UseCache = False,
     cache_size: CacheSize = None,
@@ -897,7 +959,7 @@ def eval_command(
 @app.command(cls=Command)
 def score(
     input: Annotated[str, typer.Argument(help="Text file whose lines to score, or - for stdin.")],
-    model: ModelPath = "model.npz",
+    model: in_panel(ModelPath, INPUT) = "model.npz",
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Add the line itself as a fourth column.")
     ] = False,
