@@ -304,7 +304,14 @@ def train_command(
     patience: Annotated[
         int, typer.Option(help="Stop after this many epochs without gain (0: never).")
     ] = TrainConfig.patience,
-    clip: Annotated[float, typer.Option(help="Maximum gradient norm (0: off).")] = TrainConfig.clip,
+    clip: Annotated[
+        float | None,
+        typer.Option(help="Maximum gradient norm (0: off; default 0.25 for sgd, 1 otherwise)."),
+    ] = None,
+    state_reset: Annotated[
+        float,
+        typer.Option(help="Share of streams whose state restarts from zero after each step."),
+    ] = TrainConfig.state_reset,
     sparse_embedding: Annotated[
         bool,
         typer.Option(
@@ -401,6 +408,7 @@ def train_command(
                 lr_decay=lr_decay,
                 patience=patience,
                 clip=clip,
+                state_reset=state_reset,
                 sparse_embedding=sparse_embedding,
                 val_frac=val_frac,
                 seed=seed,

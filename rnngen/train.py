@@ -23,7 +23,7 @@ from .errors import ConfigError, RnngenError
 from .evaluate import evaluate, perplexity, unigram_eval
 from .layers import RowSparse, Workspace
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
-from .optim import DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
+from .optim import DEFAULT_CLIP, DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 # Nats per token past which a run has diverged: exp(700) is near float64's limit, and a model that
@@ -44,24 +44,36 @@ class TrainConfig:
     lr: float | None = None  # learning rate; None: a default for the optimizer and cell
     lr_decay: float = 4.0  # divide the learning rate by this when validation does not improve
     patience: int = 3  # stop after this many epochs without improvement (0: never stop early)
-    clip: float = 1.0  # maximum global gradient norm (0: no clipping)
+    clip: float | None = None  # maximum global gradient norm (0: no clipping); None: DEFAULT_CLIP
     val_frac: float = 0.1  # share of the text held out, from its end, for validation
     seed: int = 0  # seeds initialisation and dropout
     dtype: str = "float32"  # "float32" (fast) or "float64"
     # Streams the validation part is scored with. One is exact (every token sees all before it);
     # more are faster but restart the state mid-text, which a tanh RNN can handle badly.
     val_streams: int = 1
+    # The validation loss also scores the validation part cut into this many streams, each
+    # started from the zero state at its own point of the text (0: off): it is the mean over both
+    # passes, so a model that fails from a fresh state (as `score` and `eval` run it) scores
+    # badly in validation too and is not kept as the best.
+    val_starts: int = 8
     log_every: int = 10  # steps between Progress events
     # Update only the embedding rows of each batch's tokens: Adam becomes lazy Adam (optim.py),
     # faster on large vocabularies but a different optimiser (on War and Peace it cost the class
     # softmax 8% in perplexity); for sgd and adagrad it changes nothing. Off when tied.
     sparse_embedding: bool = False
+    # Share of the streams whose carried state is set back to zero after each step. Without it a
+    # stream starts from the zero state once per epoch, those trajectories go untrained, and a
+    # tanh RNN can fall from the zero state (every `score`d line, an `eval` from a new offset)
+    # into a saturated fixed point scoring millions in perplexity.
+    state_reset: float = 0.05
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}"
             )
+        if self.clip is None:
+            object.__setattr__(self, "clip", DEFAULT_CLIP[self.optimizer])
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; use float32 or float64")
         if not 0 <= self.val_frac < 1:
@@ -73,8 +85,12 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if self.lr_decay < 1:
             raise ConfigError(f"--lr-decay must be at least 1 (1: no decay), got {self.lr_decay}")
+        if self.val_streams < 1 or self.val_starts < 0:
+            raise ConfigError("validation needs at least 1 stream and 0 or more zero-state starts")
         if self.patience < 0:
             raise ConfigError(f"--patience must not be negative, got {self.patience}")
+        if not 0 <= self.state_reset <= 1:
+            raise ConfigError(f"--state-reset must be in [0, 1], got {self.state_reset}")
 
     def learning_rate(self, cell: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
@@ -195,6 +211,16 @@ def average_grads(comm, grads: dict) -> None:
         grads[k] = RowSparse(rows, dense[rows], dense.shape)
 
 
+def reset_states(state, share: float, rng: np.random.Generator):
+    """Set each stream's state (L, K, N, H) back to zero with probability `share`, in place;
+    returns it. Draws N numbers from rng only when share > 0."""
+    if share > 0:
+        zero = rng.random(state.shape[2]) < share  # (N,)
+        if zero.any():
+            state[:, :, backend.xp.asarray(np.flatnonzero(zero))] = 0
+    return state
+
+
 def train(
     ids,
     model_cfg: ModelConfig,
@@ -295,7 +321,7 @@ def train(
                     f"(now {cfg.clip:g})"
                 )
             clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
-            st.hidden = result.state
+            st.hidden = reset_states(result.state, cfg.state_reset, rng)
             st.step += 1
             n = inputs.size * ranks
             st.loss_sum += loss * n
@@ -336,6 +362,16 @@ def train(
     return TrainResult(st.best_params, history, st)
 
 
+def validation_loss(params, model_cfg, val_ids, val_streams: int, cfg: TrainConfig) -> float:
+    """Nats per token on val_ids: scored in val_streams streams and, with cfg.val_starts, again
+    in that many streams each from the zero state; the mean over both passes' tokens."""
+    results = [evaluate(params, model_cfg, val_ids, val_streams, cfg.seq_len)]
+    starts = min(cfg.val_starts, max(1, len(val_ids) // 64))  # at least 64 tokens per start
+    if cfg.val_starts and starts != val_streams:
+        results.append(evaluate(params, model_cfg, val_ids, starts, cfg.seq_len))
+    return sum(r.nll for r in results) / sum(r.tokens for r in results)
+
+
 def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best):
     """Validate, keep the best model, decay the learning rate, decide on early stopping, and move
     the state to the start of the next epoch."""
@@ -343,7 +379,7 @@ def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_bes
     train_loss = st.loss_sum / max(st.loss_tokens, 1)
     val_loss = None
     if len(val_ids):
-        val_loss = evaluate(st.params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
+        val_loss = validation_loss(st.params, model_cfg, val_ids, val_streams, cfg)
         if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
             raise TrainingDiverged(
                 f"the validation loss became {val_loss} after epoch {st.epoch}; the best model "

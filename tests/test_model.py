@@ -197,3 +197,15 @@ def test_sequence_nll_with_a_workspace_is_the_same(rng):
         fresh, _ = M.sequence_nll(params, cfg, x, y, state)
         reused, _ = M.sequence_nll(params, cfg, x, y, state, workspace)
         assert reused == fresh
+
+
+def test_state_reset_zeroes_a_share_of_the_streams():
+    from rnngen.train import reset_states
+
+    state = np.ones((2, 2, 1000, 3))
+    reset_states(state, 0.1, np.random.default_rng(0))
+    zeroed = np.all(state == 0, axis=(0, 1, 3))  # (N,): a stream's whole state, or none of it
+    assert np.all(np.any(state != 0, axis=(0, 1, 3)) == ~zeroed)
+    assert 70 < zeroed.sum() < 130
+    kept = np.ones((2, 2, 5, 3))
+    assert np.all(reset_states(kept, 0.0, np.random.default_rng(0)) == 1)
