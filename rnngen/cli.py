@@ -27,7 +27,8 @@ from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .model import CELLS, ModelConfig
 from .optim import OPTIMIZERS
-from .progress import TrainingDisplay, summary_line
+from .progress import EvalDisplay, TrainingDisplay, summary_line
+from .schedule import parse_duration
 from .storage import save_corpus
 from .tokenize import TokenizerConfig
 from .train import TrainConfig
@@ -266,9 +267,23 @@ def train_command(
     epochs: Annotated[
         int | None,
         typer.Option(
-            help=f"Passes over the training text, at most (default {TrainConfig.epochs})."
+            help=f"Passes over the training text, at most (default {TrainConfig.epochs}; "
+            "with --time: no limit)."
         ),
     ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            help="Wall-clock budget for the whole run, validation included (90s, 10m, 1.5h): "
+            "the learning rate decays to zero at the end of the steps that fit, and training "
+            "stops in time with the best model saved.",
+        ),
+    ] = None,
+    val_every: Annotated[
+        int,
+        typer.Option(help="With --time: validate every N steps (0: about 16 times a run)."),
+    ] = 0,
     cell: Annotated[str, typer.Option(help=f"Recurrent cell: {', '.join(CELLS)}.")] = "rnn",
     hidden: Annotated[int, typer.Option(help="Hidden state size H.")] = ModelConfig.hidden,
     embed: Annotated[int, typer.Option(help="Word vector size E.")] = ModelConfig.embed,
@@ -377,7 +392,8 @@ def train_command(
         backend.use_device(device)
         one_stdin(INPUT=input, **{"--valid": valid})
         options = TextOptions(encoding, errors)
-        ckpt = None if resume is None else api.open_checkpoint(resume, epochs)
+        seconds = None if time_limit is None else parse_duration(time_limit)
+        ckpt = None if resume is None else api.open_checkpoint(resume, epochs, seconds)
         if ckpt is None:
             corpus = api.training_corpus(
                 input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count, options
@@ -400,7 +416,7 @@ def train_command(
                 tie_weights=tie_weights,
             )
             train_cfg = TrainConfig(
-                epochs=TrainConfig.epochs if epochs is None else epochs,
+                epochs=epochs if epochs is not None or seconds is not None else TrainConfig.epochs,
                 batch_size=batch_size,
                 seq_len=seq_len,
                 optimizer=optimizer,
@@ -413,6 +429,8 @@ def train_command(
                 val_frac=val_frac,
                 seed=seed,
                 dtype=dtype,
+                time_limit=seconds,
+                val_every=val_every,
             )
         checkpoint = checkpoint or api.default_checkpoint_path(out)
         header = (
@@ -450,7 +468,7 @@ def train_command(
                 comm=comm,
             )
             if not outcome.interrupted and lead:
-                display.message(summary_line(out, outcome.model.history))
+                display.message(summary_line(out, outcome.model.history, display.width))
         if outcome.interrupted and not lead:
             raise typer.Exit(EXIT_INTERRUPTED)
         if outcome.interrupted:
@@ -576,7 +594,9 @@ def eval_command(
         one_stdin(INPUT=input, **{"--model": model})
         trained = api.open_model(model)
         began = time.perf_counter()
-        report = api.evaluate_text(trained, read_text(input, TextOptions(encoding, errors)))
+        text = read_text(input, TextOptions(encoding, errors))
+        with EvalDisplay(quiet) as display:
+            report = api.evaluate_text(trained, text, on_progress=display)
         values = report.to_dict()
         if as_json:
             print_json(values)
@@ -640,7 +660,7 @@ def info(
             print_json(facts)
             return
         lines = reports.info_lines(facts)
-        if verbose and facts["history"]["per_epoch"]:
+        if verbose and (facts["history"]["per_epoch"] or facts["history"]["validations"]):
             lines += ["", *reports.per_epoch_lines(facts["history"])]
         print("\n".join(lines))
 
