@@ -77,6 +77,9 @@ class TrainConfig:
     # tanh RNN can fall from the zero state (every `score`d line, an `eval` from a new offset)
     # into a saturated fixed point scoring millions in perplexity.
     state_reset: float = 0.05
+    # Start the output bias at the log unigram frequencies of the training part (full softmax),
+    # so the first step already predicts as well as word counts do instead of uniformly.
+    unigram_bias: bool = True
     # A wall-clock budget in seconds for the whole run, validation included (train --time): the
     # schedule is planned for it (schedule.py) instead of by epochs. None: no budget.
     time_limit: float | None = None
@@ -266,6 +269,14 @@ def split_data(ids, cfg: TrainConfig, val_ids=None):
     return np.asarray(ids), np.asarray(val_ids)
 
 
+def set_unigram_bias(params: dict, train_ids, V: int) -> None:
+    """Set the output bias (V,) to the log of the add-one-smoothed frequencies of train_ids, less
+    their mean (softmax ignores a constant), in place."""
+    counts = np.bincount(np.asarray(train_ids), minlength=V).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    params["out.b"][...] = backend.xp.asarray(logp - logp.mean(), dtype=params["out.b"].dtype)
+
+
 def reset_states(state, share: float, rng: np.random.Generator):
     """Set each stream's state (L, K, N, H) back to zero with probability `share`, in place;
     returns it. Draws N numbers from rng only when share > 0."""
@@ -312,7 +323,11 @@ def train(
     train_ids, val_ids = split_data(ids, cfg, val_ids)
     streams = make_streams(train_ids, cfg.batch_size)
     steps_per_epoch = n_batches(streams, cfg.seq_len)
-    st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
+    st = resume
+    if st is None:
+        st = new_state(model_cfg, cfg, len(train_ids), len(val_ids))
+        if cfg.unigram_bias and model_cfg.softmax == "full":
+            set_unigram_bias(st.params, train_ids, model_cfg.vocab_size)
     history = st.history
     workspace = Workspace()  # the gradients are applied before the next step reuses it
     comm = comm or SingleProcess()

@@ -37,6 +37,7 @@ TRAIN = TrainConfig(
     val_streams=8,
     state_reset=0.0,
     val_starts=0,
+    unigram_bias=False,
 )
 
 

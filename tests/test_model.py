@@ -140,7 +140,10 @@ def test_periodic_corpus_is_learned_exactly(cell):
     pattern = [1, 2, 3, 4, 5, 2, 6, 7, 3, 8]  # 2 and 3 are followed by different tokens
     ids = np.array(pattern * 60, dtype=np.int32)
     cfg = M.ModelConfig(vocab_size=9, embed=8, hidden=32, cell=cell)
-    tc = TrainConfig(epochs=30, batch_size=4, seq_len=10, lr=0.01, val_frac=0, seed=0)
+    # the recipe this test was tuned with: with the output bias started at the unigram
+    # frequencies the LSTM ends at 0.0128 after 30 epochs
+    tc = TrainConfig(epochs=30, batch_size=4, seq_len=10, lr=0.01, val_frac=0, seed=0,
+                     unigram_bias=False)  # fmt: skip
     result = train(ids, cfg, tc)
     assert result.history["per_epoch"][0]["train_loss"] > 1.0
     assert result.history["per_epoch"][-1]["train_loss"] < 0.01

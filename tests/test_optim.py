@@ -244,7 +244,7 @@ def test_training_loop_matches_a_plain_dense_loop(optimizer):
     # differences between the two loops grow to O(1) over the epoch: a tamer lr for the comparison
     lr = 0.2 if optimizer == "sgd" else None
     tc = TrainConfig(epochs=1, batch_size=4, seq_len=6, dtype="float64", val_frac=0.0, clip=0.5,
-                     optimizer=optimizer, state_reset=0.0, lr=lr)  # fmt: skip
+                     optimizer=optimizer, state_reset=0.0, lr=lr, unigram_bias=False)  # fmt: skip
     trained = train(ids, cfg, tc).state.params
     params = M.init_params(cfg, np.random.default_rng(tc.seed), np.float64)
     opt = make_optimizer(optimizer, params, tc.learning_rate(cfg.cell))
