@@ -43,7 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnngen.batching import iter_batches, make_streams, n_batches  # noqa: E402
 from rnngen.layers import Workspace  # noqa: E402
-from rnngen.model import ModelConfig, init_params, init_state, loss_and_grads  # noqa: E402
+from rnngen.model import (  # noqa: E402
+    ModelConfig,
+    init_params,
+    init_state,
+    join_output,
+    loss_and_grads,
+    split_output,
+)
 from rnngen.optim import clip_and_update, make_optimizer  # noqa: E402
 from rnngen.train import TrainConfig  # noqa: E402
 
@@ -100,6 +107,7 @@ def load_rnngen_params(model: TorchLM, params: dict) -> None:
     cfg = model.cfg
     dtype = np.float64 if model.embed.weight.dtype == torch.float64 else np.float32
     H = cfg.hidden
+    params = split_output(params)  # out.W and out.b, as PyTorch keeps them
     model.embed.weight.copy_(_t(params["embed"], dtype))
     for layer in range(cfg.layers):
         p = f"{cfg.cell}{layer}."
@@ -117,7 +125,7 @@ def load_rnngen_params(model: TorchLM, params: dict) -> None:
 
 @torch.no_grad()
 def to_rnngen_params(model: TorchLM) -> dict:
-    """The PyTorch parameters in rnngen's layout (for scoring with rnngen.evaluate)."""
+    """The PyTorch parameters in rnngen's layout (for scoring with rnngen.evaluate): out.Wb."""
     cfg = model.cfg
     H = cfg.hidden
 
@@ -141,7 +149,7 @@ def to_rnngen_params(model: TorchLM) -> dict:
     if not cfg.tie_weights:
         params["out.W"] = a(model.out.weight).T.copy()
     params["out.b"] = a(model.out.bias)
-    return params
+    return join_output(params)
 
 
 def _grads_in_rnngen_layout(model: TorchLM) -> dict:
@@ -163,7 +171,7 @@ def _grads_in_rnngen_layout(model: TorchLM) -> dict:
     if not cfg.tie_weights:
         grads["out.W"] = g(model.out.weight).T
     grads["out.b"] = g(model.out.bias)
-    return grads
+    return join_output(grads)
 
 
 def detach_state(state):
@@ -346,11 +354,12 @@ def check_same_forward(tol: float = 1e-6, seed: int = 0, verbose: bool = True) -
     T, N = 7, 3
     report = {}
     for cfg in CHECK_CASES:
-        params = init_params(cfg, np.random.default_rng(seed), np.float64)
+        params = split_output(init_params(cfg, np.random.default_rng(seed), np.float64))
         # non-zero biases, so the bias mapping (GRU's bhn especially) is exercised
         for name in params:
             if name.endswith(".b") or name.endswith(".bhn") or name == "out.b":
                 params[name] = rng.uniform(-0.5, 0.5, size=params[name].shape)
+        params = join_output(params)
         model = TorchLM(cfg).double()
         load_rnngen_params(model, params)
         model.eval()

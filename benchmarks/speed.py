@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py [--configs a,b,c,c-class,c-class-lazy] [--rounds 5] [--threads 2]
     python benchmarks/speed.py --class-quality [--epochs 2] [--seeds 3]  # class vs full perplexity
+    python benchmarks/speed.py --sampling --configs c,c-class  # sampling under sampler settings
 
 For each configuration both implementations train on the same batches from the same initial
 weights, interleaved round by round in one process (so machine noise hits both alike), and the
@@ -46,7 +47,7 @@ CONFIGS = {
     "c-class": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
                     softmax="class"),
     "c-class-lazy": dict(cell="rnn", layers=1, hidden=512, embed=512, V=33_278, batch=32, seq=35,
-                         softmax="class", sparse_embedding=True),
+                         softmax="class", lazy_adam=True),
 }  # fmt: skip
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -73,6 +74,7 @@ from rnngen.class_softmax import make_class_bounds, word_classes  # noqa: E402
 from rnngen.generate import generate  # noqa: E402
 from rnngen.layers import Workspace  # noqa: E402
 from rnngen.optim import Adam, clip_and_update  # noqa: E402
+from rnngen.sampling import SamplerSettings  # noqa: E402
 from rnngen.train import TrainConfig  # noqa: E402
 
 
@@ -120,8 +122,8 @@ class RnngenRunner:
         self.params = M.init_params(cfg, np.random.default_rng(0), np.float32)
         # as `rnngen train` does: a row-sparse embedding gradient, Adam exactly dense on it
         # unless asked to be lazy (--sparse-embedding)
-        chosen = TrainConfig(sparse_embedding=spec.get("sparse_embedding", False))
-        self.opt = Adam(self.params, 1e-3, lazy=chosen.sparse_embedding_for(cfg))
+        chosen = TrainConfig(lazy_adam=spec.get("lazy_adam", False))
+        self.opt = Adam(self.params, 1e-3, lazy=chosen.lazy_adam_for(cfg))
         self.state = M.init_state(cfg, spec["batch"])
         self.workspace = Workspace()
 
@@ -133,8 +135,8 @@ class RnngenRunner:
     def eval_step(self, x, y):  # as rnngen.evaluate.evaluate does, logits in a workspace
         M.sequence_nll(self.params, self.cfg, x, y, self.state, self.workspace)
 
-    def sample(self, n):
-        list(generate(self.params, self.cfg, [1], n, np.random.default_rng(0)))
+    def sample(self, n, settings=None):
+        list(generate(self.params, self.cfg, [1], n, np.random.default_rng(0), settings))
 
 
 class TorchRunner:
@@ -325,7 +327,7 @@ def class_quality(epochs: int, seeds: int, log) -> None:
         ppls, speeds, walls = [], [], []
         for seed in range(seeds):
             tc = TrainConfig(epochs=epochs, batch_size=20, seq_len=20, patience=0,
-                             sparse_embedding=lazy, seed=seed)  # fmt: skip
+                             lazy_adam=lazy, seed=seed)  # fmt: skip
             began = time.perf_counter()
             result = train(train_ids, cfg, tc, val_ids=val_ids)
             walls.append(time.perf_counter() - began)
@@ -343,6 +345,44 @@ def class_quality(epochs: int, seeds: int, log) -> None:
               f"{tps:,.0f} | {wall:.0f} |")  # fmt: skip
 
 
+SAMPLER_CHAINS = {
+    "default": SamplerSettings(),
+    "--top-p 0.9 --repeat-penalty 1.1": SamplerSettings(top_p=0.9, repeat_penalty=1.1),
+    "--top-k 40": SamplerSettings(top_k=40),
+    "--temperature 0.8": SamplerSettings(temperature=0.8),
+}
+
+
+def sampling_speed(names, rounds: int, log) -> None:
+    """rnngen's sampling speed (100 tokens from a one-token start, median over rounds) under
+    several sampler settings, the configurations interleaved round by round; then the class
+    softmax's speed over the full softmax's on c. The models are freshly initialised, so their
+    distributions are nearly flat: for the class softmax, the worst case of the options that
+    need more than one class (top-p, top-k, the repeat penalty)."""
+    runners = {}
+    for name in names:
+        spec = CONFIGS[name]
+        runners[name] = RnngenRunner(model_config(spec), spec)
+        for settings in SAMPLER_CHAINS.values():
+            runners[name].sample(10, settings)  # warm-up
+    times = {(n, label): [] for n in names for label in SAMPLER_CHAINS}
+    for r in range(rounds):
+        for name, runner in runners.items():
+            for label, settings in SAMPLER_CHAINS.items():
+                times[name, label].append(median_time(runner.sample, 100, settings) / 100)
+        log(f"  sampling round {r + 1}/{rounds}")
+    speed = {key: 1 / float(np.median(t)) for key, t in times.items()}
+    print("| config | sampler settings | sample tok/s |")
+    print("|---|---|---:|")
+    for (name, label), value in speed.items():
+        print(f"| {name} | {label} | {value:,.0f} |")
+    if "c" in names and "c-class" in names:
+        print()
+        for label in SAMPLER_CHAINS:
+            ratio = speed["c-class", label] / speed["c", label]
+            print(f"class softmax on c, sampling ({label}): {ratio:.1f}x the full softmax's")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="a,b,c,c-class,c-class-lazy")
@@ -350,6 +390,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="training steps per round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--class-quality", action="store_true")
+    parser.add_argument(
+        "--sampling", action="store_true", help="sampling speed only, under several settings"
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3, help="trainings per softmax (quality)")
     parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "CONFIG"))
@@ -363,6 +406,9 @@ def main() -> None:
 
     if args.class_quality:
         class_quality(args.epochs, args.seeds, log)
+        return
+    if args.sampling:
+        sampling_speed(args.configs.split(","), args.rounds, log)
         return
     peak = gemm_peak(args.rounds)
     log(f"float32 matrix-product peak: {peak:.0f} GFLOP/s, {THREADS} threads")
@@ -413,6 +459,10 @@ def main() -> None:
             if name in found:
                 print(f"class softmax on c ({how}): {found[name] / found['c']:.1f}x the full "
                       "softmax's training speed")  # fmt: skip
+        sampled = {r["name"]: r["rnngen"]["sample"] for r in results}
+        if "c-class" in sampled:
+            print(f"class softmax on c: {sampled['c-class'] / sampled['c']:.1f}x the full "
+                  "softmax's sampling speed (default sampler settings)")  # fmt: skip
     if worst is not None:
         print(f"\nworst train speed ratio: {worst:.2f}")
 

@@ -6,6 +6,7 @@ errors to exit codes.
 
 import math
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -30,7 +31,8 @@ from .corpus import (
 from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig, count_params, join_output
+from .model import ModelConfig, count_params, join_output, split_output
+from .sampling import SamplerSettings
 from .storage import (
     MODEL_FORMAT,
     VERSION,
@@ -47,6 +49,7 @@ from .tokenize import (
     StreamDetokenizer,
     TokenizerConfig,
     detokenize,
+    normalize_book_text,
     tokenize,
 )
 from .train import TrainConfig, split_data, train
@@ -84,6 +87,16 @@ def training_corpus(
 def model_config(vocab, softmax: str = "full", classes: int | None = None, **sizes) -> ModelConfig:
     """The model config for a vocabulary; for the class softmax the classes are cut from the
     vocabulary's counts (about sqrt(V) of them unless `classes` says otherwise)."""
+    if classes is not None and softmax != "class":
+        raise ConfigError(
+            f"--classes is for --softmax class (the softmax is {softmax}); "
+            "add --softmax class or drop --classes"
+        )
+    if classes is not None and not 1 <= classes <= len(vocab):
+        raise ConfigError(
+            f"--classes must be between 1 and the vocabulary size, {len(vocab):,}, got {classes}; "
+            "leave it out for about the square root of the vocabulary size"
+        )
     bounds = make_class_bounds(vocab.counts, classes) if softmax == "class" else ()
     return ModelConfig(len(vocab), softmax=softmax, class_bounds=bounds, **sizes)
 
@@ -106,6 +119,87 @@ def default_checkpoint_path(out) -> str:
     """`model.npz` -> `model.ckpt.npz`, beside the model."""
     stem = str(out)[: -len(".npz")] if str(out).endswith(".npz") else str(out)
     return stem + ".ckpt.npz"
+
+
+def checkpoint_options(ckpt: Checkpoint) -> dict:
+    """The value each `train` option that sets the model, the training or the tokenizer has in a
+    checkpoint, keyed by the option's name: a resumed run takes these from the checkpoint."""
+    m, t, tok = ckpt.model, ckpt.train, ckpt.tokenizer
+    return {
+        "--cell": m.cell,
+        "--hidden": m.hidden,
+        "--embed": m.embed,
+        "--layers": m.layers,
+        "--dropout": m.dropout,
+        "--tie-weights": m.tie_weights,
+        "--softmax": m.softmax,
+        "--classes": m.n_classes if m.softmax == "class" else None,
+        "--seq-len": t.seq_len,
+        "--batch-size": t.batch_size,
+        "--optimizer": t.optimizer,
+        "--lr": t.learning_rate(m.cell),
+        "--lr-decay": t.lr_decay,
+        "--patience": t.patience,
+        "--val-every": t.val_every,
+        "--clip": t.clip,
+        "--sparse-embedding": t.lazy_adam,
+        "--dense-embedding": not t.lazy_adam,
+        "--val-frac": t.val_frac,
+        "--seed": t.seed,
+        "--dtype": t.dtype,
+        "--level": tok.level,
+        "--tokenizer": tok.scheme,
+        "--lowercase": tok.lowercase,
+    }
+
+
+def check_resume_options(ckpt: Checkpoint, given: dict) -> None:
+    """Refuse options given with --resume that contradict the checkpoint: `given` maps the options
+    the user gave (by name, as checkpoint_options keys them) to their values; options the
+    checkpoint settles are fine when they equal its values, other options are not looked at."""
+    held = checkpoint_options(ckpt)
+    differ = [
+        f"{name} {given[name]} (the checkpoint's: {held[name]})"
+        for name in held
+        if name in given and given[name] != held[name]
+    ]
+    if differ:
+        raise ConfigError(
+            "--resume takes the model and training settings from the checkpoint, but "
+            f"{'; '.join(differ)}; drop {'this option' if len(differ) == 1 else 'these options'} "
+            "or train a new model without --resume"
+        )
+
+
+def check_seed(seed: int | None) -> None:
+    if seed is not None and seed < 0:
+        raise ConfigError(f"--seed must not be negative, got {seed}")
+
+
+def check_checkpoint_every(steps: int) -> None:
+    if steps < 0:
+        raise ConfigError(
+            f"--checkpoint-every must not be negative (0: only on Ctrl-C), got {steps}"
+        )
+
+
+def resume_command(
+    checkpoint: str, input: str | None = None, out: str = "model.npz", options: dict | None = None
+) -> str:
+    """The shell command that continues an interrupted `rnngen train` run from `checkpoint`, each
+    word quoted for a POSIX shell: the same input (None: the bundled corpus), -o out, and
+    `options` (option name -> value; True: a flag given; None or False: left out), which must
+    hold every other option the resumed run needs (--valid, --checkpoint, --log-file ...)."""
+    words = ["rnngen", "train"]
+    if input is not None:  # a file named like an option is given as ./-name
+        words.append(f"./{input}" if input.startswith("-") and input != "-" else input)
+    words += ["-o", str(out)]
+    for name, value in (options or {}).items():
+        if value is True:
+            words.append(name)
+        elif value is not None and value is not False:
+            words += [name, str(value)]
+    return shlex.join([*words, "--resume", str(checkpoint)])
 
 
 @dataclass
@@ -134,6 +228,7 @@ def train_model(
     `checkpoint` every `checkpoint_every` steps and when should_stop() ends the run early;
     `resume` continues from a loaded checkpoint, which must come from the same data. With `comm`
     (a distributed.Communicator) this is one rank of a data-parallel run; only rank 0 writes."""
+    check_checkpoint_every(checkpoint_every)
     check_writable(out)
     fingerprint = data_fingerprint(*split_data(corpus.ids, train_cfg, val_ids))
     if resume is not None and resume.data != fingerprint:
@@ -171,9 +266,8 @@ def train_model(
     )
     model = None
     if result.params is not None and (comm is None or comm.rank == 0):
-        model = TrainedModel(
-            model_cfg, corpus.tokenizer, corpus.vocab, result.params, result.history
-        )
+        params = split_output(result.params)  # a TrainedModel holds the file layout
+        model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
         save_model(out, model)  # the best parameters again, with the complete history
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
@@ -200,6 +294,12 @@ def open_checkpoint(
 class EvalReport:
     result: EvalResult
     oov_rate: float  # share of the text's tokens outside the model's vocabulary
+    characters: int = 0  # characters the scored tokens cover (see scored_characters)
+
+    @property
+    def bits_per_character(self) -> float:
+        """The summed NLL over the scored characters, in bits."""
+        return self.result.nll / math.log(2) / self.characters if self.characters else math.nan
 
     def to_dict(self) -> dict:
         r = self.result
@@ -209,7 +309,29 @@ class EvalReport:
             "cross_entropy": r.cross_entropy,
             "bits_per_token": r.bits_per_token,
             "perplexity": r.perplexity,
+            "characters": self.characters,
+            "bits_per_character": self.bits_per_character,
         }
+
+
+def scored_characters(text: str, tokens: list, tokenizer: TokenizerConfig) -> int:
+    """The characters of a text that evaluation predicts: the text as the tokenizer reads it
+    (lowercased if it lowercases; line ends as LF; for book rules, its whitespace normalised:
+    `tokenize.normalize_book_text`; for whitespace rules, each line's tokens one space apart and
+    a line end for each `<eos>`), less the characters of the first token, which is context and
+    not predicted. Every character the tokens stand for is counted, spaces and line breaks too,
+    so bits per character compare models with different tokenizers on the same text."""
+    if not tokens:
+        return 0
+    if tokenizer.lowercase:
+        text = text.lower()
+    if tokenizer.level == "char":
+        return len(tokens) - 1
+    if tokenizer.scheme == "whitespace":
+        total = sum(len(" ".join(line.split())) + 1 for line in text.splitlines())
+        return total - (1 if tokens[0] == EOS else len(tokens[0]))
+    normalized = normalize_book_text(text)
+    return len(normalized) - (normalized.index(tokens[0]) + len(tokens[0]))
 
 
 def evaluate_text(
@@ -222,7 +344,8 @@ def evaluate_text(
     ids = model.vocab.encode(tokens)
     params = _device_params(model)
     result = evaluate(params, model.config, ids, n_streams, seq_len, on_progress)
-    return EvalReport(result, oov / max(len(tokens), 1))
+    characters = scored_characters(text, tokens, model.tokenizer)
+    return EvalReport(result, oov / max(len(tokens), 1), characters)
 
 
 def open_model(path: str) -> TrainedModel:
@@ -245,7 +368,8 @@ def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator
 
 
 def _device_params(model: TrainedModel) -> dict:
-    """The model's parameters on the array module's device, the output layer's joined."""
+    """The model's parameters on the array module's device, in the layout the model computes
+    with (out.Wb joined from the file's out.W and out.b)."""
     return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
 
 
@@ -254,15 +378,13 @@ def sample_text(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
 ) -> str:
     """The start text (or a start word drawn by frequency) followed by `length` generated tokens,
-    detokenised."""
+    detokenised; `settings` is the sampler chain (default: plain sampling at temperature 1)."""
     prompt = _prompt_ids(model, start, rng)
     params = _device_params(model)
-    new = generate(params, model.config, prompt, length, rng, temperature, top_k, greedy)
+    new = generate(params, model.config, prompt, length, rng, settings)
     return detokenize(model.vocab.decode(prompt + list(new)), model.tokenizer)
 
 
@@ -271,9 +393,7 @@ def sample_pieces(
     start: str | None,
     length: int,
     rng: np.random.Generator,
-    temperature=1.0,
-    top_k=0,
-    greedy=False,
+    settings: SamplerSettings | None = None,
 ) -> Iterator[str]:
     """The text of `sample_text`, yielded a piece at a time as the tokens are generated: the
     pieces joined are exactly sample_text's result for the same arguments and random state."""
@@ -284,7 +404,7 @@ def sample_pieces(
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
-    for token_id in generate(params, model.config, prompt, length, rng, temperature, top_k, greedy):
+    for token_id in generate(params, model.config, prompt, length, rng, settings):
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
@@ -413,6 +533,8 @@ def history_summary(history: dict) -> dict:
 
 def model_info(model: TrainedModel, path: str | None = None, top: int = 10) -> dict:
     """Everything `rnngen info` shows, as one JSON-ready dict."""
+    if top < 0:
+        raise ConfigError(f"--top must not be negative (0: list none), got {top}")
     cfg, vocab = model.config, model.vocab
     dtypes = sorted({str(np.asarray(p).dtype) for p in model.params.values()})
     info = {

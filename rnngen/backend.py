@@ -69,7 +69,7 @@ def use_device(name: str) -> None:
         use(numpy)
         return
     if name != "gpu":
-        raise ConfigError(f"unknown device {name!r}; use cpu or gpu")
+        raise ConfigError(f"unknown device {name!r}; give --device cpu or gpu")
     try:
         import cupy
     except ImportError:

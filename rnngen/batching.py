@@ -16,12 +16,21 @@ def make_streams(ids: np.ndarray, n_streams: int) -> np.ndarray:
     A view, not a copy, so ids memory-mapped from an encoded corpus stay on disk until a batch
     needs them."""
     length = len(ids) // n_streams
+    if length < 2 and n_streams == 1:
+        raise InputDataError(
+            f"the text has {_tokens(len(ids))}, too few: at least 2 are needed; give a longer text"
+        )
     if length < 2:
         raise InputDataError(
-            f"{len(ids)} tokens are too few for {n_streams} parallel streams; "
-            "use a longer text or a smaller --batch-size"
+            f"the text has {_tokens(len(ids))}, too few for {n_streams} parallel streams "
+            f"(--batch-size): at least {2 * n_streams} are needed; give a longer text or a "
+            "smaller --batch-size"
         )
     return ids[: length * n_streams].reshape(n_streams, length).T
+
+
+def _tokens(n: int) -> str:
+    return f"{n} token" if n == 1 else f"{n} tokens"
 
 
 def n_batches(streams: np.ndarray, seq_len: int) -> int:

@@ -1,4 +1,5 @@
-"""Recurrent cells, each as forward/backward pairs for one step and for a whole sequence.
+"""Recurrent cells, each as a forward/backward pair over a whole sequence (and, for the tanh RNN,
+the single-step pair, checked against the published cs231n test vector).
 
 Letters: T time steps, N batch, I input size (E for the first layer, H above), H hidden. Sequences
 are time-major, (T, N, ...). Gate matrices are fused: an LSTM has one (I, 4H) input matrix and one
@@ -58,6 +59,11 @@ def _recurrent_grad(Wh, da_t, out_T):
 
 
 # --- tanh RNN --------------------------------------------------------------------------------
+
+
+# One step of the tanh RNN, the textbook pair (cs231n's rnn_step_forward/backward). The model does
+# not call it (rnn_forward batches the input products of all steps); tests check it against the
+# published cs231n test vector and finite differences, and rnn_forward against it step by step.
 
 
 class RNNStepCache(NamedTuple):

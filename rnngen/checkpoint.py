@@ -9,33 +9,35 @@
     opt.<key>     the optimiser's arrays (Adam's moments, Adagrad's sums)
     hidden        (L, K, N, H) the state carried into the next step (absent at an epoch start)
 
-Written with storage.atomic_write; read with the same checks as a model file (storage.py): member
-names, dtypes and shapes are checked against the configs before any array is read.
+Written with storage.atomic_write; read with storage.py's public reading steps, the same checks as
+a model file: member names, dtypes and shapes are checked against the configs before any array is
+read, values last.
 """
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from . import backend
 from .errors import ConfigError
-from .model import ModelConfig, join_output
+from .model import ModelConfig, join_output, param_shapes, split_output
 from .optim import make_optimizer
 from .storage import (
     VERSION,
-    _archive,
-    _config_from,
-    _expect,
-    _expect_members,
-    _expect_vocab,
-    _is_float,
-    _model_shapes,
-    _read_meta,
-    _read_vocab,
-    _vocab_arrays,
     atomic_write,
+    config_from,
+    expect_member,
+    expect_members,
+    expect_vocab,
+    is_float,
+    meta_array,
+    model_shapes,
+    open_archive,
+    read_finite,
+    read_meta,
+    read_vocab,
+    vocab_arrays,
 )
 from .tokenize import TokenizerConfig
 from .train import DTYPES, TrainConfig, TrainState
@@ -75,6 +77,10 @@ PROGRESS_KEYS = {  # TrainState's counters and the JSON types they must have
 LATER_PROGRESS_KEYS = {"train_seconds", "val_seconds", "validations", "last_val", "val_limit"}
 
 
+# Training settings stored under an older name -> their name now.
+RENAMED_TRAIN_SETTINGS = {"sparse_embedding": "lazy_adam"}
+
+
 @dataclass
 class Checkpoint:
     model: ModelConfig
@@ -111,12 +117,13 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
         "rng": st.rng.bit_generator.state,
         "data": ckpt.data,
     }
-    arrays = {"meta": np.array(json.dumps(meta, sort_keys=True)), **_vocab_arrays(ckpt.vocab)}
+    arrays = {"meta": meta_array(meta), **vocab_arrays(ckpt.vocab)}
     host = backend.to_numpy  # arrays may live on a GPU
-    arrays.update({f"param.{k}": host(v) for k, v in st.params.items()})
+    # in the file layout (out.W and out.b, model.split_output), the optimiser's arrays too
+    arrays.update({f"param.{k}": host(v) for k, v in split_output(st.params).items()})
     if st.best_params is not None:
-        arrays.update({f"best.{k}": host(v) for k, v in st.best_params.items()})
-    arrays.update({f"opt.{k}": host(v) for k, v in opt_arrays.items()})
+        arrays.update({f"best.{k}": host(v) for k, v in split_output(st.best_params).items()})
+    arrays.update({f"opt.{k}": host(v) for k, v in split_output(opt_arrays).items()})
     if st.hidden is not None:
         arrays["hidden"] = host(st.hidden)
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -124,11 +131,11 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
 
 def load_checkpoint(path) -> Checkpoint:
     """Read and validate a checkpoint; any problem is a ModelFileError naming the file."""
-    with _archive(path, "checkpoint") as reader:
-        meta = _read_meta(reader, CHECKPOINT_FORMAT, META_KEYS)
-        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
-        model = _config_from(ModelConfig, meta["model"], "model")
-        train = _config_from(TrainConfig, meta["train"], "training")
+    with open_archive(path, "checkpoint") as reader:
+        meta = read_meta(reader, CHECKPOINT_FORMAT, META_KEYS)
+        tokenizer = config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        model = config_from(ModelConfig, meta["model"], "model")
+        train = config_from(TrainConfig, _renamed(meta["train"]), "training")
         progress, scalars = meta["progress"], meta["optimizer"]
         if not isinstance(progress, dict) or not (
             set(PROGRESS_KEYS) - LATER_PROGRESS_KEYS <= set(progress) <= set(PROGRESS_KEYS)
@@ -145,36 +152,39 @@ def load_checkpoint(path) -> Checkpoint:
             raise ValueError("the training position is out of range")
         if not isinstance(meta["history"], dict) or not isinstance(scalars, dict):
             raise ValueError("history or optimiser settings are not objects")
-        shapes = _model_shapes(model, reader)
+        shapes = model_shapes(model, reader)  # in the file layout
         dtype = np.dtype(DTYPES[train.dtype])
-        templates = {k: np.zeros(s, dtype) for k, s in shapes.items()}  # replaced below
+        templates = {k: np.zeros(s, dtype) for k, s in param_shapes(model).items()}
         optimizer = make_optimizer(train.optimizer, templates, 1.0)
         _, opt_templates = optimizer.state()
+        opt_members = split_output(opt_templates)  # views: reading into them fills the templates
         names = set(reader.names)
         has_best = any(n.startswith("best.") for n in names)
         expected = {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)}
         expected |= {f"best.{n}" for n in shapes} if has_best else set()
-        expected |= {f"opt.{k}" for k in opt_templates}
+        expected |= {f"opt.{k}" for k in opt_members}
         expected |= {"hidden"} if "hidden" in names else set()
-        _expect_members(reader, expected)
-        _expect_vocab(reader, model.vocab_size)
+        expect_members(reader, expected)
+        expect_vocab(reader, model.vocab_size)
         for prefix in ("param.", "best.") if has_best else ("param.",):
             for name, shape in shapes.items():
-                _expect(reader, prefix + name, lambda d: d == dtype, shape, str(dtype))
-        for key, template in opt_templates.items():
-            _expect(reader, f"opt.{key}", lambda d: d == dtype, template.shape, str(dtype))
+                expect_member(reader, prefix + name, lambda d: d == dtype, shape, str(dtype))
+        for key, view in opt_members.items():
+            expect_member(reader, f"opt.{key}", lambda d: d == dtype, view.shape, str(dtype))
         state_shape = (model.layers, model.n_states, train.batch_size, model.hidden)
         if "hidden" in names:
-            _expect(reader, "hidden", _is_float, state_shape, "float")
-        vocab = _read_vocab(reader, meta, tokenizer)
+            expect_member(reader, "hidden", is_float, state_shape, "float")
+        vocab = read_vocab(reader, meta, tokenizer)
         device = backend.xp.asarray  # onto the GPU when training runs there
-        params = join_output({k: device(_finite(reader, f"param.{k}")) for k in shapes})
-        best = {k: device(_finite(reader, f"best.{k}")) for k in shapes} if has_best else None
-        for key, template in opt_templates.items():
-            template[...] = _finite(reader, f"opt.{key}")
-        optimizer = make_optimizer(train.optimizer, params, 1.0, train.sparse_embedding_for(model))
+        params = join_output({k: device(read_finite(reader, f"param.{k}")) for k in shapes})
+        best = None
+        if has_best:
+            best = join_output({k: device(read_finite(reader, f"best.{k}")) for k in shapes})
+        for key, view in opt_members.items():
+            view[...] = read_finite(reader, f"opt.{key}")
+        optimizer = make_optimizer(train.optimizer, params, 1.0, train.lazy_adam_for(model))
         optimizer.load_state(scalars, opt_templates)
-        hidden = device(_finite(reader, "hidden").astype(dtype)) if "hidden" in names else None
+        hidden = device(read_finite(reader, "hidden").astype(dtype)) if "hidden" in names else None
         rng = np.random.default_rng()
         try:
             rng.bit_generator.state = meta["rng"]
@@ -188,8 +198,12 @@ def load_checkpoint(path) -> Checkpoint:
     return Checkpoint(model, train, tokenizer, vocab, state, meta["data"])
 
 
-def _finite(reader, name) -> np.ndarray:
-    array = reader.read(name)
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} has NaN or infinite values")
-    return array
+def _renamed(settings):
+    """Training settings with older names replaced by today's (checkpoints are read across the
+    rename); a setting given under both names is refused."""
+    if not isinstance(settings, dict):
+        return settings  # config_from says what is wrong
+    for old, new in RENAMED_TRAIN_SETTINGS.items():
+        if old in settings and new in settings:
+            raise ValueError(f"training settings {old} and {new} are one setting given twice")
+    return {RENAMED_TRAIN_SETTINGS.get(k, k): v for k, v in settings.items()}

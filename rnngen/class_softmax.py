@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
-from .layers import empty, joined_output, softmax_output_backward, softmax_output_forward
+from .layers import empty, softmax_output_backward, softmax_output_forward
 
 
 def make_class_bounds(counts, n_classes: int | None = None) -> tuple:
@@ -72,7 +72,8 @@ class ClassSoftmaxCache(NamedTuple):
 
 def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, workspace=None):
     """h (M, H), Wc (H, C), bc (C,), W (H, V), b (V,), targets (M,), bounds (C+1,) ->
-    summed negative log-likelihood (float), cache.
+    summed negative log-likelihood (float), cache. As for layers.softmax_output_forward, W may be
+    the (H+1, V) array [W; b] with b None, and the bias then comes out of the products.
 
     The positions are sorted by class once, so each class's words are one product over a
     contiguous block of rows; the softmax and its loss are then done in place on that block.
@@ -82,14 +83,16 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
     xp = backend.xp
     M, H = h.shape
     V = W.shape[1]
+    Wb = W if b is None else None  # [W; b], so the bias comes out of the product
+    if Wb is not None:
+        W = Wb[:H]
     classes = xp.asarray(word_classes(bounds))[targets]  # (M,)
     nll, class_cache = softmax_output_forward(h, Wc, bc, classes)
     order = xp.argsort(classes, kind="stable")
     sorted_classes = classes[order]
-    hs_one = empty(workspace, "out.hs_one", (M, H + 1), h.dtype)  # [h 1] in class order
-    hs_one[:, :H] = h[order]
-    hs_one[:, H] = 1
-    Wb = joined_output(W, b)  # [W; b], so the bias comes out of the product
+    h_by_class = empty(workspace, "out.h_by_class", (M, H + 1), h.dtype)  # [h 1], class order
+    h_by_class[:, :H] = h[order]
+    h_by_class[:, H] = 1
     local = targets[order] - xp.asarray(bounds[:-1])[sorted_classes]  # id within its class
     present, starts = np.unique(backend.to_numpy(sorted_classes), return_index=True)
     ends = np.append(starts[1:], M)
@@ -105,26 +108,27 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
     for c, start, end in zip(present.tolist(), starts.tolist(), ends.tolist(), strict=True):
         lo, hi = bounds[c], bounds[c + 1]
         rows = xp.arange(end - start)
-        E = scratch[: (end - start) * (hi - lo)].reshape(end - start, hi - lo)
+        expz = scratch[: (end - start) * (hi - lo)].reshape(end - start, hi - lo)
         if Wb is not None:
-            xp.matmul(hs_one[start:end], Wb[:, lo:hi], out=E)  # logits, exponentiated in place
+            # the logits, exponentiated in place below
+            xp.matmul(h_by_class[start:end], Wb[:, lo:hi], out=expz)
         else:
-            xp.matmul(hs_one[start:end, :H], W[:, lo:hi], out=E)
-            E += b[lo:hi]
-        E -= E.max(axis=1, keepdims=True)
-        picked[start:end] = E[rows, local[start:end]]
-        xp.exp(E, out=E)
-        E.sum(axis=1, out=s[start:end])
+            xp.matmul(h_by_class[start:end, :H], W[:, lo:hi], out=expz)
+            expz += b[lo:hi]
+        expz -= expz.max(axis=1, keepdims=True)
+        picked[start:end] = expz[rows, local[start:end]]
+        xp.exp(expz, out=expz)
+        expz.sum(axis=1, out=s[start:end])
         if not training:
             continue
-        E *= (grad_scale / s[start:end])[:, None]  # scale * (softmax - one_hot)
-        E[rows, local[start:end]] -= grad_scale
+        expz *= (grad_scale / s[start:end])[:, None]  # scale * (softmax - one_hot)
+        expz[rows, local[start:end]] -= grad_scale
         dW_b[:, done:lo] = 0  # classes no position had
         if xp is np:  # BLAS writes straight into the (strided) column block
-            np.matmul(*_two_rows_at_least(hs_one, start, end, E), out=dW_b[:, lo:hi])
+            np.matmul(*_two_rows_at_least(h_by_class, start, end, expz), out=dW_b[:, lo:hi])
         else:
-            dW_b[:, lo:hi] = hs_one[start:end].T @ E
-        xp.matmul(E, W[:, lo:hi].T, out=dhs[start:end])
+            dW_b[:, lo:hi] = h_by_class[start:end].T @ expz
+        xp.matmul(expz, W[:, lo:hi].T, out=dhs[start:end])
         done = hi
     nll += float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
     if not training:
@@ -134,7 +138,8 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
 
 
 def class_softmax_backward(cache, scale):
-    """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dW (H, V), db (V,).
+    """Gradients of scale * (summed NLL) -> dh (M, H), dWc (H, C), dbc (C,), dWb (H+1, V): dW,
+    then db as the last row.
 
     The columns of classes that did not occur get zero dW and db. The word softmaxes' part was
     made by the forward pass, which must have been given this scale as grad_scale; this adds the
@@ -144,23 +149,22 @@ def class_softmax_backward(cache, scale):
             f"class_softmax_backward for scale {scale} needs a forward pass given that grad_scale"
             f" (it was given {cache.scale})"
         )
-    dh, dWc, dbc = softmax_output_backward(cache.class_cache, cache.scale)
+    dh, dWbc = softmax_output_backward(cache.class_cache, cache.scale)
     dh[cache.order] += cache.dhs  # order is a permutation: each row gets its one class's part
-    H = cache.dhs.shape[1]
-    return dh, dWc, dbc, cache.dW_b[:H], cache.dW_b[H]
+    return dh, dWbc[:-1], dWbc[-1], cache.dW_b
 
 
-def _two_rows_at_least(hs_ones, start, end, E):
-    """The factors of hs_ones[start:end].T @ E. NumPy does a one-row product (an outer product)
-    about ten times slower than a two-row one, and rare-word classes often have one position, so
-    such a product gets a second row: any other row of hs_ones against a row of zeros, which adds
-    exactly nothing."""
-    if end - start > 1 or len(hs_ones) < 2:
-        return hs_ones[start:end].T, E
-    other = start + 1 if start + 1 < len(hs_ones) else start - 1
-    padded = np.zeros((2, E.shape[1]), dtype=E.dtype)
-    padded[0] = E[0]
-    return hs_ones[[start, other]].T, padded
+def _two_rows_at_least(h_by_class, start, end, expz):
+    """The factors of h_by_class[start:end].T @ expz. NumPy does a one-row product (an outer
+    product) about ten times slower than a two-row one, and rare-word classes often have one
+    position, so such a product gets a second row: any other row of h_by_class against a row of
+    zeros, which adds exactly nothing."""
+    if end - start > 1 or len(h_by_class) < 2:
+        return h_by_class[start:end].T, expz
+    other = start + 1 if start + 1 < len(h_by_class) else start - 1
+    padded = np.zeros((2, expz.shape[1]), dtype=expz.dtype)
+    padded[0] = expz[0]
+    return h_by_class[[start, other]].T, padded
 
 
 def class_log_probs(h, Wc, bc, W, b, bounds):
@@ -181,3 +185,34 @@ def _logsumexp(x):
     xp = backend.xp
     top = x.max(axis=1, keepdims=True)
     return top + xp.log(xp.exp(x - top).sum(axis=1, keepdims=True))
+
+
+class ClassDistribution:
+    """log p(w | h) = log p(c | h) + log p(w | c, h) at one position h (H,), in float64, the word
+    level made one class at a time when asked for: sampling (sampling.sample_factored) mostly
+    needs one class, not all V words."""
+
+    def __init__(self, h, Wc, bc, W, b, bounds):
+        a = backend.to_numpy(h @ Wc + bc).astype(np.float64)  # (C,)
+        self.class_logp = a - _logsumexp_1d(a)
+        self.bounds = bounds
+        self._h, self._W, self._b = h, W, b
+
+    def words(self, c: int) -> np.ndarray:
+        """(|c|,) log p(w | h) of the ids bounds[c]:bounds[c+1]."""
+        lo, hi = self.bounds[c], self.bounds[c + 1]
+        z = backend.to_numpy(self._h @ self._W[:, lo:hi] + self._b[lo:hi]).astype(np.float64)
+        return self.class_logp[c] + (z - _logsumexp_1d(z))
+
+    def full(self) -> np.ndarray:
+        """(V,) log p(w | h) of every word, in one product."""
+        z = backend.to_numpy(self._h @ self._W + self._b).astype(np.float64)  # (V,)
+        starts, sizes = np.asarray(self.bounds[:-1]), np.diff(np.asarray(self.bounds))
+        top = np.maximum.reduceat(z, starts)  # (C,) each class's largest logit
+        lse = top + np.log(np.add.reduceat(np.exp(z - np.repeat(top, sizes)), starts))
+        return z + np.repeat(self.class_logp - lse, sizes)
+
+
+def _logsumexp_1d(x: np.ndarray) -> float:
+    top = x.max()
+    return float(top + np.log(np.exp(x - top).sum()))

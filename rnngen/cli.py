@@ -22,18 +22,33 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from . import __version__, api, backend, distributed, plot, reports, runlog
+from . import __version__, api, backend, distributed, layout, plot, reports, runlog, sampling
+from .backend import DEVICES
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
-from .model import CELLS, ModelConfig
+from .helptext import (
+    CHECKPOINTS,
+    DATA,
+    MODEL,
+    OUTPUT,
+    SPEED,
+    TRAINING,
+    Command,
+    Group,
+    choices,
+    in_panel,
+)
+from .model import CELLS, SOFTMAXES, ModelConfig
 from .optim import OPTIMIZERS
 from .progress import EvalDisplay, TrainingDisplay, summary_line
+from .sampling import SamplerSettings
 from .schedule import parse_duration
 from .storage import save_corpus
-from .tokenize import TokenizerConfig
-from .train import TrainConfig
+from .tokenize import LEVELS, SCHEMES, TokenizerConfig
+from .train import DTYPES, TrainConfig
 
 app = typer.Typer(
+    cls=Group,
     add_completion=True,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
@@ -132,10 +147,16 @@ def main(
     pass
 
 
-Level = Annotated[str | None, typer.Option(help="Token level: word (default) or char.")]
+Level = Annotated[
+    str | None,
+    typer.Option(metavar=choices(LEVELS), help="Token level: words or characters. [default: word]"),
+]
 Tokenizer = Annotated[
     str | None,
-    typer.Option(help="Word splitting: book (default) or whitespace (pre-tokenised text)."),
+    typer.Option(
+        metavar=choices(SCHEMES),
+        help="Word splitting: book, or whitespace for pre-tokenised text. [default: book]",
+    ),
 ]
 Lowercase = Annotated[bool, typer.Option("--lowercase", help="Fold text to lower case.")]
 MaxVocab = Annotated[
@@ -153,12 +174,21 @@ Verbose = Annotated[
     typer.Option("-v", "--verbose", help="More detail on stderr; tracebacks of unexpected errors."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-Device = Annotated[str, typer.Option(help="cpu (NumPy), or gpu (CuPy: pip install 'rnngen[gpu]').")]
+Device = Annotated[
+    str,
+    typer.Option(
+        metavar=choices(DEVICES), help="cpu (NumPy), or gpu (CuPy: pip install 'rnngen[gpu]')."
+    ),
+]
 Encoding = Annotated[
     str, typer.Option(help="Text encoding of the input (a UTF-8 byte-order mark is dropped).")
 ]
 Errors = Annotated[
-    str, typer.Option(help="strict: refuse undecodable bytes; replace: substitute U+FFFD.")
+    str,
+    typer.Option(
+        metavar=choices(("strict", "replace")),
+        help="strict: refuse undecodable bytes; replace: substitute U+FFFD.",
+    ),
 ]
 
 
@@ -208,11 +238,12 @@ def print_json(value) -> None:
     print(json.dumps(value))
 
 
-@app.command()
+@app.command(cls=Command)
 def encode(
     input: Annotated[str, typer.Argument(help="Text file to encode, or - for stdin.")],
     out: Annotated[
-        str | None, typer.Option("-o", "--out", help="Output .npz (default: INPUT's name.npz).")
+        str | None,
+        typer.Option("-o", "--out", help="Output .npz file. [default: INPUT's name.npz]"),
     ] = None,
     level: Level = None,
     tokenizer: Tokenizer = None,
@@ -250,129 +281,228 @@ def encode(
         say.detail("most frequent: " + " ".join(reports.show_token(t) for t in top))
 
 
-@app.command("train")
+def given_options(ctx: typer.Context) -> dict:
+    """Option name (its longest spelling) -> value, for the options the user gave rather than left
+    to their defaults."""
+    given = {}
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given[max(param.opts, key=len)] = ctx.params[param.name]
+    return given
+
+
+@app.command("train", cls=Command)
 def train_command(
+    ctx: typer.Context,
     input: Annotated[
         str | None,
         typer.Argument(
             help="Text file, - for stdin, or an `rnngen encode` output. "
-            "Default: the bundled corpus (Peter Pan)."
+            "[default: the bundled corpus, Peter Pan]"
         ),
     ] = None,
-    out: Annotated[str, typer.Option("-o", "--out", help="Where to save the model.")] = "model.npz",
+    out: Annotated[
+        str, typer.Option("-o", "--out", help="Where to save the model.", rich_help_panel=OUTPUT)
+    ] = "model.npz",
     valid: Annotated[
         str | None,
-        typer.Option(help="Separate validation text (default: the tail of the training text)."),
+        typer.Option(
+            help="Separate validation text. [default: the tail of the training text]",
+            rich_help_panel=DATA,
+        ),
     ] = None,
     epochs: Annotated[
         int | None,
         typer.Option(
-            help=f"Passes over the training text, at most (default {TrainConfig.epochs}; "
-            "with --time: no limit)."
+            help="Passes over the training text, at most; with --resume, the new total. "
+            f"[default: {TrainConfig.epochs}; with --time: no limit]",
+            rich_help_panel=TRAINING,
         ),
     ] = None,
     time_limit: Annotated[
         str | None,
         typer.Option(
             "--time",
-            help="Wall-clock budget for the whole run, validation included (90s, 10m, 1.5h): "
-            "the learning rate decays to zero at the end of the steps that fit, and training "
-            "stops in time with the best model saved.",
+            metavar="DURATION",
+            help="Wall-clock budget for the whole run (90s, 10m, 1.5h), validation included; "
+            "the schedule is planned for it. With --resume, the new total.",
+            rich_help_panel=TRAINING,
         ),
     ] = None,
     val_every: Annotated[
         int,
-        typer.Option(help="With --time: validate every N steps (0: about 16 times a run)."),
+        typer.Option(
+            help="With --time: validate every N steps. [default: about 16 times a run]",
+            show_default=False,
+            rich_help_panel=TRAINING,
+        ),
     ] = 0,
-    cell: Annotated[str, typer.Option(help=f"Recurrent cell: {', '.join(CELLS)}.")] = "rnn",
-    hidden: Annotated[int, typer.Option(help="Hidden state size H.")] = ModelConfig.hidden,
-    embed: Annotated[int, typer.Option(help="Word vector size E.")] = ModelConfig.embed,
-    layers: Annotated[int, typer.Option(help="Stacked recurrent layers.")] = ModelConfig.layers,
+    cell: Annotated[
+        str,
+        typer.Option(
+            metavar=choices(CELLS),
+            help="Recurrent cell: plain RNN, LSTM or GRU.",
+            rich_help_panel=MODEL,
+        ),
+    ] = "rnn",
+    hidden: Annotated[
+        int, typer.Option(help="Hidden state size H.", rich_help_panel=MODEL)
+    ] = ModelConfig.hidden,
+    embed: Annotated[
+        int, typer.Option(help="Word vector size E.", rich_help_panel=MODEL)
+    ] = ModelConfig.embed,
+    layers: Annotated[
+        int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=MODEL)
+    ] = ModelConfig.layers,
     dropout: Annotated[
-        float, typer.Option(help="Dropout on non-recurrent connections.")
+        float, typer.Option(help="Dropout on non-recurrent connections.", rich_help_panel=MODEL)
     ] = ModelConfig.dropout,
     tie_weights: Annotated[
-        bool, typer.Option("--tie-weights", help="Output layer shares the embedding (E = H).")
+        bool,
+        typer.Option(
+            "--tie-weights",
+            help="Output layer shares the embedding; needs --embed equal to --hidden.",
+            rich_help_panel=MODEL,
+        ),
     ] = False,
     softmax: Annotated[
-        str, typer.Option(help="full, or class: Mikolov's class-factorised softmax (faster).")
+        str,
+        typer.Option(
+            metavar=choices(SOFTMAXES),
+            help="full, or class: Mikolov's class-factorised softmax (faster).",
+            rich_help_panel=MODEL,
+        ),
     ] = "full",
     classes: Annotated[
-        int | None, typer.Option(help="Word classes for --softmax class (default: sqrt(V)).")
+        int | None,
+        typer.Option(
+            help="Word classes for --softmax class. [default: sqrt(vocabulary size)]",
+            rich_help_panel=MODEL,
+        ),
     ] = None,
     seq_len: Annotated[
-        int, typer.Option(help="Steps of backpropagation through time.")
+        int, typer.Option(help="Steps of backpropagation through time.", rich_help_panel=TRAINING)
     ] = TrainConfig.seq_len,
     batch_size: Annotated[
-        int, typer.Option(help="Parallel streams per batch.")
+        int, typer.Option(help="Parallel streams per batch.", rich_help_panel=TRAINING)
     ] = TrainConfig.batch_size,
     optimizer: Annotated[
-        str, typer.Option(help=f"{', '.join(OPTIMIZERS)}.")
+        str,
+        typer.Option(
+            metavar=choices(OPTIMIZERS),
+            help="Update rule for the weights.",
+            rich_help_panel=TRAINING,
+        ),
     ] = TrainConfig.optimizer,
     lr: Annotated[
         float | None,
-        typer.Option(help="Learning rate (default: one that suits the optimizer and cell)."),
+        typer.Option(
+            help="Learning rate. [default: one that suits the optimizer and cell]",
+            rich_help_panel=TRAINING,
+        ),
     ] = None,
     lr_decay: Annotated[
-        float, typer.Option(help="Divide the learning rate by this after an epoch without gain.")
+        float,
+        typer.Option(
+            help="Divide the learning rate by this after an epoch without gain.",
+            rich_help_panel=TRAINING,
+        ),
     ] = TrainConfig.lr_decay,
     patience: Annotated[
-        int, typer.Option(help="Stop after this many epochs without gain (0: never).")
+        int,
+        typer.Option(
+            help="Stop after this many epochs without gain (0: never).", rich_help_panel=TRAINING
+        ),
     ] = TrainConfig.patience,
     clip: Annotated[
         float | None,
-        typer.Option(help="Maximum gradient norm (0: off; default 0.25 for sgd, 1 otherwise)."),
+        typer.Option(
+            help="Maximum gradient norm (0: off). [default: 0.25 for sgd, 1 otherwise]",
+            rich_help_panel=TRAINING,
+        ),
     ] = None,
     state_reset: Annotated[
         float,
-        typer.Option(help="Share of streams whose state restarts from zero after each step."),
+        typer.Option(
+            help="Share of streams whose state restarts from zero after each step.",
+            rich_help_panel=TRAINING,
+        ),
     ] = TrainConfig.state_reset,
     sparse_embedding: Annotated[
         bool,
         typer.Option(
-            "--sparse-embedding/--dense-embedding",
+            "--sparse-embedding",
             help="Update only the embedding rows of each batch's words: lazy Adam, faster on "
-            "large vocabularies, a different optimiser (sgd and adagrad do so anyway).",
+            "large vocabularies, a different optimiser (sgd and adagrad do so anyway). "
+            "--dense-embedding, the default, updates every row.",
+            rich_help_panel=SPEED,
         ),
-    ] = TrainConfig.sparse_embedding,
+    ] = TrainConfig.lazy_adam,
+    dense_embedding: Annotated[
+        bool,
+        typer.Option("--dense-embedding", hidden=True, help="The opposite of --sparse-embedding."),
+    ] = False,
     val_frac: Annotated[
-        float, typer.Option(help="Share of the text, from its end, held out for validation.")
+        float,
+        typer.Option(
+            help="Share of the text, from its end, held out for validation.", rich_help_panel=DATA
+        ),
     ] = TrainConfig.val_frac,
     seed: Annotated[
-        int, typer.Option(help="Random seed: same seed, same model.")
+        int, typer.Option(help="Random seed: same seed, same model.", rich_help_panel=TRAINING)
     ] = TrainConfig.seed,
-    dtype: Annotated[str, typer.Option(help="float32 (fast) or float64.")] = TrainConfig.dtype,
-    level: Level = None,
-    tokenizer: Tokenizer = None,
-    lowercase: Lowercase = False,
-    max_vocab: MaxVocab = None,
-    min_count: MinCount = 1,
-    encoding: Encoding = "utf-8",
-    errors: Errors = "strict",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            metavar=choices(DTYPES),
+            help="Number type of the weights: float32 is faster.",
+            rich_help_panel=SPEED,
+        ),
+    ] = TrainConfig.dtype,
+    level: in_panel(Level, DATA) = None,
+    tokenizer: in_panel(Tokenizer, DATA) = None,
+    lowercase: in_panel(Lowercase, DATA) = False,
+    max_vocab: in_panel(MaxVocab, DATA) = None,
+    min_count: in_panel(MinCount, DATA) = 1,
+    encoding: in_panel(Encoding, DATA) = "utf-8",
+    errors: in_panel(Errors, DATA) = "strict",
     checkpoint: Annotated[
         str | None,
-        typer.Option(help="Checkpoint file (default: OUT's name.ckpt.npz), for --resume."),
+        typer.Option(
+            help="Checkpoint file, for --resume. [default: OUT's name.ckpt.npz]",
+            rich_help_panel=CHECKPOINTS,
+        ),
     ] = None,
     checkpoint_every: Annotated[
-        int, typer.Option(help="Write a checkpoint every N steps (0: only on Ctrl-C).")
+        int,
+        typer.Option(
+            help="Write a checkpoint every N steps (0: only on Ctrl-C).",
+            rich_help_panel=CHECKPOINTS,
+        ),
     ] = 0,
     resume: Annotated[
         str | None,
         typer.Option(
             help="Continue exactly from a checkpoint; give the same INPUT (and --valid). "
-            "Its model and training settings are used; --epochs may raise the total."
+            "Its model and training settings are used; --epochs may raise the total.",
+            rich_help_panel=CHECKPOINTS,
         ),
     ] = None,
     log_file: Annotated[
         str | None,
         typer.Option(
-            help="Append a JSON line per logged step and per epoch's evaluation to this file."
+            help="Append a JSON line per logged step and per epoch's evaluation to this file.",
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="At the end, print a JSON summary on stdout.")
+        bool,
+        typer.Option(
+            "--json", help="At the end, print a JSON summary on stdout.", rich_help_panel=OUTPUT
+        ),
     ] = False,
-    device: Device = "cpu",
+    device: in_panel(Device, SPEED) = "cpu",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress or summary.")] = False,
     verbose: Verbose = False,
 ):
@@ -381,7 +511,7 @@ def train_command(
     Ctrl-C finishes the current step, saves a checkpoint and the best model so far, and exits with
     code 130; a second Ctrl-C quits at once.
 
-    Example: rnngen train book.txt -o book.npz --cell lstm --layers 2 --dropout 0.5
+    Example: rnngen train book.txt -o book.npz --cell gru --layers 2 --dropout 0.5
     """
     with errors_to_exit(verbose):
         comm = distributed.world()  # under mpiexec: one rank of a data-parallel run
@@ -391,9 +521,14 @@ def train_command(
         say = Messages(quiet, verbose)
         backend.use_device(device)
         one_stdin(INPUT=input, **{"--valid": valid})
+        if sparse_embedding and dense_embedding:
+            raise ConfigError("--sparse-embedding and --dense-embedding contradict; give one")
         options = TextOptions(encoding, errors)
+        api.check_checkpoint_every(checkpoint_every)
         seconds = None if time_limit is None else parse_duration(time_limit)
         ckpt = None if resume is None else api.open_checkpoint(resume, epochs, seconds)
+        if ckpt is not None:
+            api.check_resume_options(ckpt, given_options(ctx))
         if ckpt is None:
             corpus = api.training_corpus(
                 input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count, options
@@ -425,7 +560,7 @@ def train_command(
                 patience=patience,
                 clip=clip,
                 state_reset=state_reset,
-                sparse_embedding=sparse_embedding,
+                lazy_adam=sparse_embedding and not dense_embedding,
                 val_frac=val_frac,
                 seed=seed,
                 dtype=dtype,
@@ -473,10 +608,25 @@ def train_command(
             raise typer.Exit(EXIT_INTERRUPTED)
         if outcome.interrupted:
             best = f"the best model so far in {out}" if outcome.model else "no epoch finished yet"
-            again = " ".join(["rnngen train", *([input] if input else []), "--resume"])
+            again = api.resume_command(
+                outcome.checkpoint,
+                input,
+                out,
+                {
+                    "--valid": valid,
+                    "--checkpoint": None if checkpoint == api.default_checkpoint_path(out)
+                    else checkpoint,
+                    "--checkpoint-every": checkpoint_every or None,
+                    "--log-file": log_file,
+                    "--encoding": None if encoding == "utf-8" else encoding,
+                    "--errors": None if errors == "strict" else errors,
+                    "--device": None if device == "cpu" else device,
+                    "--json": as_json,
+                },
+            )  # fmt: skip
             err(
                 f"interrupted: checkpoint saved to {outcome.checkpoint}, {best}; "
-                f"continue with: {again} {outcome.checkpoint}"
+                f"continue with: {again}"
             )
             raise typer.Exit(EXIT_INTERRUPTED)
         if as_json:
@@ -489,6 +639,11 @@ def _stdin_text() -> str | None:
         return None
     data = sys.stdin.buffer.read()
     return decode_text(data, "standard input").strip() if data.strip() else None
+
+
+def terminal_width() -> int | None:
+    """The width of the terminal stdout is, or None when stdout is a pipe or a file."""
+    return shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else None
 
 
 def write_stream(pieces) -> None:
@@ -507,35 +662,74 @@ def write_stream(pieces) -> None:
     sys.stdout.flush()
 
 
-@app.command()
+def _defaulted(ctx: typer.Context, name: str) -> bool:
+    """Whether an option kept its default (was not on the command line)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name == "DEFAULT"
+
+
+@app.command(cls=Command)
 def sample(
+    ctx: typer.Context,
     model: ModelPath = "model.npz",
     start: Annotated[
         str | None,
         typer.Option(
             help="Start text (one or more words), or - to read it from stdin. "
-            "Default: piped stdin, else a random word."
+            "[default: piped stdin, else a random word]"
         ),
     ] = None,
     length: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
-    temperature: Annotated[float, typer.Option(help="Below 1: safer; above 1: wilder.")] = 1.0,
+    temperature: Annotated[
+        float, typer.Option(help="Below 1: safer; above 1: wilder; 0: greedy. Applied last.")
+    ] = SamplerSettings.temperature,
     top_k: Annotated[
-        int, typer.Option(help="Sample only among the k likeliest tokens (0: all).")
-    ] = 0,
+        int, typer.Option(help="Keep only the K likeliest tokens (0: all).")
+    ] = SamplerSettings.top_k,
+    top_p: Annotated[
+        float,
+        typer.Option(
+            help="Keep the likeliest tokens whose probabilities first add up to P (nucleus; "
+            "1: all)."
+        ),
+    ] = SamplerSettings.top_p,
+    min_p: Annotated[
+        float,
+        typer.Option(help="Keep tokens at least P times as likely as the likeliest (0: all)."),
+    ] = SamplerSettings.min_p,
+    repeat_penalty: Annotated[
+        float,
+        typer.Option(help="Make tokens among the last --repeat-last-n less likely (1: off)."),
+    ] = SamplerSettings.repeat_penalty,
+    repeat_last_n: Annotated[
+        int, typer.Option(help="Tokens --repeat-penalty looks back on (-1: all).")
+    ] = SamplerSettings.repeat_last_n,
     greedy: Annotated[
-        bool, typer.Option("--greedy", help="Always take the likeliest token.")
+        bool,
+        typer.Option("--greedy", help="Always take the likeliest token (no other sampler option)."),
     ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            help="Wrap paragraphs to N columns (0: no wrapping). "
+            "[default: the terminal's width; no wrapping into a pipe or file]"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same text.")] = None,
     count: Annotated[
         int, typer.Option(help="Print this many samples, separated by a blank line.")
     ] = 1,
-    stream: Annotated[
+    no_stream: Annotated[
         bool,
         typer.Option(
-            "--stream/--no-stream",
-            help="Print each token as it is generated, or the whole text at the end.",
+            "--no-stream",
+            help="Print the whole text at the end, not each token as it is generated "
+            "(--stream, the default).",
         ),
-    ] = True,
+    ] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", hidden=True, help="The opposite of --no-stream.")
+    ] = False,
     device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -546,9 +740,25 @@ def sample(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        if stream and no_stream:
+            raise ConfigError("--stream and --no-stream contradict; give one")
         backend.use_device(device)
-        if length < 0 or temperature < 0 or top_k < 0:
-            raise ConfigError("--length, --temperature and --top-k must not be negative")
+        if length < 0:
+            raise ConfigError(f"--length must not be negative, got {length}")
+        chain = dict(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
+            repeat_last_n=repeat_last_n,
+        )
+        given = {k: v for k, v in chain.items() if not _defaulted(ctx, k)}
+        settings = sampling.sampler_settings(greedy, **given)
+        if width is not None and width < 0:
+            raise ConfigError(f"--width must be 0 (no wrapping) or more, got {width}")
+        if width is None:
+            width = terminal_width()
         if count < 1:
             raise ConfigError(f"--count must be at least 1, got {count}")
         one_stdin(**{"--model": model, "--start": start})
@@ -557,23 +767,26 @@ def sample(
             start = decode_text(sys.stdin.buffer.read(), "standard input").strip()
         elif start is None and model != "-":
             start = _stdin_text()
+        api.check_seed(seed)
         if seed is None:
             seed = secrets.randbelow(2**31)
         say.detail(f"seed {seed} (give --seed {seed} for the same text again)")
         rng = np.random.default_rng(seed)
-        options = (temperature, top_k, greedy)
         for i in range(count):
             if i:
                 sys.stdout.write("\n")
-            if stream:
-                write_stream(api.sample_pieces(trained, start, length, rng, *options))
+            if not no_stream:
+                pieces = api.sample_pieces(trained, start, length, rng, settings)
+                write_stream(layout.wrap_pieces(pieces, width))
             else:
-                text = api.sample_text(trained, start, length, rng, *options)
+                text = layout.wrap_text(
+                    api.sample_text(trained, start, length, rng, settings), width
+                )
                 sys.stdout.write(text.rstrip("\n") + "\n")
                 sys.stdout.flush()
 
 
-@app.command("eval")
+@app.command("eval", cls=Command)
 def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
     model: ModelPath = "model.npz",
@@ -605,7 +818,7 @@ def eval_command(
         say.detail(f"scored {values['tokens']:,} tokens in {time.perf_counter() - began:.2f}s")
 
 
-@app.command()
+@app.command(cls=Command)
 def score(
     input: Annotated[str, typer.Argument(help="Text file whose lines to score, or - for stdin.")],
     model: ModelPath = "model.npz",
@@ -639,7 +852,7 @@ def score(
         say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")
 
 
-@app.command()
+@app.command(cls=Command)
 def info(
     model: Annotated[
         str, typer.Argument(help="Model file to describe, or - for stdin.")
@@ -690,7 +903,7 @@ def print_chart(chart: plot.Chart) -> None:
         console.print(text)
 
 
-@app.command("plot")
+@app.command("plot", cls=Command)
 def plot_command(
     log: Annotated[
         str, typer.Argument(help="Training log from `train --log-file`, or - for stdin.")
@@ -701,7 +914,8 @@ def plot_command(
     ] = None,
     run: Annotated[int, typer.Option(help="Which run of the log: 1 the first, -1 the last.")] = -1,
     width: Annotated[
-        int | None, typer.Option(help="Chart width in columns (default: the terminal's, 80 max).")
+        int | None,
+        typer.Option(help="Chart width in columns. [default: the terminal's, at most 80]"),
     ] = None,
     height: Annotated[int, typer.Option(help="Chart height in rows.")] = 16,
     quiet: Quiet = False,
@@ -713,6 +927,7 @@ def plot_command(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
+        plot.check_chart_size(width, height)
         contents = runlog.read_runs(log)
         if contents.skipped:
             say.say(f"warning: skipped {contents.skipped} lines that are not training records")

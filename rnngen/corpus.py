@@ -57,7 +57,9 @@ class TextOptions:
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise ConfigError(f"unknown encoding {self.encoding!r}; try utf-8 or latin-1") from None
+            raise ConfigError(
+                f"unknown encoding {self.encoding!r}; try --encoding utf-8 or latin-1"
+            ) from None
         if self.errors not in ("strict", "replace"):
             raise ConfigError(f"--errors must be strict or replace, got {self.errors!r}")
 

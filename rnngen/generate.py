@@ -1,7 +1,9 @@
 """Generating text: feed a start text through the model, then sample one token at a time.
 
-The state is advanced one token per step (no recomputation of the prefix); each new token is drawn
-from softmax(logits / temperature), optionally restricted to the top k, or taken greedily.
+The start text goes through the model in one sequence forward (the forward pass training and
+evaluation use); then each new token is drawn (sampling.py's chain, on the full softmax's logits
+or, for the class softmax, through its factorisation) and fed back, one step at a time, the
+state carried (no recomputation of the prefix).
 """
 
 import difflib
@@ -9,8 +11,10 @@ import difflib
 import numpy as np
 
 from . import backend
+from .class_softmax import ClassDistribution
 from .errors import UnknownWordError
-from .model import init_state, step
+from .model import init_state, output_weights, sequence_top
+from .sampling import SamplerSettings, sample_factored, sample_token
 from .tokenize import EOS, NEWLINE, PARAGRAPH, tokenize
 
 
@@ -41,27 +45,34 @@ def random_start_id(vocab, rng: np.random.Generator) -> int:
     return ids[int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right"))]
 
 
-def pick(logits: np.ndarray, rng, temperature=1.0, top_k=0, greedy=False) -> int:
-    """Choose the next id from (V,) logits."""
-    if greedy or temperature <= 0:
-        return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
-    if 0 < top_k < len(z):
-        kth = np.partition(z, -top_k)[-top_k]
-        z = np.where(z >= kth, z, -np.inf)
-    p = np.exp(z - z.max())
-    cdf = np.cumsum(p)
-    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(z) - 1))
+def next_id(params, cfg, top, settings: SamplerSettings, history, rng) -> int:
+    """The next id after a position whose last-layer output is top (1, H)."""
+    W, b = output_weights(params)
+    if b is None:  # W is [W; b]
+        W, b = W[:-1], W[-1]
+    if cfg.softmax == "class":
+        dist = ClassDistribution(top[0], params["cls.W"], params["cls.b"], W, b, cfg.class_bounds)
+        return sample_factored(dist, settings, history, rng)
+    return sample_token(backend.to_numpy(top @ W + b)[0], settings, history, rng)
 
 
-def generate(params, cfg, prompt, length, rng, temperature=1.0, top_k=0, greedy=False):
-    """Yield `length` new ids continuing the prompt ids."""
+def prime(params, cfg, prompt):
+    """The start text in one sequence forward: prompt ids -> the last position's top (1, H) and
+    the state (L, K, 1, H) after it."""
+    ids = backend.xp.asarray(np.asarray(prompt, dtype=np.int32)[:, None])  # (T, 1)
+    top, state = sequence_top(params, cfg, ids, init_state(cfg, 1, params["embed"].dtype))
+    return top[-1:], state
+
+
+def generate(params, cfg, prompt, length, rng, settings: SamplerSettings | None = None):
+    """Yield `length` new ids continuing the prompt ids (at least one)."""
+    settings = settings or SamplerSettings()
     xp = backend.xp
-    h = init_state(cfg, 1, params["embed"].dtype)
-    for token_id in prompt[:-1]:
-        _, h = step(params, cfg, xp.asarray([token_id]), h)
-    current = prompt[-1]
-    for _ in range(length):
-        logits, h = step(params, cfg, xp.asarray([current]), h)
-        current = pick(backend.to_numpy(logits[0]), rng, temperature, top_k, greedy)
+    history = list(prompt)
+    top, state = prime(params, cfg, prompt)
+    for i in range(length):
+        current = next_id(params, cfg, top, settings, history, rng)
+        history.append(current)
         yield current
+        if i + 1 < length:
+            top, state = sequence_top(params, cfg, xp.asarray([[current]], dtype=np.int32), state)

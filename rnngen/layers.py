@@ -3,7 +3,8 @@
 
 Letters in shapes: T time steps, N batch (parallel streams), E embedding, H hidden, V vocabulary,
 M = T*N rows when all time steps go through a layer at once. Every layer takes its dtype from its
-inputs: float32 for training, float64 for the gradient checks.
+inputs: the training dtype (float32 by default, float64 on request), float64 in the gradient
+checks.
 """
 
 from typing import NamedTuple
@@ -124,8 +125,9 @@ def empty(workspace, name: str, shape: tuple, dtype):
 # blocks of rows does everything else while a block is in cache (row max, shift, the targets'
 # logits, exp in place, row sum), spread over the CPU cores. The probabilities are never
 # normalised explicitly: 1/rowsum is folded into the (M, H)-sized side of the backward products.
-# The bias rides on the products through a column of ones: [h 1] @ [W; b] gives the logits when W
-# and b are rows of one array (as the model keeps them), and [h 1]^T @ dlogits gives dW and db.
+# The bias rides on the products through a column of ones: [h 1] @ [W; b] gives the logits when the
+# caller keeps W and b as the rows of one array Wb (as the model does), and [h 1]^T @ dlogits gives
+# dW and db in one product either way.
 
 # Rows per block: 16 rows of a 10,000-word vocabulary are 640 KB and stay in cache (fewer rows,
 # more calls, were slower even for a 33,278-word one). A narrow softmax (the class softmax's C
@@ -138,59 +140,39 @@ BLOCK_ENTRIES = 160_000
 class SoftmaxOutputCache(NamedTuple):
     h: object  # (M, H)
     W: object  # (H, V)
-    E: object  # (M, V) exp(logits - row max); the backward pass overwrites it
-    s: object  # (M,) row sums of E
+    expz: object  # (M, V) exp(logits - row max); the backward pass overwrites it
+    s: object  # (M,) row sums of expz
     targets: object  # (M,)
-
-
-def joined_output(W, b):
-    """The (H+1, V) array whose rows 0..H-1 are W (H, V) and whose last row is b (V,), when they
-    are views of one (model.join_output makes them so); else None."""
-    base = W.base
-    H, V = W.shape
-    if (
-        base is None
-        or b.base is not base
-        or base.shape != (H + 1, V)
-        or not base.flags.c_contiguous
-        or W.strides != base.strides
-        or _address(W) != _address(base)
-        or _address(b) != _address(base) + H * base.strides[0]
-    ):
-        return None
-    return base
-
-
-def _address(a) -> int:
-    interface = getattr(a, "__array_interface__", None) or a.__cuda_array_interface__
-    return interface["data"][0]
+    spent: list  # [False] until the backward pass has used expz as scratch (then [True])
 
 
 def softmax_output_forward(h, W, b, targets, workspace=None):
     """Affine output layer, softmax and cross-entropy over all positions at once.
 
     h (M, H), W (H, V), b (V,), targets (M,) ids -> summed negative log-likelihood (a float), cache.
-    When W and b are the rows of one (H+1, V) array (see joined_output) the bias comes out of the
-    product, [h 1] @ [W; b], instead of a pass of its own over the (M, V) logits.
+    Or W the (H+1, V) array [W; b] (W's rows, then the bias) and b None: the bias then comes out of
+    the product, [h 1] @ [W; b], instead of a pass of its own over the (M, V) logits.
     """
     xp = backend.xp
     M, H = h.shape
-    E = empty(workspace, "out.logits", (M, W.shape[1]), h.dtype)
-    Wb = joined_output(W, b)
+    Wb = W if b is None else None
     if Wb is not None:
-        h_one = empty(workspace, "out.h_one", (M, H + 1), h.dtype)
-        h_one[:, :H] = h
-        h_one[:, H] = 1
-        xp.matmul(h_one, Wb, out=E)  # (M, V) logits, then exponentiated in place
+        W = Wb[:H]
+    expz = empty(workspace, "out.logits", (M, W.shape[1]), h.dtype)
+    if Wb is not None:
+        h_with_one = empty(workspace, "out.h_with_one", (M, H + 1), h.dtype)  # [h 1]
+        h_with_one[:, :H] = h
+        h_with_one[:, H] = 1
+        xp.matmul(h_with_one, Wb, out=expz)  # (M, V) logits, then exponentiated in place
     else:
-        xp.matmul(h, W, out=E)
-    s = xp.empty(M, dtype=E.dtype)
-    picked = xp.empty(M, dtype=E.dtype)  # the targets' shifted logits
-    rows = max(ROWS_PER_BLOCK, BLOCK_ENTRIES // E.shape[1]) if xp is numpy else M  # GPU: 1 block
+        xp.matmul(h, W, out=expz)
+    s = xp.empty(M, dtype=expz.dtype)
+    picked = xp.empty(M, dtype=expz.dtype)  # the targets' shifted logits
+    rows = max(ROWS_PER_BLOCK, BLOCK_ENTRIES // expz.shape[1]) if xp is numpy else M  # GPU: 1
 
     def block(i, slot):
         lo, hi = i * rows, min((i + 1) * rows, M)
-        logits = E[lo:hi]
+        logits = expz[lo:hi]
         if Wb is None:
             logits += b
         logits -= logits.max(axis=1, keepdims=True)  # exp never overflows
@@ -200,51 +182,31 @@ def softmax_output_forward(h, W, b, targets, workspace=None):
 
     backend.run_chunked(block, -(-M // rows))
     nll = float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
-    return nll, SoftmaxOutputCache(h, W, E, s, targets)
+    return nll, SoftmaxOutputCache(h, W, expz, s, targets, [False])
 
 
 def softmax_output_backward(cache, scale=1.0, workspace=None):
-    """Gradients of scale * (summed NLL) -> dh (M, H), dW (H, V), db (V,).
+    """Gradients of scale * (summed NLL) -> dh (M, H), dWb (H+1, V): dW, then db as the last row
+    (the layout the forward pass takes W and b in when b is None).
 
-    Uses the cache's E as scratch, so it can run once per forward."""
+    Uses the cache's expz as scratch, so it runs once per forward pass: a second call on the same
+    cache is a ValueError (it would compute from overwritten values)."""
     xp = backend.xp
-    h, W, E, s, targets = cache
+    h, W, expz, s, targets, spent = cache
+    if spent[0]:
+        raise ValueError(
+            "softmax_output_backward ran on this cache already (it overwrites the cached "
+            "exponentials); run the forward pass again"
+        )
+    spent[0] = True
     M, H = h.shape
-    E[xp.arange(M), targets] -= s  # E / s is now softmax - one_hot
+    expz[xp.arange(M), targets] -= s  # expz / s is now softmax - one_hot
     inv = (scale / s).astype(h.dtype)  # (M,)
-    h_ones = xp.empty((M, H + 1), dtype=h.dtype)  # [h, 1] / rowsum: dW and db in one product
-    xp.multiply(h, inv[:, None], out=h_ones[:, :H])
-    h_ones[:, H] = inv
-    dW_b = empty(workspace, "out.dW_b", (H + 1, E.shape[1]), h.dtype)
-    xp.matmul(h_ones.T, E, out=dW_b)  # (H + 1, V)
-    dh = E @ W.T
+    h_with_one_by_s = xp.empty((M, H + 1), dtype=h.dtype)  # [h 1] / s: dW and db in one product
+    xp.multiply(h, inv[:, None], out=h_with_one_by_s[:, :H])
+    h_with_one_by_s[:, H] = inv
+    dW_b = empty(workspace, "out.dW_b", (H + 1, expz.shape[1]), h.dtype)
+    xp.matmul(h_with_one_by_s.T, expz, out=dW_b)  # (H + 1, V)
+    dh = expz @ W.T
     dh *= inv[:, None]
-    return dh, dW_b[:H], dW_b[H]
-
-
-def output_nll(h, W, b, targets) -> float:
-    """Summed negative log-likelihood of targets (M,) under the output layer; no gradient."""
-    return softmax_output_forward(h, W, b, targets)[0]
-
-
-# The unfused reference the fused pair is tested against.
-
-
-def log_softmax(logits):
-    """Row-wise log-softmax of (M, V) logits, stable: the row max is subtracted first."""
-    xp = backend.xp
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def softmax_cross_entropy(logits, targets):
-    """Mean cross-entropy of (M, V) logits against (M,) target ids -> loss, dlogits (M, V)."""
-    xp = backend.xp
-    M = logits.shape[0]
-    logp = log_softmax(logits)
-    rows = xp.arange(M)
-    loss = -logp[rows, targets].sum() / M
-    dlogits = xp.exp(logp)  # softmax probabilities
-    dlogits[rows, targets] -= 1
-    dlogits /= M
-    return float(loss), dlogits
+    return dh, dW_b

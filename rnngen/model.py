@@ -2,7 +2,8 @@
 
     x_t = E[w_t]                                  embedding row of the current word
     h_t = cell(x_t, state_{t-1})                  per layer; the layer below's h_t is its x_t
-    p(w_{t+1}) = softmax(h_t W + b_out)           over the whole vocabulary
+    p(w_{t+1}) = softmax(h_t W + b_out)           over the whole vocabulary (--softmax full), or
+                                                  class then word within it (class_softmax.py)
 
 Dropout (Zaremba et al., 2014) applies to the non-recurrent connections only: the embedding output,
 between layers, and before the output layer. With tied weights the output matrix W is E^T.
@@ -12,6 +13,12 @@ layer (1 for rnn and gru, 2 for lstm). Parameters live in a dict keyed by name s
 clipping, saving and gradient checks are generic loops; gradients come back in a dict with the same
 keys. The state is an (L, K, N, H) array the caller carries from one batch to the next (truncated
 backpropagation through time).
+
+The output layer's weights W (H, V) and bias b (V,) are one parameter, `out.Wb` (H+1, V), W's rows
+then b: [h 1] @ Wb gives the logits with the bias out of the product, and its gradient comes out
+of one product too. Files hold them as `out.W` and `out.b` (the file layout); split_output and
+join_output convert, and are the only places that know both. With tied weights W is E^T and b is
+`out.b` on its own.
 """
 
 import math
@@ -29,7 +36,6 @@ from .layers import (
     dropout_forward,
     embedding_backward,
     embedding_forward,
-    joined_output,
     softmax_output_backward,
     softmax_output_forward,
 )
@@ -52,15 +58,16 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; use one of: {', '.join(CELLS)}")
+            raise ConfigError(f"unknown cell {self.cell!r}; give --cell one of: {', '.join(CELLS)}")
         for name in ("vocab_size", "embed", "hidden", "layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+                what = "the vocabulary size" if name == "vocab_size" else f"--{name}"
+                raise ConfigError(f"{what} must be a whole number of at least 1, got {value!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.softmax not in SOFTMAXES:
-            raise ConfigError(f"unknown softmax {self.softmax!r}; use one of: full, class")
+            raise ConfigError(f"unknown softmax {self.softmax!r}; give --softmax full or class")
         bounds = tuple(int(b) for b in self.class_bounds)
         object.__setattr__(self, "class_bounds", bounds)  # JSON gives a list
         if self.softmax == "class" and not (
@@ -105,9 +112,22 @@ def param_shapes(cfg: ModelConfig) -> dict:
     if cfg.softmax == "class":
         shapes["cls.W"] = (H, cfg.n_classes)
         shapes["cls.b"] = (cfg.n_classes,)
-    if not cfg.tie_weights:
-        shapes["out.W"] = (H, V)
-    shapes["out.b"] = (V,)
+    if cfg.tie_weights:
+        shapes["out.b"] = (V,)
+    else:
+        shapes["out.Wb"] = (H + 1, V)  # W (H, V), then the bias b as row H
+    return shapes
+
+
+def file_shapes(cfg: ModelConfig) -> dict:
+    """param_shapes in the file layout: out.W (H, V) and out.b (V,) instead of out.Wb."""
+    V, H = cfg.vocab_size, cfg.hidden
+    shapes = {}
+    for name, shape in param_shapes(cfg).items():
+        if name == "out.Wb":
+            shapes.update({"out.W": (H, V), "out.b": (V,)})
+        else:
+            shapes[name] = shape
     return shapes
 
 
@@ -123,25 +143,53 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
             values = rng.uniform(-0.1, 0.1, size=shape)
         elif len(shape) == 1:
             values = np.zeros(shape)
+        elif name == "out.Wb":  # W drawn, the bias row zero
+            values = np.concatenate([rng.uniform(-bound, bound, size=(shape[0] - 1, shape[1])),
+                                     np.zeros((1, shape[1]))])  # fmt: skip
         else:
             values = rng.uniform(-bound, bound, size=shape)
         params[name] = backend.xp.asarray(values, dtype=dtype)
-    return join_output(params)
-
-
-def join_output(params: dict) -> dict:
-    """Make out.W (H, V) and out.b (V,) the rows of one (H+1, V) array, values unchanged, so the
-    full softmax gets the bias out of its product (layers.joined_output); returns params. Updates
-    in place keep them joined; arrays bound afresh (a loaded model) are joined again by this."""
-    if "out.W" not in params:  # tied weights: W is the embedding's transpose
-        return params
-    W, b = params["out.W"], params["out.b"]
-    if joined_output(W, b) is None:
-        H = W.shape[0]
-        Wb = backend.xp.empty((H + 1, W.shape[1]), dtype=W.dtype)
-        Wb[:H], Wb[H] = W, b
-        params["out.W"], params["out.b"] = Wb[:H], Wb[H]
     return params
+
+
+def _output_stem(name: str, suffix: str) -> str | None:
+    """`out.` for out.<suffix>, `m.out.` for m.out.<suffix> (an optimiser's state), else None."""
+    if name == "out." + suffix or name.endswith(".out." + suffix):
+        return name[: -len(suffix)]
+    return None
+
+
+def split_output(arrays: dict) -> dict:
+    """The file layout of a dict of parameters (or of arrays keyed like them, as an optimiser's
+    state is: m.out.Wb ...): each out.Wb becomes out.W (its first H rows) and out.b (its last
+    row), views of it. Other entries, and a dict already in the file layout, pass unchanged."""
+    out = {}
+    for name, array in arrays.items():
+        stem = _output_stem(name, "Wb")
+        if stem is None:
+            out[name] = array
+        else:
+            out[stem + "W"], out[stem + "b"] = array[:-1], array[-1]
+    return out
+
+
+def join_output(arrays: dict) -> dict:
+    """The inverse of split_output: each out.W (H, V) with its out.b (V,) becomes one new
+    contiguous out.Wb (H+1, V), values unchanged; a lone out.b (tied weights) stays, and a dict
+    already joined passes unchanged."""
+    out = {}
+    for name, array in arrays.items():
+        stem = _output_stem(name, "W")
+        if stem is not None and stem + "b" in arrays:
+            b = arrays[stem + "b"]
+            Wb = backend.xp.empty((array.shape[0] + 1, array.shape[1]), dtype=array.dtype)
+            Wb[:-1], Wb[-1] = array, b
+            out[stem + "Wb"] = Wb
+        elif (stem := _output_stem(name, "b")) is not None and stem + "W" in arrays:
+            continue  # joined into out.Wb with its W above
+        else:
+            out[name] = array
+    return out
 
 
 def init_state(cfg: ModelConfig, batch: int, dtype=np.float32):
@@ -154,9 +202,14 @@ def _layer_params(params, cfg, layer):
     return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
 
-def output_matrix(params):
-    """W (H, V) of the output layer: its own, or the embedding's transpose when tied."""
-    return params["out.W"] if "out.W" in params else params["embed"].T
+def output_weights(params):
+    """The output layer as the layers.py functions take it: (Wb (H+1, V), None) when W and b are
+    one parameter, or (W, b) with W the embedding's transpose when tied."""
+    if "out.Wb" in params:
+        return params["out.Wb"], None
+    if "out.W" in params:
+        raise ValueError("the parameters are in the file layout (out.W, out.b); join_output first")
+    return params["embed"].T, params["out.b"]
 
 
 class Forward(NamedTuple):
@@ -187,7 +240,7 @@ def _output_forward(params, cfg, top, targets, workspace=None, grad_scale=None):
     """Output layer and loss at every position: top (M, H), targets (M,) -> summed NLL, cache.
     grad_scale: the factor on the NLL that _output_backward will be asked for (training); the
     class softmax makes its word-level gradients in the forward pass."""
-    W, b = output_matrix(params), params["out.b"]
+    W, b = output_weights(params)
     if cfg.softmax == "class":
         return class_softmax_forward(
             top, params["cls.W"], params["cls.b"], W, b, targets, cfg.class_bounds,
@@ -197,14 +250,17 @@ def _output_forward(params, cfg, top, targets, workspace=None, grad_scale=None):
 
 
 def _output_backward(cfg, cache, scale, grads, workspace=None):
-    """Fills grads' output-layer entries; returns dtop (M, H) and the output matrix's gradient."""
+    """Fills grads' output-layer entries; returns dtop (M, H) and, when tied, the gradient of the
+    output matrix (H, V) to add to the embedding's (else None)."""
     if cfg.softmax == "class":  # the forward pass was given scale as grad_scale
-        dtop, grads["cls.W"], grads["cls.b"], dW, grads["out.b"] = class_softmax_backward(
-            cache, scale
-        )
+        dtop, grads["cls.W"], grads["cls.b"], dWb = class_softmax_backward(cache, scale)
     else:
-        dtop, dW, grads["out.b"] = softmax_output_backward(cache, scale, workspace)
-    return dtop, dW
+        dtop, dWb = softmax_output_backward(cache, scale, workspace)
+    if not cfg.tie_weights:
+        grads["out.Wb"] = dWb  # (H+1, V): dW, then db as the last row
+        return dtop, None
+    grads["out.b"] = dWb[-1]
+    return dtop, dWb[:-1]
 
 
 class LossAndGrads(NamedTuple):
@@ -252,8 +308,6 @@ def loss_and_grads(
     grads["embed"] = embedding_backward(dx, embed_cache, sparse_embedding and not cfg.tie_weights)
     if cfg.tie_weights:
         grads["embed"] += dW_out.T
-    else:
-        grads["out.W"] = dW_out
     return LossAndGrads(nll / (T * N), grads, dstate0, fwd.state)
 
 
@@ -266,11 +320,21 @@ def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0, workspace=No
     return nll, fwd.state
 
 
+def sequence_top(params, cfg: ModelConfig, inputs, state0):
+    """Forward only, without the output layer: inputs (T, N) ids, state0 (L, K, N, H) ->
+    the last layer's outputs (T*N, H) and the final state (for generation: the start text in
+    one pass, then one token at a time)."""
+    fwd = _forward(params, cfg, inputs, state0, None)
+    return fwd.top, fwd.state
+
+
 def step(params, cfg: ModelConfig, ids, state):
     """Advance the state by one token for generation: ids (N,), state (L, K, N, H) ->
     logits (N, V) (log-probabilities for the class softmax: softmax gives the same p), new state."""
     fwd = _forward(params, cfg, ids[None], state, None)  # a sequence of one step
-    W, b = output_matrix(params), params["out.b"]
+    W, b = output_weights(params)
+    if b is None:  # W is [W; b]
+        W, b = W[:-1], W[-1]
     if cfg.softmax == "class":
         logits = class_log_probs(fwd.top, params["cls.W"], params["cls.b"], W, b, cfg.class_bounds)
     else:

@@ -61,23 +61,11 @@ def clip_scale(norm: float, max_norm: float) -> float:
     return max_norm / (norm + 1e-6) if max_norm > 0 and norm > max_norm else 1.0
 
 
-def clip_grad_norm(grads: dict, max_norm: float) -> float:
-    """Scale all gradients in place so their global norm is at most max_norm; return the norm
-    before clipping. The training loop passes clip_scale(...) to the optimiser's update instead,
-    which folds it into the pass the update makes anyway."""
-    norm = grad_norm(grads)
-    scale = clip_scale(norm, max_norm)
-    if scale != 1.0:
-        for g in grads.values():
-            a = g.values if isinstance(g, RowSparse) else g
-            a *= scale
-    return norm
-
-
 def clip_and_update(optimizer, params: dict, grads: dict, max_norm: float) -> float:
     """A training step's update: clip the gradients to a global norm of max_norm and apply them,
     the clipping folded into the optimiser's pass over the parameters instead of a pass of its
-    own over the gradients. Returns the norm before clipping."""
+    own over the gradients (tests/reference.py's clip_grad_norm is the separate pass, for
+    comparison). Returns the norm before clipping."""
     norm = grad_norm(grads)
     optimizer.update(params, grads, clip_scale(norm, max_norm))
     return norm

@@ -9,12 +9,14 @@ colour on a terminal. The PNG needs matplotlib (the optional `plot` extra), impo
 import math
 from dataclasses import dataclass
 
-from .errors import MissingExtraError
+from .errors import ConfigError, MissingExtraError
 from .runlog import Run
 from .storage import atomic_write
 
 TRAIN_MARK = "*"
 VAL_MARK = "o"
+MIN_WIDTH = 30  # columns: the y labels and a readable plotting area
+MIN_HEIGHT = 4  # rows of plotting area
 
 
 @dataclass(frozen=True)
@@ -75,11 +77,21 @@ def _span(values) -> tuple:
     return low, high
 
 
+def check_chart_size(width: int | None, height: int) -> None:
+    """Refuse a --width or --height that the chart cannot be drawn in (width None: the
+    terminal's)."""
+    if width is not None and width < MIN_WIDTH:
+        raise ConfigError(f"--width must be at least {MIN_WIDTH} columns, got {width}")
+    if height < MIN_HEIGHT:
+        raise ConfigError(f"--height must be at least {MIN_HEIGHT} rows, got {height}")
+
+
 def text_chart(curves, width: int = 80, height: int = 16, title: str = "") -> Chart:
     """A character chart of the curves, `width` columns wide (at least 30) and `height` rows of
     plotting area (at least 4), under a title line and above an x axis, its labels and a legend.
-    Later curves are drawn over earlier ones."""
-    width, height = max(width, 30), max(height, 4)
+    Later curves are drawn over earlier ones. Smaller sizes are raised to those minima (a narrow
+    terminal); check_chart_size refuses them when the user asked for them."""
+    width, height = max(width, MIN_WIDTH), max(height, MIN_HEIGHT)
     points = [p for curve in curves for p in curve.points]
     if not points:
         raise ValueError("nothing to plot")

@@ -16,9 +16,11 @@ Evaluation (`EvalDisplay`): a bar on a terminal that disappears when done, a pla
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+from rich.text import Text
 
 from .evaluate import perplexity
+from .schedule import format_duration
 from .train import EpochEnd, Started, Validated
 from .train import Progress as StepProgress
 
@@ -155,6 +157,17 @@ def summary_line(out, history: dict, width: int | None = None) -> str:
     return fit(parts, width, sep=" ", cut=False).rstrip(",")
 
 
+class _Live(ProgressColumn):
+    """A text column whose text is made each time the bar is drawn."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def render(self, task) -> Text:
+        return Text(self.make(), no_wrap=True, overflow="crop")
+
+
 class _Display:
     """What the training and evaluation displays share: quiet, the console, a live bar only on
     a terminal that understands cursor movement, lines fitted to a terminal's width, and plain
@@ -183,8 +196,9 @@ class _Display:
         self._task = self._progress.add_task("", total=1.0, **fields)
 
     def _update(self, fraction: float, head: str, tail: str) -> None:
-        """Move the bar, as wide as the line leaves room for (BAR at most)."""
-        room = (self.width or 200) - len(head) - len(tail) - 2  # a space each side of the bar
+        """Move the bar, as wide as the line leaves room for (BAR at most; a spare column for
+        a tail that grows by a digit before the next update)."""
+        room = (self.width or 200) - len(head) - len(tail) - 3  # a space each side of the bar
         self._bar.bar_width = max(min(room, BAR), 0)
         self._progress.update(self._task, completed=fraction, head=head, tail=tail)
 
@@ -235,6 +249,7 @@ class TrainingDisplay(_Display):
         self.header = header  # what is being trained, for the first line
         self.tokens_per_second = 0.0
         self.val_ppl = None
+        self._last = None  # the last Progress event and the clock's reading when it came
 
     def __enter__(self):
         self.due()  # the interval starts now
@@ -242,17 +257,19 @@ class TrainingDisplay(_Display):
             self._start(
                 TextColumn("{task.fields[head]}"),
                 self._bar,
-                TextColumn("{task.fields[tail]}"),
+                _Live(self._tail_now),
                 head="",
                 tail="",
             )
         return self
 
-    def bar_text(self, event: StepProgress) -> tuple:
+    def bar_text(self, event: StepProgress, since: float = 0.0) -> tuple:
         """The texts left and right of the bar, fitted to the terminal with room for a bar of
-        at least 10 columns."""
+        at least 10 columns, `since` seconds after the event (the clocks run on between the
+        reports)."""
         val = "" if self.val_ppl is None else f"val {self.val_ppl:.1f}"
         room = (self.width or 200) - len(_position(event)) - MIN_BAR - 2
+        left = max(time_left(event) - since, 0.0)
         tail = fit(
             [
                 (f"{event.fraction_done:>4.0%}", 0),
@@ -260,17 +277,26 @@ class TrainingDisplay(_Display):
                 (f"ppl {_ppl(event.loss):.1f}", 3),
                 (val, 0),
                 (_speed(event.tokens_per_second), 5),
-                (_clock(event.elapsed), 4),
-                (f"left {_clock(time_left(event))}", 0),
+                (_clock(event.elapsed + since), 4),
+                (f"left {_clock(left)}", 0),
             ],
             room,
             sep=" ",
         )
         return _position(event), tail
 
+    def _tail_now(self) -> str:
+        """The text right of the bar as the bar is drawn (10 times a second)."""
+        if self._last is None:
+            return ""
+        event, at = self._last
+        return self.bar_text(event, self.clock() - at)[1]
+
     def __call__(self, event) -> None:
         if isinstance(event, Started):
-            budget = "" if event.time_limit is None else f"{_clock(event.time_limit)} budget"
+            budget = (
+                "" if event.time_limit is None else f"{format_duration(event.time_limit)} budget"
+            )
             self.message(
                 fit(
                     [
@@ -288,6 +314,7 @@ class TrainingDisplay(_Display):
         elif isinstance(event, StepProgress):
             self.tokens_per_second = event.tokens_per_second
             if self._progress is not None:
+                self._last = (event, self.clock())
                 self._update(event.fraction_done, *self.bar_text(event))
             elif self.due():
                 self.message(progress_line(event, self.width))

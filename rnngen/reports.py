@@ -2,6 +2,7 @@
 `--json` prints the dicts themselves instead)."""
 
 from .evaluate import perplexity
+from .schedule import format_duration
 
 
 def show_token(token: str) -> str:
@@ -38,7 +39,7 @@ def info_lines(info: dict) -> list:
         of = f" of {max_epochs}" if max_epochs and max_epochs != h["epochs"] else ""
         done = f"{h['epochs']} epoch{'s' if h['epochs'] != 1 else ''}{of}"
         if h.get("time_limit") is not None:  # a run with a time budget
-            done = f"{h['steps']:,} steps ({done}) of a {h['time_limit']:g}s budget"
+            done = f"{h['steps']:,} steps ({done}) of a {format_duration(h['time_limit'])} budget"
         rows.append(
             (
                 "training",
@@ -111,4 +112,6 @@ def eval_lines(values: dict) -> list:
         f"cross-entropy  {values['cross_entropy']:.4f} nats/token",
         f"bits           {values['bits_per_token']:.4f} bits/token",
         f"perplexity     {values['perplexity']:.2f}",
+        f"characters     {values['characters']}",
+        f"bits/char      {values['bits_per_character']:.4f} bits/character",
     ]

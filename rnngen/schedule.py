@@ -9,18 +9,20 @@ a fake clock):
     v     mean seconds per validation so far (saving a new best model included); before the first
           one, the validation tokens at the training speed
     left  the steps that still fit: the time left, less v for each validation still to come (the
-          last one, at the end, included), divided by s; never more than --epochs allows
+          last one, at the end, included), divided by s, less one step kept as a margin for the
+          variation in step and validation times; never more than --epochs allows
 Training stops when `left` reaches 0 (after at least one step) and validates a last time. Step k
 (0 the first) of a run planned for k + left steps trains with the learning rate
     lr(k) = lr0 * (1 - k / (k + left))
 a linear decay to zero at the planned end, re-aimed as the estimate moves.
 
 Validation comes every `val_every` steps, or by default every budget / VALIDATIONS seconds after
-the previous one ended (longer, where validating would otherwise take more than VAL_SHARE of the
-time), so a run validates about VALIDATIONS times whatever the step costs. A
-validation text that would take more than VAL_SHARE of the budget over all the validations is cut
-to its first `val_limit` tokens, fixed at the first validation from the training speed measured by
-then (at least VAL_MIN_TOKENS), so every validation of the run scores the same tokens.
+the previous one ended (longer, where the validations measured so far would otherwise take more
+than VAL_SHARE of the time, and none in the last half interval before the final one), so a run
+validates about VALIDATIONS times whatever the step costs. A validation text that would take
+more than VAL_SHARE of the budget over all the validations is cut to its first `val_limit`
+tokens, fixed at the first validation from the training speed measured by then (at least
+VAL_MIN_TOKENS), so every validation of the run scores the same tokens.
 """
 
 import math
@@ -96,16 +98,21 @@ class Budget:
         VALIDATIONS, or longer where validations would take more than VAL_SHARE of the time."""
         return max(self.seconds / VALIDATIONS, v * (1 - VAL_SHARE) / VAL_SHARE)
 
+    def latest(self, v: float) -> float:
+        """The latest an intermediate validation may begin, without val_every: half an
+        interval before the final one would (it would come too soon to tell anything new)."""
+        return self.seconds - v - self.interval(v) / 2
+
     def validations_to_come(self, meas: Timings, s: float, v: float) -> float:
         """How many validations the rest of the run will pay for, the final one included."""
-        end = self.seconds - v  # where the final validation starts
         if self.val_every:
+            end = self.seconds - v  # where the final validation starts
             return 1 + max(end - meas.elapsed, 0.0) / (s * self.val_every + v)
         interval = self.interval(v)
         next_due = meas.last_val + interval
-        if next_due >= end:
+        if next_due > self.latest(v):
             return 1
-        return 2 + math.floor((end - next_due) / (interval + v))
+        return 2 + math.floor((self.latest(v) - next_due) / (interval + v))
 
     def steps_left(self, meas: Timings, n_val: int) -> float:
         """The steps that still fit in the budget (math.inf before the first step's timing)."""
@@ -115,17 +122,19 @@ class Budget:
             s = meas.train_seconds / meas.steps
             v = self.val_seconds(meas, n_val)
             spare = self.seconds - meas.elapsed - v * self.validations_to_come(meas, s, v)
-            left = max(math.floor(spare / s), 0)
+            left = max(math.floor(spare / s) - 1, 0)  # a step to spare: times vary
         if self.max_steps is not None:
             left = min(left, max(self.max_steps - meas.steps, 0))
         return left
 
-    def validation_due(self, meas) -> bool:
-        """Whether to validate after the step just measured (the final validation aside)."""
+    def validation_due(self, meas: Timings) -> bool:
+        """Whether to validate after the step just measured (the final validation aside). The
+        first comes budget / VALIDATIONS seconds in, whatever its estimated cost, so that the
+        plan gets a measured one early."""
         if self.val_every:
             return meas.steps % self.val_every == 0
         v = meas.val_seconds / meas.validations if meas.validations else 0.0
-        return meas.elapsed >= meas.last_val + self.interval(v)
+        return meas.last_val + self.interval(v) <= meas.elapsed <= self.latest(v)
 
     def val_limit(self, meas: Timings, n_val: int) -> int:
         """The validation tokens every validation of the run scores (fixed at the first one):

@@ -13,6 +13,10 @@ against what the small meta JSON says the file must hold before any array is rea
 values last: finite weights, a unique vocabulary with the specials first, counts that are not
 negative, ids inside the vocabulary. Sizes are capped (npzcheck.MAX_BYTES, MAX_META_BYTES).
 Anything unexpected is a ModelFileError naming the file and the problem, never a traceback.
+
+The reading steps are public (open_archive, read_meta, config_from, model_shapes, expect_members,
+expect_member, expect_vocab, read_vocab, read_finite; vocab_arrays and meta_array for writing), so
+that checkpoint.py reads its own format with the same checks.
 """
 
 import json
@@ -31,7 +35,7 @@ import numpy as np
 from . import backend
 from .corpus import Corpus
 from .errors import ConfigError, MissingInputError, ModelFileError, OutputError
-from .model import ModelConfig, param_shapes
+from .model import ModelConfig, file_shapes, split_output
 from .npzcheck import MAX_BYTES, NpzReader
 from .tokenize import TokenizerConfig
 from .vocab import Vocab
@@ -46,7 +50,7 @@ class TrainedModel:
     config: ModelConfig
     tokenizer: TokenizerConfig
     vocab: Vocab
-    params: dict  # name -> array, see model.param_shapes
+    params: dict  # name -> array, in the file layout: see model.file_shapes
     history: dict = field(default_factory=dict)  # training summary: epochs, best validation, time
 
 
@@ -86,11 +90,11 @@ def atomic_write(path, write) -> None:
         os.close(dir_fd)
 
 
-def _meta_array(meta: dict) -> np.ndarray:
+def meta_array(meta: dict) -> np.ndarray:
     return np.array(json.dumps(meta, sort_keys=True))
 
 
-def _vocab_arrays(vocab: Vocab) -> dict:
+def vocab_arrays(vocab: Vocab) -> dict:
     return {
         "vocab": np.array(vocab.tokens, dtype=str),
         "counts": np.array(vocab.counts, dtype=np.int64),
@@ -106,9 +110,10 @@ def save_model(path, model: TrainedModel) -> None:
         "n_specials": model.vocab.n_specials,
         "history": model.history,
     }
-    arrays = {"meta": _meta_array(meta), **_vocab_arrays(model.vocab)}
-    for name in param_shapes(model.config):
-        arrays[f"param.{name}"] = backend.to_numpy(model.params[name])  # from a GPU too
+    arrays = {"meta": meta_array(meta), **vocab_arrays(model.vocab)}
+    params = split_output(model.params)  # parameters as training holds them are split here
+    for name in file_shapes(model.config):
+        arrays[f"param.{name}"] = backend.to_numpy(params[name])  # from a GPU too
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -119,7 +124,7 @@ def save_corpus(path, corpus: Corpus) -> None:
         "tokenizer": corpus.tokenizer.to_dict(),
         "n_specials": corpus.vocab.n_specials,
     }
-    arrays = {"meta": _meta_array(meta), **_vocab_arrays(corpus.vocab), "ids": corpus.ids}
+    arrays = {"meta": meta_array(meta), **vocab_arrays(corpus.vocab), "ids": corpus.ids}
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -167,7 +172,7 @@ def _reason(e: Exception) -> str:
 
 
 @contextmanager
-def _archive(path, what):
+def open_archive(path, what):
     """A checked NpzReader over the file; any failure in the block becomes a ModelFileError."""
     path = Path(path)
     if not path.exists():
@@ -176,7 +181,8 @@ def _archive(path, what):
     try:
         file = open(path, "rb")
     except IsADirectoryError:
-        raise ModelFileError(f"{path} is a folder, not an rnngen {what}") from None
+        # A folder where a file should be: the file is missing (66), as for a text input.
+        raise MissingInputError(f"{path} is a folder; give the path of an rnngen {what}") from None
     except OSError as e:
         raise MissingInputError(f"cannot read {path}: {e.strerror}") from None
     with file:
@@ -201,7 +207,7 @@ def _archive(path, what):
                 ) from None
 
 
-def _read_meta(reader: NpzReader, expected_format: str, keys: set) -> dict:
+def read_meta(reader: NpzReader, expected_format: str, keys: set) -> dict:
     """The meta JSON, read first (it is small and capped) because it says what else to expect."""
     if "meta" not in reader.names:
         held = ", ".join(sorted(reader.names)) or "nothing"
@@ -234,7 +240,7 @@ _JSON_TYPES = {int: int, float: (int, float), bool: bool, str: str}
 _JSON_TYPES.update({t.__name__: v for t, v in list(_JSON_TYPES.items())})
 
 
-def _config_from(cls, data, what):
+def config_from(cls, data, what):
     if not isinstance(data, dict):
         raise ValueError(f"{what} settings are not an object")
     types = {f.name: f.type for f in fields(cls)}
@@ -251,19 +257,19 @@ def _config_from(cls, data, what):
     return cls(**data)
 
 
-def _is_float(dtype) -> bool:
+def is_float(dtype) -> bool:
     return dtype.kind == "f" and dtype.itemsize in (4, 8)
 
 
-def _is_int(dtype) -> bool:
+def is_int(dtype) -> bool:
     return dtype.kind in "iu"
 
 
-def _is_str(dtype) -> bool:
+def is_str(dtype) -> bool:
     return dtype.kind == "U"
 
 
-def _expect(reader: NpzReader, name: str, dtype_ok, shape: tuple, what: str) -> None:
+def expect_member(reader: NpzReader, name: str, dtype_ok, shape: tuple, what: str) -> None:
     """Refuse a member whose header declares another dtype or shape (None: any length), before
     any of its data is read."""
     head = reader.header(name)
@@ -275,21 +281,21 @@ def _expect(reader: NpzReader, name: str, dtype_ok, shape: tuple, what: str) -> 
         raise ValueError(f"{name} is {head.dtype} {head.shape}, expected {what} {wanted}")
 
 
-def _expect_members(reader: NpzReader, expected: set) -> None:
+def expect_members(reader: NpzReader, expected: set) -> None:
     names = set(reader.names)
     if names != expected:
         missing, extra = sorted(expected - names), sorted(names - expected)
         raise ValueError(f"members missing: {missing or 'none'}, unexpected: {extra or 'none'}")
 
 
-def _expect_vocab(reader: NpzReader, V) -> None:
-    _expect(reader, "vocab", _is_str, (V,), "strings")
+def expect_vocab(reader: NpzReader, V) -> None:
+    expect_member(reader, "vocab", is_str, (V,), "strings")
     V = reader.header("vocab").shape[0]
-    _expect(reader, "counts", _is_int, (V,), "integers")
+    expect_member(reader, "counts", is_int, (V,), "integers")
 
 
-def _read_vocab(reader: NpzReader, meta: dict, tokenizer: TokenizerConfig) -> Vocab:
-    """The vocabulary, whose headers _expect_vocab has checked: unique non-empty strings, the
+def read_vocab(reader: NpzReader, meta: dict, tokenizer: TokenizerConfig) -> Vocab:
+    """The vocabulary, whose headers expect_vocab has checked: unique non-empty strings, the
     tokenizer's specials first, counts that are not negative."""
     tokens = reader.read("vocab").tolist()
     counts = reader.read("counts")
@@ -309,50 +315,55 @@ def _read_vocab(reader: NpzReader, meta: dict, tokenizer: TokenizerConfig) -> Vo
     return Vocab(tuple(tokens), tuple(counts.tolist()), n_specials)
 
 
-def _model_shapes(config: ModelConfig, reader: NpzReader) -> dict:
-    """param_shapes(config), once the config is known to describe a file of a sane size."""
-    # Every layer has at least three members, so this bounds param_shapes' loop over layers.
+def model_shapes(config: ModelConfig, reader: NpzReader) -> dict:
+    """file_shapes(config), once the config is known to describe a file of a sane size."""
+    # Every layer has at least three members, so this bounds file_shapes' loop over layers.
     if config.layers > len(reader.names):
         raise ValueError(f"{config.layers} layers in a file of {len(reader.names)} members")
-    shapes = param_shapes(config)
+    shapes = file_shapes(config)
     nbytes = 4 * sum(math.prod(shape) for shape in shapes.values())
     if nbytes > MAX_BYTES:
         raise ValueError(f"the model settings imply {nbytes:,} bytes of weights, over the limit")
     return shapes
 
 
+def read_finite(reader: NpzReader, name: str, label: str | None = None) -> np.ndarray:
+    """A member whose header expect_member has checked, refused (as `label`, else its name) if it
+    holds NaN or infinity."""
+    array = reader.read(name)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{label or name} has NaN or infinite values")
+    return array
+
+
 def load_model(path) -> TrainedModel:
     """Read and validate a model file; any problem is a ModelFileError."""
-    with _archive(path, "model") as reader:
-        meta = _read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS)
-        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
-        config = _config_from(ModelConfig, meta["model"], "model")
+    with open_archive(path, "model") as reader:
+        meta = read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS)
+        tokenizer = config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        config = config_from(ModelConfig, meta["model"], "model")
         if not isinstance(meta["history"], dict):
             raise ValueError("history is not an object")
-        shapes = _model_shapes(config, reader)
-        _expect_members(reader, {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)})
-        _expect_vocab(reader, config.vocab_size)
+        shapes = model_shapes(config, reader)
+        expect_members(reader, {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)})
+        expect_vocab(reader, config.vocab_size)
         for name, shape in shapes.items():
-            _expect(reader, f"param.{name}", _is_float, shape, "float32 or float64")
-        vocab = _read_vocab(reader, meta, tokenizer)
-        params = {}
-        for name in shapes:
-            params[name] = reader.read(f"param.{name}")
-            if not np.isfinite(params[name]).all():
-                raise ValueError(f"parameter {name} has NaN or infinite values")
+            expect_member(reader, f"param.{name}", is_float, shape, "float32 or float64")
+        vocab = read_vocab(reader, meta, tokenizer)
+        params = {n: read_finite(reader, f"param.{n}", f"parameter {n}") for n in shapes}
     return TrainedModel(config, tokenizer, vocab, params, meta["history"])
 
 
 def load_corpus(path, mmap: bool = False) -> Corpus:
     """Read and validate an encoded corpus written by `rnngen encode`. With mmap, the ids are
     mapped from the file rather than read into memory (training reads them batch by batch)."""
-    with _archive(path, "corpus") as reader:
-        meta = _read_meta(reader, CORPUS_FORMAT, CORPUS_META_KEYS)
-        tokenizer = _config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
-        _expect_members(reader, {"meta", "vocab", "counts", "ids"})
-        _expect_vocab(reader, None)
-        _expect(reader, "ids", _is_int, (None,), "integers")
-        vocab = _read_vocab(reader, meta, tokenizer)
+    with open_archive(path, "corpus") as reader:
+        meta = read_meta(reader, CORPUS_FORMAT, CORPUS_META_KEYS)
+        tokenizer = config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        expect_members(reader, {"meta", "vocab", "counts", "ids"})
+        expect_vocab(reader, None)
+        expect_member(reader, "ids", is_int, (None,), "integers")
+        vocab = read_vocab(reader, meta, tokenizer)
         ids = reader.memmap("ids") if mmap else None
         if ids is None:
             ids = reader.read("ids")

@@ -48,10 +48,12 @@ class TokenizerConfig:
 
     def __post_init__(self):
         if self.level not in LEVELS:
-            raise ConfigError(f"unknown level {self.level!r}; use one of: {', '.join(LEVELS)}")
+            raise ConfigError(
+                f"unknown level {self.level!r}; give --level one of: {', '.join(LEVELS)}"
+            )
         if self.scheme not in SCHEMES:
             raise ConfigError(
-                f"unknown tokenizer {self.scheme!r}; use one of: {', '.join(SCHEMES)}"
+                f"unknown tokenizer {self.scheme!r}; give --tokenizer one of: {', '.join(SCHEMES)}"
             )
         if self.level == "char" and self.scheme != "book":
             raise ConfigError(

@@ -68,10 +68,12 @@ class TrainConfig:
     # badly in validation too and is not kept as the best.
     val_starts: int = 8
     log_every: int = 10  # steps between Progress events
-    # Update only the embedding rows of each batch's tokens: Adam becomes lazy Adam (optim.py),
-    # faster on large vocabularies but a different optimiser (on War and Peace it cost the class
-    # softmax 8% in perplexity); for sgd and adagrad it changes nothing. Off when tied.
-    sparse_embedding: bool = False
+    # Lazy Adam (optim.py; the CLI's --sparse-embedding): only the embedding rows of each batch's
+    # tokens are updated and their moments decayed. Faster on large vocabularies but a different
+    # optimiser (on War and Peace it cost the class softmax 8% in perplexity); for sgd and adagrad
+    # it changes nothing (they update only those rows anyway). Off when tied. Checkpoints written
+    # before the rename store it as `sparse_embedding` (checkpoint.py reads both).
+    lazy_adam: bool = False
     # Share of the streams whose carried state is set back to zero after each step. Without it a
     # stream starts from the zero state once per epoch, those trajectories go untrained, and a
     # tanh RNN can fall from the zero state (every `score`d line, an `eval` from a new offset)
@@ -88,12 +90,13 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; use one of: {', '.join(OPTIMIZERS)}"
+                f"unknown optimizer {self.optimizer!r}; "
+                f"give --optimizer one of: {', '.join(OPTIMIZERS)}"
             )
         if self.clip is None:
             object.__setattr__(self, "clip", DEFAULT_CLIP[self.optimizer])
         if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; use float32 or float64")
+            raise ConfigError(f"unknown dtype {self.dtype!r}; give --dtype float32 or float64")
         if not 0 <= self.val_frac < 1:
             raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}")
         if self.epochs is None and self.time_limit is None:
@@ -110,10 +113,20 @@ class TrainConfig:
             raise ConfigError(
                 "--val-every needs --time; without a time budget validation comes after each epoch"
             )
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if self.lr_decay < 1:
-            raise ConfigError(f"--lr-decay must be at least 1 (1: no decay), got {self.lr_decay}")
+        # Written so that NaN fails each check too (every comparison with NaN is false).
+        if self.lr is not None and not (0 < self.lr < math.inf):
+            raise ConfigError(f"--lr must be a positive finite number, got {self.lr}")
+        if not 1 <= self.lr_decay < math.inf:
+            raise ConfigError(
+                f"--lr-decay must be a finite number of at least 1 (1: no decay), "
+                f"got {self.lr_decay}"
+            )
+        if not 0 <= self.clip < math.inf:
+            raise ConfigError(
+                f"--clip must be a finite number of at least 0 (0: no clipping), got {self.clip}"
+            )
+        if self.seed < 0:
+            raise ConfigError(f"--seed must not be negative, got {self.seed}")
         if self.patience < 0:
             raise ConfigError(f"--patience must not be negative, got {self.patience}")
         if not 0 <= self.state_reset <= 1:
@@ -124,10 +137,10 @@ class TrainConfig:
     def learning_rate(self, cell: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
 
-    def sparse_embedding_for(self, model: ModelConfig) -> bool:
+    def lazy_adam_for(self, model: ModelConfig) -> bool:
         """Whether training `model` updates only the embedding rows a batch uses (for Adam:
         lazily); the gradient itself always holds only those rows, unless weights are tied."""
-        return self.sparse_embedding and not model.tie_weights  # tied: every row has a gradient
+        return self.lazy_adam and not model.tie_weights  # tied: every row has a gradient
 
 
 @dataclass(frozen=True)
@@ -247,7 +260,7 @@ def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int
         cfg.optimizer,
         params,
         cfg.learning_rate(model_cfg.cell),
-        cfg.sparse_embedding_for(model_cfg),
+        cfg.lazy_adam_for(model_cfg),
     )
     history = {
         "train": {**asdict(cfg), "lr": optimizer.lr},
@@ -271,10 +284,11 @@ def split_data(ids, cfg: TrainConfig, val_ids=None):
 
 def set_unigram_bias(params: dict, train_ids, V: int) -> None:
     """Set the output bias (V,) to the log of the add-one-smoothed frequencies of train_ids, less
-    their mean (softmax ignores a constant), in place."""
+    their mean (softmax ignores a constant), in place (in out.Wb, the bias is its last row)."""
     counts = np.bincount(np.asarray(train_ids), minlength=V).astype(np.float64) + 1.0
     logp = np.log(counts / counts.sum())
-    params["out.b"][...] = backend.xp.asarray(logp - logp.mean(), dtype=params["out.b"].dtype)
+    b = params["out.b"] if "out.b" in params else params["out.Wb"][-1]  # tied, or W's last row
+    b[...] = backend.xp.asarray(logp - logp.mean(), dtype=b.dtype)
 
 
 def reset_states(state, share: float, rng: np.random.Generator):
@@ -316,6 +330,7 @@ def train(
     With `comm` (distributed.Communicator) this process is one rank of a data-parallel run: it
     trains on its share of the streams, gradients are averaged over the ranks before each update,
     and only rank 0 receives events and callbacks (every rank must pass the same arguments).
+    Without, the loop talks to a distributed.SingleProcess, whose collective calls do nothing.
     """
     start = clock() - (resume.elapsed if resume is not None else 0.0)
     xp = backend.xp

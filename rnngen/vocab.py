@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import ConfigError
 from .tokenize import UNK
 
 
@@ -51,6 +52,13 @@ def build_vocab(tokens, specials=(UNK,), max_size=None, min_count=1) -> Vocab:
 
 def build_vocab_from_counts(counts: Counter, specials=(UNK,), max_size=None, min_count=1) -> Vocab:
     """The same from token counts (for inputs counted piece by piece)."""
+    if max_size is not None and max_size < 1:
+        raise ConfigError(
+            f"--max-vocab must be at least 1 (tokens kept besides the special ones), "
+            f"got {max_size}; leave it out to keep every token"
+        )
+    if min_count < 1:
+        raise ConfigError(f"--min-count must be at least 1 (1: keep every token), got {min_count}")
     counter = Counter(counts)
     special_counts = [counter.pop(s, 0) for s in specials]
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))

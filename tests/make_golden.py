@@ -1,13 +1,17 @@
 """Regenerate tests/fixtures/golden.npz: run only when a change to the numbers is intended.
 
-    python tests/make_golden.py
+    python tests/make_golden.py          # every entry afresh
+    python tests/make_golden.py --add    # only entries the fixture lacks; the others kept as stored
 
-The fixture pins, for a tiny float64 model of each cell, the loss, every gradient (the initial
-state's too) and the losses of a short training run with dropout, so that speed work on the core
-cannot silently change what it computes. `test_golden.py` recomputes the same quantities with
-`compute()` and compares.
+The fixture pins, for a tiny float64 model of each cell and of the class softmax, the loss, every
+gradient (the initial state's too) and the losses of a short training run with dropout, and for
+SGD, Adagrad and lazy Adam the losses and final weights of a short training run, so that speed
+work on the core cannot silently change what it computes. `test_golden.py` recomputes the same
+quantities with `compute()` and compares: the keys must be the same, and the values.
 """
 
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +24,9 @@ CONFIGS = {
     "rnn": M.ModelConfig(13, embed=5, hidden=7, layers=2, cell="rnn", dropout=0.0),
     "lstm": M.ModelConfig(13, embed=5, hidden=7, layers=2, cell="lstm", dropout=0.2),
     "gru": M.ModelConfig(13, embed=6, hidden=6, cell="gru", tie_weights=True, dropout=0.0),
-}
+    "class": M.ModelConfig(13, embed=5, hidden=7, cell="rnn", dropout=0.1, softmax="class",
+                           class_bounds=(0, 2, 5, 9, 13)),
+}  # fmt: skip
 # Every setting the numbers depend on is spelled out, so changing a default does not move them.
 TRAIN = TrainConfig(
     epochs=3,
@@ -39,6 +45,14 @@ TRAIN = TrainConfig(
     val_starts=0,
     unigram_bias=False,
 )
+
+
+# Training runs with the other optimisers: name -> (model config, training settings).
+OPTIMIZER_RUNS = {
+    "sgd": ("rnn", replace(TRAIN, optimizer="sgd", lr=0.5)),
+    "adagrad": ("lstm", replace(TRAIN, optimizer="adagrad", lr=0.05)),
+    "lazy_adam": ("class", replace(TRAIN, lazy_adam=True)),
+}
 
 
 def inputs() -> dict:
@@ -66,13 +80,26 @@ def compute(data: dict) -> dict:
         out[f"{name}/state"] = result.state
         out[f"{name}/train_losses"] = np.array([e["train_loss"] for e in history["per_epoch"]])
         out[f"{name}/val_losses"] = np.array([e["val_loss"] for e in history["per_epoch"]])
-        out.update({f"{name}/param.{k}": v for k, v in params.items()})
-        out.update({f"{name}/grad.{k}": v for k, v in result.grads.items()})
+        # named as in a model file (out.W, out.b), however the model holds them
+        out.update({f"{name}/param.{k}": v for k, v in M.split_output(params).items()})
+        out.update({f"{name}/grad.{k}": v for k, v in M.split_output(result.grads).items()})
+    for name, (model, settings) in OPTIMIZER_RUNS.items():
+        result = train(data["corpus"], CONFIGS[model], settings)
+        per_epoch = result.history["per_epoch"]
+        out[f"{name}/train_losses"] = np.array([e["train_loss"] for e in per_epoch])
+        out[f"{name}/val_losses"] = np.array([e["val_loss"] for e in per_epoch])
+        out.update({f"{name}/final.{k}": v for k, v in M.split_output(result.state.params).items()})
     return out
 
 
 if __name__ == "__main__":
     data = inputs()
+    fresh = compute(data)
+    if sys.argv[1:] == ["--add"]:
+        with np.load(FIXTURE, allow_pickle=False) as f:
+            stored = {k: f[k] for k in f.files}
+        fresh = {**fresh, **stored}  # what is stored stays as it is
+        data = {k: stored[k] for k in data}
     FIXTURE.parent.mkdir(exist_ok=True)
-    np.savez(FIXTURE, **data, **compute(data))
+    np.savez(FIXTURE, **{**fresh, **data})
     print(f"wrote {FIXTURE}")

@@ -40,7 +40,7 @@ def model_config(dropout: float, softmax: str = "full") -> ModelConfig:
 
 def train_config(epochs: int, lazy: bool = False) -> TrainConfig:
     return TrainConfig(epochs=epochs, batch_size=4, seq_len=10, dtype="float64", patience=0,
-                       lr_decay=2.0, seed=3, sparse_embedding=lazy)  # fmt: skip
+                       lr_decay=2.0, seed=3, lazy_adam=lazy)  # fmt: skip
 
 
 def main() -> None:
@@ -75,7 +75,7 @@ def main() -> None:
             return ticks[0]
 
         tcfg = TrainConfig(epochs=None, batch_size=4, seq_len=10, dtype="float64", seed=3,
-                           time_limit=20.0)  # fmt: skip
+                           time_limit=20.0, val_every=7)  # fmt: skip
         result = train(IDS, model_config(0.0), tcfg, comm=comm, clock=clock)
         steps = [v["step"] for v in result.history["validations"]]
         np.savez(f"{sys.argv[2]}.rank{rank}.npz", steps=np.array(steps), **result.state.params)

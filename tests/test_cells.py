@@ -156,3 +156,36 @@ def test_gradient_check_catches_a_broken_backward(rng):
             {"x": dx, "h0": dh0, "Wx": dWx, "Wh": dWh, "b": db},
             dh,
         )
+
+
+def test_rnn_step_forward_matches_the_cs231n_test_vector():
+    """The published check of cs231n's rnn_step_forward (Stanford CS231n, assignment 3,
+    RNN_Captioning.ipynb, "Vanilla RNN: step forward"): linspace inputs, N, D, H = 3, 10, 4, and
+    the expected next_h as printed there to 8 decimals."""
+    N, D, H = 3, 10, 4
+    x = np.linspace(-0.4, 0.7, num=N * D).reshape(N, D)
+    prev_h = np.linspace(-0.2, 0.5, num=N * H).reshape(N, H)
+    Wx = np.linspace(-0.1, 0.9, num=D * H).reshape(D, H)
+    Wh = np.linspace(-0.3, 0.7, num=H * H).reshape(H, H)
+    b = np.linspace(-0.2, 0.4, num=H)
+    expected = np.array([
+        [-0.58172089, -0.50182032, -0.41232771, -0.31410098],
+        [0.66854692, 0.79562378, 0.87755553, 0.92795967],
+        [0.97934501, 0.99144213, 0.99646691, 0.99854353],
+    ])  # fmt: skip
+    next_h, _ = cells.rnn_step_forward(x, prev_h, Wx, Wh, b)
+    np.testing.assert_allclose(next_h, expected, rtol=0, atol=1e-8)
+    sequence, _, _ = cells.sequence_forward(
+        "rnn", x[None], prev_h[None], {"Wx": Wx, "Wh": Wh, "b": b}
+    )
+    np.testing.assert_allclose(sequence[0], next_h, rtol=1e-13, atol=1e-15)
+
+
+def test_rnn_step_backward(rng):
+    N, D, H = 4, 5, 6
+    shapes = {"x": (N, D), "h_prev": (N, H), "Wx": (D, H), "Wh": (H, H), "b": (H,)}
+    inputs = {name: rng.normal(size=shape) for name, shape in shapes.items()}
+    h, cache = cells.rnn_step_forward(*inputs.values())
+    dh = rng.normal(size=h.shape)
+    grads = dict(zip(inputs, cells.rnn_step_backward(dh, cache), strict=True))
+    check_vjp(lambda: cells.rnn_step_forward(*inputs.values())[0], inputs, grads, dh)

@@ -1,5 +1,7 @@
 """Checkpoints: a run stopped and resumed equals the run straight through, bit for bit."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -36,19 +38,31 @@ def _run(model_cfg, cfg, tmp_path, stop_after=None, resume=None):
     return result, path
 
 
+CLASSES = (0, 3, 8, 14, 21)
 CASES = [
     (ModelConfig(21, embed=8, hidden=12, cell="lstm", layers=2, dropout=0.3), "adam"),
     (ModelConfig(21, embed=8, hidden=12, cell="gru"), "sgd"),
     (ModelConfig(21, embed=8, hidden=12, cell="rnn"), "adagrad"),
-]
+    (ModelConfig(21, embed=8, hidden=12, softmax="class", class_bounds=CLASSES, dropout=0.2),
+     "adam"),
+    (ModelConfig(21, embed=8, hidden=12, cell="gru", dropout=0.2), "lazy-adam"),
+]  # fmt: skip
+CASE_IDS = ["lstm-adam", "gru-sgd", "rnn-adagrad", "class-softmax-adam", "gru-lazy-adam"]
 
 
-@pytest.mark.parametrize("model_cfg,optimizer", CASES, ids=["lstm-adam", "gru-sgd", "rnn-adagrad"])
+@pytest.mark.parametrize("model_cfg,optimizer", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("stop_after", [3, 7, 14, 20])  # mid-epoch, epoch ends, later epochs
 def test_resume_is_bit_exact(tmp_path, model_cfg, optimizer, stop_after):
     cfg = TrainConfig(
-        epochs=4, batch_size=4, seq_len=25, optimizer=optimizer, lr_decay=2.0, patience=0, seed=3
-    )  # 7 steps an epoch
+        epochs=4,
+        batch_size=4,
+        seq_len=25,
+        optimizer=optimizer.removeprefix("lazy-"),
+        lazy_adam=optimizer == "lazy-adam",
+        lr_decay=2.0,
+        patience=0,
+        seed=3,
+    )  # 7 steps an epoch; fmt: skip
     straight, _ = _run(model_cfg, cfg, tmp_path)
     stopped, path = _run(model_cfg, cfg, tmp_path, stop_after=stop_after)
     assert stopped.interrupted
@@ -77,3 +91,24 @@ def test_corrupt_checkpoint_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match="ckpt.npz"):
         load_checkpoint(path)
+
+
+def test_a_checkpoint_from_before_the_lazy_adam_rename_loads(tmp_path):
+    """Checkpoints written when TrainConfig.lazy_adam was called sparse_embedding keep loading,
+    with the setting they had; one holding both names is refused."""
+    model_cfg = ModelConfig(21, embed=8, hidden=12, cell="rnn")
+    cfg = TrainConfig(epochs=1, batch_size=4, seq_len=25, seed=3, lazy_adam=True)
+    _, path = _run(model_cfg, cfg, tmp_path, stop_after=2)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(arrays["meta"].item())
+    settings = meta["train"]
+    settings["sparse_embedding"] = settings.pop("lazy_adam")
+    old = tmp_path / "old.ckpt.npz"
+    np.savez(old, **{**arrays, "meta": np.array(json.dumps(meta))})
+    ckpt = load_checkpoint(old)
+    assert ckpt.train == cfg and ckpt.state.optimizer.lazy
+    settings["lazy_adam"] = True
+    np.savez(old, **{**arrays, "meta": np.array(json.dumps(meta))})
+    with pytest.raises(ModelFileError, match="sparse_embedding and lazy_adam"):
+        load_checkpoint(old)

@@ -2,14 +2,21 @@
 stderr one-line messages, and each failure its exit code."""
 
 import json
+import math
+import shlex
 import subprocess
 import sys
+from collections import Counter
 
+import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
+from rnngen import api
 from rnngen.cli import app
 from rnngen.storage import load_corpus, load_model
+from rnngen.tokenize import tokenize
 
 runner = CliRunner()
 TINY = ["--epochs", "2", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
@@ -235,22 +242,38 @@ def test_sample_into_closed_pipe_is_quiet(model_file):
 @pytest.mark.parametrize(
     "options",
     [
-        ["--cell", "lstm", "--layers", "2", "--dropout", "0.3"],
+        ["--cell", "lstm", "--layers", "2", "--dropout", "0.3", "--lr", "0.01"],
         ["--cell", "gru", "--tie-weights", "--embed", "16", "--optimizer", "sgd"],
-        ["--cell", "rnn", "--layers", "2", "--optimizer", "adagrad"],
+        ["--cell", "rnn", "--layers", "2", "--optimizer", "adagrad", "--lr", "0.05"],
     ],
     ids=["lstm", "gru-tied-sgd", "rnn-adagrad"],
 )
 def test_cells_train_sample_and_eval(text_file, tmp_path, options):
+    """Each cell and optimiser learns more than word frequencies: after 8 epochs on the whole
+    text, its perplexity on that text is well under the text's own unigram perplexity (the best
+    any model blind to context can do; here about 205, with 495 words), and a sample is words of
+    the vocabulary."""
     out = tmp_path / "m.npz"
-    args = ["train", str(text_file), "-o", str(out), *TINY, *options]
-    assert runner.invoke(app, args).exit_code == 0
+    small = ["--epochs", "8", "--val-frac", "0", "--hidden", "16", "--embed", "8",
+             "--batch-size", "4", "--seq-len", "8"]  # fmt: skip
+    assert (
+        runner.invoke(app, ["train", str(text_file), "-o", str(out), *small, *options]).exit_code
+        == 0
+    )
     model = load_model(out)
     assert model.config.cell == options[1]
-    sample = runner.invoke(app, ["sample", "-m", str(out), "--start", "the", "--length", "10"])
+    sample = runner.invoke(
+        app, ["sample", "-m", str(out), "--start", "the", "--length", "10", "--seed", "1"]
+    )
     assert sample.exit_code == 0 and sample.stdout.startswith("the")
+    words = tokenize(sample.stdout, model.tokenizer)
+    assert len(words) >= 11 and all(w in model.vocab and w != "<unk>" for w in words), words
+    assert len({w for w in words if w.isalpha()}) >= 5  # not one word over and over
     result = runner.invoke(app, ["eval", str(text_file), "-m", str(out), "--json"])
-    assert json.loads(result.stdout)["perplexity"] > 1
+    tokens = tokenize(text_file.read_text(), model.tokenizer)
+    counts = np.array(list(Counter(tokens).values()), dtype=float)
+    unigram = math.exp(-(counts * np.log(counts / len(tokens))).sum() / len(tokens))
+    assert 1 < json.loads(result.stdout)["perplexity"] < 0.9 * unigram
 
 
 def test_separate_validation_file(text_file, tmp_path):
@@ -273,11 +296,81 @@ def test_separate_validation_file(text_file, tmp_path):
         (["--tie-weights", "--embed", "8", "--hidden", "16"], "--tie-weights needs"),
         (["--dropout", "1.5"], "--dropout"),
         (["--optimizer", "rmsprop"], "unknown optimizer"),
+        (["--classes", "10"], "--classes is for --softmax class"),
+        (["--checkpoint-every", "-1"], "--checkpoint-every must not be negative"),
     ],
 )
 def test_train_bad_options(text_file, tmp_path, options, fragment):
     result = runner.invoke(app, ["train", str(text_file), "-o", str(tmp_path / "m.npz"), *options])
     assert_one_line_error(result, 2, fragment)
+
+
+@pytest.mark.parametrize(
+    "options,option",
+    [
+        (["--hidden", "0"], "--hidden"),
+        (["--embed", "0"], "--embed"),
+        (["--layers", "0"], "--layers"),
+        (["--cell", "transformer"], "--cell"),
+        (["--softmax", "hierarchical"], "--softmax"),
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--dtype", "float16"], "--dtype"),
+        (["--level", "byte"], "--level"),
+        (["--tokenizer", "bpe"], "--tokenizer"),
+        (["--device", "tpu"], "--device"),
+        (["--encoding", "no-such-codec"], "--encoding"),
+        (["--sparse-embedding", "--dense-embedding"], "--dense-embedding"),
+    ],
+)
+def test_bad_option_messages_name_the_option(text_file, tmp_path, options, option):
+    result = runner.invoke(app, ["train", str(text_file), "-o", str(tmp_path / "m.npz"), *options])
+    assert_one_line_error(result, 2, option)
+
+
+def test_stream_flags(model_file):
+    args = ["sample", "-m", str(model_file), "--start", "Wendy", "--length", "5", "--seed", "1"]
+    streamed, default = runner.invoke(app, [*args, "--stream"]), runner.invoke(app, args)
+    assert streamed.exit_code == 0 and streamed.stdout == default.stdout
+    assert runner.invoke(app, [*args, "--no-stream"]).stdout == default.stdout
+    assert_one_line_error(runner.invoke(app, [*args, "--stream", "--no-stream"]), 2, "--stream")
+
+
+def test_dense_embedding_is_still_accepted(text_file, tmp_path):
+    out = tmp_path / "m.npz"
+    args = ["train", str(text_file), "-o", str(out), *TINY, "--epochs", "1", "--dense-embedding"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert load_model(out).history is not None
+
+
+def test_too_short_a_text_names_what_it_needs(model_file, tmp_path):
+    one = tmp_path / "one.txt"
+    one.write_text("oneword")  # one token: nothing to predict
+    result = runner.invoke(app, ["eval", str(one), "-m", str(model_file)])
+    assert_one_line_error(result, 65, "1 token", "at least 2")
+    assert "--batch-size" not in result.stderr  # eval has no such option
+    result = runner.invoke(app, ["train", str(one), "-o", str(tmp_path / "m.npz"), *TINY])
+    assert_one_line_error(result, 65, "--batch-size")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "{book}", "-m", "{folder}"],
+        ["eval", "{folder}", "-m", "{model}"],
+        ["score", "{folder}", "-m", "{model}"],
+        ["encode", "{folder}", "-o", "{out}"],
+        ["train", "{book}", "-o", "{out}", "--valid", "{folder}"],
+        ["info", "{folder}"],
+        ["sample", "-m", "{folder}"],
+        ["train", "{folder}", "-o", "{out}"],
+        ["train", "{book}", "-o", "{out}", "--resume", "{folder}"],
+        ["plot", "{folder}"],
+    ],
+)
+def test_a_folder_for_a_file_is_a_missing_input(args, text_file, model_file, tmp_path):
+    names = {"book": text_file, "model": model_file, "folder": tmp_path, "out": tmp_path / "m.npz"}
+    result = runner.invoke(app, [a.format(**names) for a in args])
+    assert_one_line_error(result, 66, "is a folder")
 
 
 def test_class_softmax(text_file, tmp_path):
@@ -293,6 +386,51 @@ def test_class_softmax(text_file, tmp_path):
         runner.invoke(app, ["eval", str(text_file), "-m", str(out), "--json"]).stdout
     )
     assert 1 < values["perplexity"] < len(model.vocab)
+
+
+def test_resume_refuses_model_and_training_options_that_differ_from_the_checkpoint(
+    text_file, tmp_path
+):
+    """--resume takes the checkpoint's settings: options that contradict it are exit 2, naming
+    them; the same values, or options not given, are fine."""
+    small = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
+    first = ["train", str(text_file), "-q", "-o", str(tmp_path / "m.npz"), *small]
+    assert runner.invoke(app, [*first, "--epochs", "1", "--checkpoint-every", "5"]).exit_code == 0
+    resume = ["train", str(text_file), "-q", "-o", str(tmp_path / "m.npz"), "--epochs", "2",
+              "--resume", str(tmp_path / "m.ckpt.npz")]  # fmt: skip
+    result = runner.invoke(app, [*resume, "--cell", "gru", "--hidden", "512"])
+    assert_one_line_error(result, 2, "--cell gru (the checkpoint's: rnn)",
+                          "--hidden 512 (the checkpoint's: 16)")  # fmt: skip
+    result = runner.invoke(app, [*resume, "--classes", "5"])
+    assert_one_line_error(result, 2, "--classes 5 (the checkpoint's: None)")
+    result = runner.invoke(app, [*resume, "--dense-embedding", "--lr", "0.5", "--seed", "0"])
+    assert_one_line_error(result, 2, "--lr 0.5 (the checkpoint's: 0.002)")
+    assert "--seed" not in result.stderr and "--dense-embedding" not in result.stderr
+    result = runner.invoke(app, [*resume, "--sparse-embedding"])  # lazy Adam on a dense one
+    assert_one_line_error(result, 2, "--sparse-embedding True (the checkpoint's: False)")
+    same = runner.invoke(app, [*resume, "--cell", "rnn", *small, "--dropout", "0.3"])
+    assert same.exit_code == 0, same.stderr
+    assert load_model(tmp_path / "m.npz").history["epochs"] == 2
+
+
+def test_resume_command_parses_back_to_the_options_it_was_given():
+    """The printed resume command, split as a shell splits it, gives `train` the same values."""
+    line = api.resume_command(
+        "c k.npz", "-odd $name.txt", "out dir/m.npz",
+        {"--valid": "a;b.txt", "--log-file": "it's.jsonl", "--json": True, "--checkpoint": None,
+         "--errors": "replace", "--checkpoint-every": 50},
+    )  # fmt: skip
+    words = shlex.split(line)
+    assert words[:2] == ["rnngen", "train"]
+    train = typer.main.get_command(app).commands["train"]
+    params = train.make_context("train", words[2:]).params
+    assert params["input"] == "./-odd $name.txt" and params["out"] == "out dir/m.npz"
+    assert params["valid"] == "a;b.txt" and params["log_file"] == "it's.jsonl"
+    assert params["as_json"] and params["errors"] == "replace" and params["checkpoint"] is None
+    assert params["checkpoint_every"] == 50 and params["resume"] == "c k.npz"
+    assert shlex.split(api.resume_command("c.npz", None, "m.npz")) == [
+        "rnngen", "train", "-o", "m.npz", "--resume", "c.npz"
+    ]  # fmt: skip
 
 
 # --- conventions: -q, -v, errors, completion, help, terminals ---------------------------------
@@ -451,3 +589,56 @@ def test_training_display_leaves_stdout_alone():
     console = Console(file=io.StringIO(), force_terminal=True)
     with TrainingDisplay("test", console=console) as display:
         assert display.live and sys.stdout is before
+
+
+@pytest.mark.parametrize(
+    "options, option",
+    [
+        (["--temperature", "nan"], "--temperature"),
+        (["--temperature", "inf"], "--temperature"),
+        (["--temperature", "-1"], "--temperature"),
+        (["--top-p", "nan"], "--top-p"),
+        (["--top-p", "-0.5"], "--top-p"),
+        (["--top-p", "1.5"], "--top-p"),
+        (["--min-p", "3"], "--min-p"),
+        (["--repeat-penalty", "0"], "--repeat-penalty"),
+        (["--top-k", "-2"], "--top-k"),
+        (["--repeat-last-n", "8"], "--repeat-last-n"),
+        (["--greedy", "--temperature", "0.5"], "--greedy"),
+        (["--greedy", "--top-k", "5"], "--greedy"),
+        (["--greedy", "--top-p", "0.9"], "--greedy"),
+        (["--greedy", "--repeat-penalty", "1.1"], "--greedy"),
+        (["--width", "-1"], "--width"),
+    ],
+)
+def test_sample_refuses_bad_sampler_options(model_file, options, option):
+    result = runner.invoke(app, ["sample", "-m", str(model_file), "--start", "the", *options])
+    assert_one_line_error(result, 2, option)
+
+
+def test_sample_temperature_zero_is_greedy(model_file):
+    base = ["sample", "-m", str(model_file), "--start", "the", "--length", "20"]
+    greedy = runner.invoke(app, base + ["--greedy"])
+    zero = runner.invoke(app, base + ["--temperature", "0", "--seed", "4"])
+    assert zero.exit_code == 0 and zero.stdout == greedy.stdout
+
+
+def test_sample_with_the_whole_chain(model_file):
+    args = ["sample", "-m", str(model_file), "--start", "the", "--length", "40", "--seed", "2",
+            "--top-k", "20", "--top-p", "0.9", "--min-p", "0.05", "--temperature", "0.8",
+            "--repeat-penalty", "1.1", "--repeat-last-n", "16"]  # fmt: skip
+    a, b = runner.invoke(app, args), runner.invoke(app, args)
+    assert a.exit_code == 0, a.stderr
+    assert a.stdout == b.stdout and a.stdout.startswith("the")
+
+
+def test_sample_on_a_terminal_wraps_to_its_width(model_file, monkeypatch):
+    from rnngen import cli
+
+    args = ["sample", "-m", str(model_file), "--start", "the", "--length", "80", "--seed", "1"]
+    plain = runner.invoke(app, args).stdout  # not a terminal: no wrapping
+    monkeypatch.setattr(cli, "terminal_width", lambda: 24)
+    wrapped = runner.invoke(app, args).stdout
+    assert wrapped != plain and wrapped.split() == plain.split()
+    assert all(len(line) <= 24 or " " not in line for line in wrapped.splitlines())
+    assert runner.invoke(app, [*args, "--width", "0"]).stdout == plain

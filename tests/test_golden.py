@@ -9,6 +9,7 @@ def test_golden_fixture_matches():
         stored = {k: f[k] for k in f.files}
     data = {k: stored[k] for k in ("ids", "targets", "state0", "corpus")}
     fresh = compute(data)
-    assert len(fresh) > 30 and set(fresh) <= set(stored)
+    assert sorted(fresh) == sorted(set(stored) - set(data))  # nothing missing, nothing extra
+    assert len(fresh) > 30
     for name, value in fresh.items():
         np.testing.assert_allclose(value, stored[name], rtol=1e-9, atol=1e-12, err_msg=name)

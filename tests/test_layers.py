@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from gradcheck import check_vjp, numerical_grad, rel_error
+from reference import softmax_cross_entropy
 
 from rnngen import layers
 
@@ -24,9 +25,8 @@ def test_embedding_is_one_hot_times_matrix(rng):
 
 
 def _joined(W, b):
-    """W and b as the rows of one (H+1, V) array, as model.join_output keeps them."""
-    Wb = np.concatenate([W, b[None]])
-    return Wb[:-1], Wb[-1]
+    """W and b as the rows of one (H+1, V) array Wb, and None for b, as the model passes them."""
+    return np.concatenate([W, b[None]]), None
 
 
 @pytest.mark.parametrize("joined", [False, True], ids=["bias-pass", "bias-in-product"])
@@ -38,46 +38,38 @@ def test_softmax_output_backward(rng, weight_scale, joined):
     h = np.tanh(rng.normal(size=(M, H)))
     W = rng.normal(scale=weight_scale, size=(H, V))
     b = rng.normal(size=V)
+    logits = h @ W + b
     if joined:
         W, b = _joined(W, b)
-    assert (layers.joined_output(W, b) is not None) == joined
     targets = rng.integers(0, V, size=M)
     nll, cache = layers.softmax_output_forward(h, W, b, targets)
-    dh, dW, db = layers.softmax_output_backward(cache, scale=0.5)
-    logits = h @ W + b
-    ref_loss, ref_dlogits = layers.softmax_cross_entropy(logits, targets)
+    dh, dWb = layers.softmax_output_backward(cache, scale=0.5)
+    assert dWb.shape == (H + 1, V)
+    ref_loss, ref_dlogits = softmax_cross_entropy(logits, targets)
     assert nll == pytest.approx(ref_loss * M, rel=1e-12)
-    for name, x, analytic in (("h", h, dh), ("W", W, dW), ("b", b, db)):
+    inputs = {
+        "h": (h, dh),
+        **({"Wb": (W, dWb)} if joined else {"W": (W, dWb[:H]), "b": (b, dWb[H])}),
+    }
+    for name, (x, analytic) in inputs.items():
         num = numerical_grad(lambda: 0.5 * layers.softmax_output_forward(h, W, b, targets)[0], x)
         assert rel_error(num, analytic) < 1e-6, name
-    np.testing.assert_allclose(dW, 0.5 * M * h.T @ ref_dlogits, rtol=1e-10, atol=1e-12)
-
-
-def test_joined_output_only_recognises_exact_rows(rng):
-    W, b = rng.normal(size=(4, 7)), rng.normal(size=7)
-    Wj, bj = _joined(W, b)
-    assert layers.joined_output(Wj, bj).shape == (5, 7)
-    bigger = np.concatenate([W, b[None], b[None]])  # (H+2, V): not the layout
-    assert layers.joined_output(bigger[:4], bigger[4]) is None
-    shifted = np.concatenate([b[None], W])  # bias first
-    assert layers.joined_output(shifted[1:], shifted[0]) is None
-    assert layers.joined_output(Wj, b) is None and layers.joined_output(W, bj) is None
-    assert layers.joined_output(np.asfortranarray(W), b) is None
+    np.testing.assert_allclose(dWb[:H], 0.5 * M * h.T @ ref_dlogits, rtol=1e-10, atol=1e-12)
 
 
 def test_softmax_cross_entropy_reference(rng):
     logits = rng.normal(size=(6, 5)) * 3
     targets = rng.integers(0, 5, size=6)
-    loss, dlogits = layers.softmax_cross_entropy(logits, targets)
+    loss, dlogits = softmax_cross_entropy(logits, targets)
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert loss == pytest.approx(-np.log(p[np.arange(6), targets]).mean(), rel=1e-12)
-    num = numerical_grad(lambda: layers.softmax_cross_entropy(logits, targets)[0], logits)
+    num = numerical_grad(lambda: softmax_cross_entropy(logits, targets)[0], logits)
     assert rel_error(num, dlogits) < 1e-6
 
 
 def test_softmax_is_stable_for_huge_logits():
     logits = np.array([[1000.0, 0.0, -1000.0]])
-    loss, dlogits = layers.softmax_cross_entropy(logits, np.array([0]))
+    loss, dlogits = softmax_cross_entropy(logits, np.array([0]))
     assert np.isfinite(loss) and np.isfinite(dlogits).all()
     h = np.ones((1, 1))
     nll, cache = layers.softmax_output_forward(h, logits, np.zeros(3), np.array([2]))
@@ -97,3 +89,18 @@ def test_dropout(rng):
               {"x": x}, {"x": dx}, dout)  # fmt: skip
     same, no_mask = layers.dropout_forward(x, 0.25, None)  # evaluation: the identity
     assert same is x and no_mask is None
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["bias-pass", "bias-in-product"])
+def test_softmax_output_backward_refuses_a_second_call_on_one_cache(rng, joined):
+    """The backward pass turns the cached exponentials into its scratch, so a second call on the
+    same cache would return wrong gradients: it is an error instead."""
+    M, H, V = 6, 4, 7
+    h, W, b = rng.normal(size=(M, H)), rng.normal(size=(H, V)), rng.normal(size=V)
+    if joined:
+        W, b = _joined(W, b)
+    targets = rng.integers(0, V, size=M)
+    _, cache = layers.softmax_output_forward(h, W, b, targets)
+    layers.softmax_output_backward(cache)
+    with pytest.raises(ValueError, match="ran on this cache already"):
+        layers.softmax_output_backward(cache)

@@ -529,7 +529,7 @@ def bombs(tmp_path_factory, files):
     meta["model"]["embed"] = E = n // meta["model"]["vocab_size"]
     cfg = M.ModelConfig(**meta["model"])
     members["meta.npy"] = _npy(np.array(json.dumps(meta)))
-    shapes = {f"param.{k}.npy": v for k, v in M.param_shapes(cfg).items()}
+    shapes = {f"param.{k}.npy": v for k, v in M.file_shapes(cfg).items()}
     huge = {name: shape for name, shape in shapes.items() if E in shape}
     assert sorted(huge) == ["param.embed.npy", "param.rnn0.Wx.npy"]
     _write_bomb(paths["bomb the config asks for"], members, huge)
@@ -661,7 +661,7 @@ def _mutate(data: bytes, ops) -> bytes:
 
 
 def _assert_valid(model):
-    shapes = M.param_shapes(model.config)
+    shapes = M.file_shapes(model.config)
     assert list(model.params) == list(shapes)
     for name, shape in shapes.items():
         array = model.params[name]

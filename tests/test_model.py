@@ -10,7 +10,8 @@ from gradcheck import numerical_grad, rel_error
 from rnngen import model as M
 from rnngen.errors import ConfigError
 from rnngen.generate import generate
-from rnngen.layers import Workspace, joined_output
+from rnngen.layers import Workspace
+from rnngen.sampling import GREEDY
 from rnngen.train import TrainConfig, train
 
 
@@ -72,8 +73,9 @@ def test_dropout_only_when_training(rng):
 
 def test_tied_weights_share_the_embedding(rng):
     cfg, params, *_ = _setup(rng, embed=6, tie_weights=True)
-    assert "out.W" not in params
-    assert M.output_matrix(params) is not None and M.output_matrix(params).shape == (6, 11)
+    assert "out.W" not in params and "out.Wb" not in params
+    W, b = M.output_weights(params)
+    assert np.shares_memory(W, params["embed"]) and W.shape == (6, 11) and b is params["out.b"]
     with pytest.raises(ConfigError, match="tie-weights"):
         M.ModelConfig(vocab_size=5, embed=4, hidden=6, tie_weights=True)
 
@@ -148,7 +150,7 @@ def test_periodic_corpus_is_learned_exactly(cell):
     assert result.history["per_epoch"][0]["train_loss"] > 1.0
     assert result.history["per_epoch"][-1]["train_loss"] < 0.01
     rng = np.random.default_rng(0)
-    out = list(generate(result.params, cfg, pattern[:3], 27, rng, greedy=True))
+    out = list(generate(result.params, cfg, pattern[:3], 27, rng, GREEDY))
     assert out == (pattern * 4)[3:30]
 
 
@@ -171,22 +173,37 @@ def test_workspace_reuses_buffers_and_changes_nothing(rng, softmax):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
-def test_output_layer_stays_joined(optimizer):
-    """init_params keeps out.W and out.b as rows of one array (the bias then comes out of the
-    output product); every optimiser updates them in place, so they are still joined after
-    training; separate arrays, as a loaded model has, are joined with their values unchanged."""
+def test_output_layer_is_one_parameter_and_takes_the_fast_path(optimizer):
+    """out.Wb (H+1, V) holds W and the bias, so the bias always comes out of the output product
+    ([h 1] @ Wb: the workspace's [h 1] buffer shows it), after training with any optimiser and
+    with the array rebound, as loading does; split_output and join_output convert to and from the
+    file's out.W and out.b, values unchanged; parameters left in the file layout are refused."""
     cfg = M.ModelConfig(vocab_size=30, embed=6, hidden=5, dropout=0.0)
     ids = np.random.default_rng(1).integers(0, 30, size=600)
     tc = TrainConfig(epochs=1, batch_size=4, seq_len=5, optimizer=optimizer, val_frac=0.0)
     params = train(ids, cfg, tc).state.params
-    assert joined_output(params["out.W"], params["out.b"]) is not None
-    separate = {k: v.copy() for k, v in params.items()}
-    assert joined_output(separate["out.W"], separate["out.b"]) is None
-    joined = M.join_output(dict(separate))
-    assert joined_output(joined["out.W"], joined["out.b"]) is not None
-    assert all(np.array_equal(joined[k], separate[k]) for k in separate)
+    assert params["out.Wb"].shape == (6, 30) and "out.W" not in params and "out.b" not in params
+    params["out.Wb"] = params["out.Wb"].copy()  # bound afresh
+    x, y = ids[:20].reshape(5, 4), ids[1:21].reshape(5, 4)
+    state0 = M.init_state(cfg, 4)
+    workspace = Workspace()
+    joined = M.loss_and_grads(params, cfg, x, y, state0, workspace=workspace)
+    assert "out.h_with_one" in workspace._arrays and set(joined.grads) == set(params)
+    split = M.split_output(params)
+    assert list(split)[-2:] == ["out.W", "out.b"] and split["out.W"].shape == (5, 30)
+    assert np.shares_memory(split["out.W"], params["out.Wb"])  # views, no copy
+    back = M.join_output({k: v.copy() for k, v in split.items()})
+    assert list(back) == list(params) and all(np.array_equal(back[k], params[k]) for k in params)
+    with pytest.raises(ValueError, match="file layout"):
+        M.loss_and_grads(split, cfg, x, y, state0)
     tied = M.ModelConfig(vocab_size=30, embed=5, hidden=5, tie_weights=True)
-    assert "out.W" not in M.init_params(tied, np.random.default_rng(0))
+    tied_params = M.init_params(tied, np.random.default_rng(0))
+    assert "out.Wb" not in tied_params and "out.b" in tied_params
+    assert (
+        M.split_output(tied_params).keys()
+        == M.join_output(tied_params).keys()
+        == tied_params.keys()
+    )
 
 
 def test_sequence_nll_with_a_workspace_is_the_same(rng):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from reference import clip_grad_norm
 
 from rnngen import backend
 from rnngen import model as M
@@ -13,7 +14,6 @@ from rnngen.optim import (
     Adagrad,
     Adam,
     clip_and_update,
-    clip_grad_norm,
     clip_scale,
     make_optimizer,
 )
@@ -44,6 +44,33 @@ def test_adam_matches_the_formula(rng):
             ref[k] -= 0.01 * m_hat / (np.sqrt(v_hat) + 1e-8)
     for k in params:
         np.testing.assert_allclose(params[k], ref[k], rtol=1e-10, atol=1e-12)
+
+
+def test_adagrad_matches_the_formula_over_several_steps(rng):
+    """Adagrad's step divides by the root of the squares of every gradient so far (Duchi et al.),
+    here summed all at once with cumsum rather than accumulated: dense and row-sparse gradients,
+    with a clipping scale; a zero row of a sparse step changes nothing."""
+    params = {**_params(rng), "embed": rng.normal(size=(9, 4))}
+    start = {k: v.copy() for k, v in params.items()}
+    opt = Adagrad(params, lr=0.05)
+    steps, scales = 4, (1.0, 0.5, 1.0, 0.25)
+    dense = {k: np.zeros((steps, *v.shape)) for k, v in params.items()}  # the gradients applied
+    for t in range(steps):
+        grads = {k: rng.normal(size=v.shape) for k, v in params.items() if k != "embed"}
+        rows = np.sort(rng.choice(9, size=3 + t, replace=False))
+        values = rng.normal(size=(len(rows), 4))
+        for k, g in grads.items():
+            dense[k][t] = scales[t] * g
+        dense["embed"][t][rows] = scales[t] * values
+        grads = {k: g.copy() for k, g in grads.items()}
+        grads["embed"] = RowSparse(rows, values.copy(), (9, 4))
+        opt.update(params, grads, scales[t])
+    for k in params:
+        g = dense[k]
+        sum_sq = np.cumsum(g * g, axis=0)
+        steps_taken = np.where(g != 0, 0.05 * g / (np.sqrt(sum_sq) + 1e-10), 0.0)
+        np.testing.assert_allclose(params[k], start[k] - steps_taken.sum(axis=0), rtol=1e-10,
+                                   atol=1e-12, err_msg=k)  # fmt: skip
 
 
 def test_adagrad_and_sgd(rng):
@@ -222,14 +249,14 @@ def test_lazy_adam_reaches_the_training_loop():
     cfg = M.ModelConfig(vocab_size=50, embed=8, hidden=8, dropout=0.0)
 
     def run(sparse):
-        tc = TrainConfig(epochs=1, batch_size=4, seq_len=8, sparse_embedding=sparse,
+        tc = TrainConfig(epochs=1, batch_size=4, seq_len=8, lazy_adam=sparse,
                          dtype="float64")  # fmt: skip
         return train(ids, cfg, tc).params
 
     assert not np.allclose(run(True)["embed"], run(False)["embed"])
-    assert TrainConfig().sparse_embedding_for(cfg) is False  # by default exactly dense Adam
+    assert TrainConfig().lazy_adam_for(cfg) is False  # by default exactly dense Adam
     tied = M.ModelConfig(vocab_size=50, embed=8, hidden=8, tie_weights=True)
-    assert TrainConfig(sparse_embedding=True).sparse_embedding_for(tied) is False
+    assert TrainConfig(lazy_adam=True).lazy_adam_for(tied) is False
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])

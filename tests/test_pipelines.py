@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from rnngen import api, backend
 from rnngen.cli import app
 from rnngen.evaluate import score_sequences
-from rnngen.model import ModelConfig, init_params, init_state, sequence_nll
+from rnngen.model import ModelConfig, init_params, init_state, join_output, sequence_nll
 from rnngen.storage import TrainedModel, load_model, save_model
 from rnngen.tokenize import (
     EOS,
@@ -205,7 +205,7 @@ def test_score_token_counts_per_tokenizer(models):
 @pytest.mark.parametrize("mode", list(MODES))
 def test_score_equals_a_one_line_forward_and_eval(models, mode):
     model = load_model(models[mode])
-    params = {k: backend.xp.asarray(v) for k, v in model.params.items()}
+    params = join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
     lines = ["Wendy said that the boys were lost.", "the", "Peter and Wendy and the Darling"]
     lines += ["the boys " * k for k in range(1, 6)]
     scored = [s for _, s in api.score_lines(model, lines)]
@@ -327,7 +327,8 @@ def test_eval_json_is_one_object(models, text_file):
     result = runner.invoke(app, ["eval", str(text_file), "-m", str(models["char"]), "--json"])
     assert result.exit_code == 0 and result.stderr == ""
     assert set(json.loads(result.stdout)) == {
-        "tokens", "oov_rate", "cross_entropy", "bits_per_token", "perplexity"}  # fmt: skip
+        "tokens", "oov_rate", "cross_entropy", "bits_per_token", "perplexity", "characters",
+        "bits_per_character"}  # fmt: skip
 
 
 # --- training log and plot ----------------------------------------------------------------------
@@ -449,3 +450,57 @@ def test_plot_colour_on_a_terminal_only_without_no_color_or_dumb_term(models):
     assert b"\x1b[" in run_on_pty(args, {"TERM": "xterm-256color"})
     assert b"\x1b[" not in run_on_pty(args, {"TERM": "xterm-256color", "NO_COLOR": "1"})
     assert b"\x1b[" not in run_on_pty(args, {"TERM": "dumb"})
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_cli_width_wraps_and_streams_the_same_bytes(models, mode):
+    for seed in (1, 2):
+        args = ["sample", "-m", str(models[mode]), "--length", "120", "--seed", str(seed)]
+        for width in ([], ["--width", "30"], ["--width", "0"]):
+            streamed = runner.invoke(app, [*args, *width, "--count", "2"])
+            buffered = runner.invoke(app, [*args, *width, "--count", "2", "--no-stream"])
+            assert streamed.exit_code == 0, streamed.stderr
+            assert streamed.stdout == buffered.stdout
+        plain = runner.invoke(app, args).stdout
+        wrapped = runner.invoke(app, [*args, "--width", "30"]).stdout
+        for line in wrapped.splitlines():
+            assert len(line) <= 30 or " " not in line
+        # wrapping only turns spaces into line breaks
+        assert wrapped.replace("\n", " ").split() == plain.replace("\n", " ").split()
+        assert runner.invoke(app, [*args, "--width", "0"]).stdout == plain
+
+
+# --- bits per character -------------------------------------------------------------------------
+
+
+def test_char_model_bits_per_character_equal_its_bits_per_token(models, text_file):
+    model = load_model(models["char"])
+    text = text_file.read_text(encoding="utf-8")[:3000]
+    report = api.evaluate_text(model, text).to_dict()
+    assert report["characters"] == report["tokens"] == len(text.replace("\r\n", "\n")) - 1
+    assert report["bits_per_character"] == pytest.approx(report["bits_per_token"], rel=1e-12)
+
+
+def test_bits_per_character_count_the_normalised_text_after_the_first_token():
+    book, spaced = TokenizerConfig(), TokenizerConfig(scheme="whitespace")
+    text = "  Wendy   said.\n\n\n\nPeter  laughed. "
+    # normalised: "Wendy said.\n\nPeter laughed." (27 characters), less "Wendy"
+    assert api.scored_characters(text, tokenize(text, book), book) == 27 - 5
+    text = "a  b\n\nc d\n"  # "a b" <eos> "" <eos> "c d" <eos>: 3 + 1 + 0 + 1 + 3 + 1, less "a"
+    assert api.scored_characters(text, tokenize(text, spaced), spaced) == 9 - 1
+    chars = TokenizerConfig(level="char")
+    assert api.scored_characters("ab\r\nc", tokenize("ab\r\nc", chars), chars) == 3
+
+
+def test_eval_reports_bits_per_character(models, text_file):
+    for mode in MODES:
+        result = runner.invoke(app, ["eval", str(text_file), "-m", str(models[mode]), "--json"])
+        values = json.loads(result.stdout)
+        bits = values["cross_entropy"] * values["tokens"] / math.log(2)
+        assert values["bits_per_character"] == pytest.approx(bits / values["characters"])
+        assert values["characters"] > values["tokens"] or mode == "char"
+        plain = runner.invoke(app, ["eval", str(text_file), "-m", str(models[mode])]).stdout
+        assert f"{values['bits_per_character']:.4f} bits/character" in plain

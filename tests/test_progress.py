@@ -196,3 +196,14 @@ def test_train_on_an_80_column_terminal(tmp_path):
     assert any(line.startswith("epoch   2/2") for line in lines)
     assert any(line.startswith("saved m.npz: 2 epochs") for line in lines)  # a long path: wider
     assert_fitted(lines)
+
+
+def test_the_bar_counts_down_between_reports():
+    """Reports come every 10 steps; the time left and elapsed on the bar run on in between."""
+    console, buffer = terminal(80)
+    now = [5.0]  # read by the bar's refresh thread too, whenever it draws
+    with TrainingDisplay(HEADER, console=console, clock=lambda: now[0]) as display:
+        display(Progress(1, None, 10, 100, 5.0, 1000.0, 20.0, 100.0, 500, 1e-3))
+        now[0] = 35.0
+        tail = display._tail_now()  # drawn 30 s after the report
+    assert tail.endswith("0:00:50 left 0:01:10"), tail

@@ -24,7 +24,7 @@ from rnngen.tokenize import TokenizerConfig
 def trained(book_text):
     corpus = encode_text(book_text[:3000], TokenizerConfig())
     cfg = M.ModelConfig(vocab_size=len(corpus.vocab), embed=6, hidden=8, layers=2)
-    params = M.init_params(cfg, np.random.default_rng(0))
+    params = M.split_output(M.init_params(cfg, np.random.default_rng(0)))  # the file layout
     return TrainedModel(cfg, corpus.tokenizer, corpus.vocab, params, {"epochs": 3})
 
 
@@ -168,7 +168,7 @@ def test_missing_file_is_missing_input(tmp_path, load):
 
 @pytest.mark.parametrize("load", [load_model, load_corpus])
 def test_folder_is_refused(tmp_path, load):
-    with pytest.raises(ModelFileError, match="is a folder"):
+    with pytest.raises(MissingInputError, match="is a folder"):
         load(tmp_path)
 
 

@@ -81,10 +81,19 @@ def test_steps_left_pays_for_the_validations_to_come():
     interval = budget.interval(0.5)
     assert interval == 100 / 16 and Budget(100.0).interval(1.0) == 9.0  # at most 10% validating
     to_come = budget.validations_to_come(meas, 1.0, 0.5)
-    assert to_come == 2 + math.floor((99.5 - 10.5 - interval) / (interval + 0.5))
-    assert budget.steps_left(meas, 2000) == math.floor(100 - 10.5 - to_come * 0.5)
+    latest = 100 - 0.5 - interval / 2  # none in the last half interval before the final one
+    assert budget.latest(0.5) == latest
+    assert to_come == 2 + math.floor((latest - 10.5 - interval) / (interval + 0.5))
+    assert budget.steps_left(meas, 2000) == math.floor(100 - 10.5 - to_come * 0.5) - 1
     assert Budget(100.0, max_steps=15).steps_left(meas, 2000) == 5  # the epochs end first
     assert budget.steps_left(meas._replace(elapsed=99.5, last_val=99.0), 2000) == 0
+    assert budget.validation_due(meas._replace(elapsed=10.5 + interval))
+    assert not budget.validation_due(meas._replace(elapsed=10.5 + interval - 0.25))
+    late = meas._replace(elapsed=latest + 0.25, last_val=latest - interval)
+    assert not budget.validation_due(late)  # the final one comes soon enough
+    # The first comes 1/16 into the budget, whatever it may cost: then it is measured.
+    first = Timings(3, 100 / 16, 6.0, 300, 0, 0.0, 0.0, 0)
+    assert budget.validation_due(first) and budget.val_seconds(first, 2000) > 1.0
 
 
 def test_validation_is_cut_to_a_share_of_the_budget():
@@ -224,3 +233,51 @@ def test_cli_refuses_bad_time_options(tmp_path, options, fragment):
     assert result.exit_code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_a_checkpoint_from_before_time_budgets_still_loads(tmp_path):
+    """Its progress record lacks the measured times; they start from zero."""
+    import json as json_module
+
+    from rnngen.checkpoint import LATER_PROGRESS_KEYS, load_checkpoint
+
+    cfg = TrainConfig(epochs=1, batch_size=4, seq_len=25, seed=3)
+    path = tmp_path / "ckpt.npz"
+
+    def on_checkpoint(state):
+        fingerprint = data_fingerprint(*split_data(IDS, cfg))
+        save_checkpoint(path, Checkpoint(MODEL, cfg, TokenizerConfig(), VOCAB, state, fingerprint))
+
+    train(IDS, MODEL, cfg, on_checkpoint=on_checkpoint, should_stop=lambda: True)
+    with np.load(path) as f:
+        arrays = {name: f[name] for name in f.files}
+    meta = json_module.loads(str(arrays["meta"]))
+    for key in LATER_PROGRESS_KEYS:
+        del meta["progress"][key]
+    for key in ("time_limit", "val_every"):
+        del meta["train"][key]
+    arrays["meta"] = np.array(json_module.dumps(meta))
+    np.savez(path, **arrays)
+    ckpt = load_checkpoint(path)
+    assert ckpt.state.step == 1 and ckpt.state.val_limit == 0 and ckpt.train.time_limit is None
+
+
+def test_resume_takes_val_every_from_the_checkpoint(tmp_path):
+    from conftest import write_excerpt
+
+    book = write_excerpt(tmp_path / "book.txt", 6000)
+    out, ckpt = tmp_path / "m.npz", tmp_path / "m.ckpt.npz"
+    options = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
+    first = runner.invoke(
+        app, ["train", str(book), "-o", str(out), "--time", "1m", "--epochs", "1", *options,
+              "--val-every", "3", "--checkpoint-every", "1"],
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    again = runner.invoke(
+        app, ["train", str(book), "-o", str(out), "--resume", str(ckpt), "--val-every", "5"]
+    )
+    assert again.exit_code == 2 and "--val-every 5 (the checkpoint's: 3)" in again.stderr
+    same = runner.invoke(
+        app, ["train", str(book), "-o", str(out), "--resume", str(ckpt), "--val-every", "3"]
+    )
+    assert same.exit_code == 0, same.stderr

@@ -1,8 +1,10 @@
 """Interrupts, resuming, crash-proof writes and the documented exit codes, through real
 subprocesses where signals are involved."""
 
+import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -60,22 +62,52 @@ def _wait_for(proc, text, timeout=60):
     raise AssertionError(f"never saw {text!r}: {''.join(seen)}")
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(book, tmp_path):
-    proc = _long_training(book, tmp_path)
+def test_ctrl_c_saves_a_checkpoint_and_the_printed_command_resumes(book, tmp_path):
+    """The command printed after Ctrl-C, run as printed (through a shell's word splitting), writes
+    to the same model, checkpoint and log, with the same validation text; paths with spaces and
+    quotes survive."""
+    (tmp_path / "my models").mkdir()
+    (tmp_path / "valid text.txt").write_text(book.read_text()[-1500:])
+    args = [
+        "-o",
+        "my models/m 1.npz",
+        "--valid",
+        "valid text.txt",
+        "--log-file",
+        "it's.jsonl",
+        "--checkpoint",
+        "my models/state.npz",
+        "--epochs",
+        "400",
+        "--patience",
+        "0",
+        *SMALL,
+    ]
+    proc = _rnngen("train", str(book), *args, cwd=tmp_path)  # fmt: skip
     _wait_for(proc, "epoch   2/400")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     last = stderr.strip().splitlines()[-1]
-    assert last.startswith("rnngen: interrupted: checkpoint saved to m.ckpt.npz"), stderr
-    assert "--resume m.ckpt.npz" in last and "Traceback" not in stderr
-    ckpt = load_checkpoint(tmp_path / "m.ckpt.npz")
-    assert ckpt.state.epoch >= 3 and load_model(tmp_path / "m.npz").history["epochs"] >= 2
-    resumed = _rnngen("train", str(book), "-o", "m.npz", "--resume", "m.ckpt.npz",
-                      "--epochs", str(ckpt.state.epoch + 1), cwd=tmp_path)  # fmt: skip
+    assert last.startswith("rnngen: interrupted: checkpoint saved to my models/state.npz"), stderr
+    assert "Traceback" not in stderr
+    ckpt = load_checkpoint(tmp_path / "my models" / "state.npz")
+    model = tmp_path / "my models" / "m 1.npz"
+    assert ckpt.state.epoch >= 3 and load_model(model).history["epochs"] >= 2
+    words = shlex.split(last.split("continue with: ", 1)[1])
+    assert words[:2] == ["rnngen", "train"] and words[-2:] == ["--resume", "my models/state.npz"]
+    resumed = _rnngen(*words[1:], "--epochs", str(ckpt.state.epoch + 1), cwd=tmp_path)
     _, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, stderr
-    assert load_model(tmp_path / "m.npz").history["epochs"] == ckpt.state.epoch + 1
+    assert load_model(model).history["epochs"] == ckpt.state.epoch + 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "it's.jsonl",
+        "my models",
+        "valid text.txt",
+    ]
+    assert sorted(p.name for p in (tmp_path / "my models").iterdir()) == ["m 1.npz", "state.npz"]
+    records = [json.loads(line) for line in (tmp_path / "it's.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records].count("start") == 2  # the resumed run logged there too
 
 
 def test_second_ctrl_c_quits_at_once(book, tmp_path):
@@ -187,8 +219,11 @@ def test_exit_1_unexpected(book, tmp_path, monkeypatch):
 
 def test_exit_1_diverged_keeps_the_best_model(book, tmp_path):
     out = tmp_path / "m.npz"
-    result = runner.invoke(app, ["train", str(book), *SMALL, "-o", str(out), "--optimizer", "sgd",
-                                 "--lr", "1e30", "--clip", "0", "--epochs", "3"])  # fmt: skip
+    args = ["train", str(book), *SMALL, "-o", str(out), "--optimizer", "sgd", "--lr", "1e30",
+            "--clip", "0", "--epochs", "3"]  # fmt: skip
+    with pytest.warns(RuntimeWarning) as seen:  # the overflow that makes it diverge, expected here
+        result = runner.invoke(app, args)
+    assert any("overflow encountered" in str(w.message) for w in seen)
     assert result.exit_code == 1, result.stderr
     assert "lower --lr" in result.stderr and "Traceback" not in result.stderr
 

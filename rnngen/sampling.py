@@ -1,0 +1,332 @@
+"""Choosing the next token: the sampler chain of `rnngen sample`, as pure functions on a (V,)
+vector of scores (logits, or log-probabilities: softmax gives the same distribution for both).
+
+The options have llama.cpp's names and meanings, and are applied in llama.cpp's default order
+(its `common_params_sampling.samplers`: penalties, top-k, top-p, min-p, temperature, then the
+draw; the samplers rnngen lacks, DRY, typical-p, XTC and top-n-sigma, left out):
+
+1. repeat penalty: each token among the last `repeat_last_n` tokens (the start text counts) has
+   a positive score divided by `repeat_penalty` and a negative one multiplied by it;
+2. top-k: keep the k highest scores (exactly k: ties broken by the lower id, which in an rnngen
+   vocabulary is the more frequent token);
+3. top-p (nucleus): keep the likeliest tokens whose probabilities, normalised over the tokens
+   still in, first add up to at least p;
+4. min-p: keep the tokens whose probability is at least p times the likeliest one's;
+5. temperature: divide the scores by T; T = 0 keeps only the likeliest token (greedy);
+6. draw one token from the softmax of what is left (one uniform number, inverse CDF in id order).
+
+The filters come before the temperature, so they see the model's own distribution and the
+temperature only reshapes what survives them. Letters: V vocabulary. Removed tokens get a score
+of -inf; every function returns a new float64 array.
+"""
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    temperature: float = 1.0  # divide scores by this; 0 is greedy
+    top_k: int = 0  # keep this many tokens; 0: off
+    top_p: float = 1.0  # nucleus mass in [0, 1]; 1: off
+    min_p: float = 0.0  # keep p >= min_p * p_max, in [0, 1]; 0: off
+    repeat_penalty: float = 1.0  # > 0; 1: off
+    repeat_last_n: int = 64  # tokens the penalty looks back on; -1: all so far, 0: off
+
+    def __post_init__(self):
+        _check_float("--temperature", self.temperature, 0.0, None, "at least 0")
+        _check_int("--top-k", self.top_k, 0)
+        _check_float("--top-p", self.top_p, 0.0, 1.0, "between 0 and 1")
+        _check_float("--min-p", self.min_p, 0.0, 1.0, "between 0 and 1")
+        _check_float("--repeat-penalty", self.repeat_penalty, 0.0, None, "above 0", open_low=True)
+        _check_int("--repeat-last-n", self.repeat_last_n, -1)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    @property
+    def truncates(self) -> bool:
+        """Whether top-k, top-p or min-p can remove tokens."""
+        return self.top_k > 0 or self.top_p < 1 or self.min_p > 0
+
+    @property
+    def penalises(self) -> bool:
+        return self.repeat_penalty != 1 and self.repeat_last_n != 0
+
+
+def sampler_settings(greedy: bool = False, **given) -> SamplerSettings:
+    """Settings from command-line options, where None means the option was not given; `greedy`
+    stands for temperature 0 and contradicts every other option."""
+    given = {name: value for name, value in given.items() if value is not None}
+    known = {f.name for f in fields(SamplerSettings)}
+    unknown = set(given) - known
+    if unknown:
+        raise TypeError(f"unknown sampler settings: {', '.join(sorted(unknown))}")
+    if greedy and given:
+        names = ", ".join(_option(name) for name in given)
+        raise ConfigError(
+            f"--greedy takes the likeliest token, so {names} would be ignored; drop one "
+            "(--temperature 0 with other options is greedy after them)"
+        )
+    if "repeat_last_n" in given and "repeat_penalty" not in given:
+        raise ConfigError("--repeat-last-n only applies with --repeat-penalty; give both")
+    return GREEDY if greedy else SamplerSettings(**given)
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_float(option, value, low, high, wanted, open_low=False):
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
+    if not ok:
+        raise ConfigError(f"{option} must be a finite number {wanted}, got {value}")
+
+
+def _check_int(option, value, low):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{option} must be a whole number of at least {low}, got {value}")
+
+
+GREEDY = SamplerSettings(temperature=0.0)
+
+
+def recent_ids(history, settings: SamplerSettings) -> np.ndarray:
+    """The distinct ids the repeat penalty applies to: those among the last repeat_last_n of
+    `history` (all of it for -1); none when the penalty is off."""
+    if not settings.penalises or len(history) == 0:
+        return np.zeros(0, dtype=np.int64)
+    n = settings.repeat_last_n
+    window = history if n < 0 else history[-n:]
+    return np.unique(np.asarray(window, dtype=np.int64))
+
+
+# --- the chain, one pure function per option --------------------------------------------------
+
+
+def repeat_penalty(scores, ids, penalty: float) -> np.ndarray:
+    """scores (V,) with the scores of `ids` (distinct) penalised as llama.cpp does: divided by
+    `penalty` where positive, multiplied by it where zero or negative."""
+    out = np.array(scores, dtype=np.float64)
+    ids = np.asarray(ids, dtype=np.int64)
+    if penalty != 1 and len(ids):
+        s = out[ids]
+        out[ids] = np.where(s <= 0, s * penalty, s / penalty)
+    return out
+
+
+def top_k(scores, k: int) -> np.ndarray:
+    """Only the k highest scores stay (exactly k; among equal scores the lower ids); k <= 0 or
+    k at least the tokens still in: unchanged."""
+    s = np.array(scores, dtype=np.float64)
+    finite = np.isfinite(s)
+    if k <= 0 or k >= int(finite.sum()):
+        return s
+    kth = np.partition(s, len(s) - k)[len(s) - k]  # the k-th highest value
+    keep = s > kth
+    tied = np.flatnonzero(s == kth)[: k - int(keep.sum())]  # lower ids first
+    keep[tied] = True
+    s[~keep] = -np.inf
+    return s
+
+
+def top_p(scores, p: float, log_total: float | None = None) -> np.ndarray:
+    """The nucleus: the likeliest tokens, in decreasing probability (equal ones by id), up to
+    and including the first at which their probabilities add up to at least p; p >= 1:
+    unchanged. Probabilities are exp(score - log_total), log_total defaulting to the
+    log-sum-exp of the scores still in (a caller holding only part of a distribution gives the
+    whole one's)."""
+    s = np.array(scores, dtype=np.float64)
+    if p >= 1:
+        return s
+    ids = np.flatnonzero(np.isfinite(s))
+    if len(ids) == 0:
+        return s
+    if log_total is None:
+        log_total = _logsumexp(s[ids])
+    order = ids[np.argsort(-s[ids], kind="stable")]
+    cumulative = np.cumsum(np.exp(s[order] - log_total))
+    cut = int(np.searchsorted(cumulative, p, side="left"))  # first index reaching p
+    if cut < len(order):
+        s[order[cut + 1 :]] = -np.inf
+    return s
+
+
+def min_p(scores, p: float) -> np.ndarray:
+    """Only tokens with probability at least p times the likeliest one's stay; p <= 0:
+    unchanged."""
+    s = np.array(scores, dtype=np.float64)
+    if p <= 0 or not np.isfinite(s).any():
+        return s
+    s[s < s.max() + math.log(p)] = -np.inf
+    return s
+
+
+def temperature(scores, t: float) -> np.ndarray:
+    """Scores divided by t; t = 0 keeps only the highest (the lowest id among equals)."""
+    s = np.array(scores, dtype=np.float64)
+    if t == 0:
+        best = int(np.argmax(s))
+        value = s[best]
+        s[:] = -np.inf
+        s[best] = value
+        return s
+    return s if t == 1 else s / t
+
+
+def draw(scores, rng: np.random.Generator) -> int:
+    """One id drawn from softmax(scores): one uniform number through the CDF in id order."""
+    s = np.asarray(scores, dtype=np.float64)
+    cdf = np.cumsum(np.exp(s - s.max()))
+    index = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    return min(index, int(np.flatnonzero(np.isfinite(s))[-1]))
+
+
+# --- the whole chain ----------------------------------------------------------------------------
+
+
+def truncate(scores, settings: SamplerSettings, log_total: float | None = None) -> np.ndarray:
+    """top-k, then top-p, then min-p. log_total: see top_p (only used when top-k is off: after
+    top-k, top-p normalises over the k tokens left, as in llama.cpp)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if settings.top_k > 0:
+        s, log_total = top_k(s, settings.top_k), None
+    s = top_p(s, settings.top_p, log_total)
+    return min_p(s, settings.min_p)
+
+
+def choose(scores, settings: SamplerSettings, rng: np.random.Generator) -> int:
+    """Temperature and the draw; greedy (temperature 0) takes the highest score, lowest id
+    first, and uses no random number."""
+    if settings.greedy:
+        return int(np.argmax(scores))
+    return draw(temperature(scores, settings.temperature), rng)
+
+
+def sample_token(scores, settings: SamplerSettings, history, rng: np.random.Generator) -> int:
+    """The next id from a full (V,) vector of logits or log-probabilities, after the whole chain.
+    history: the ids so far (start text and generated), for the repeat penalty. Everything but
+    the repeat penalty is the same for scores shifted by a constant; the penalty acts on the
+    values given (llama.cpp's logits; log-probabilities, all negative, are multiplied)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if settings.penalises:
+        s = repeat_penalty(s, recent_ids(history, settings), settings.repeat_penalty)
+    return choose(truncate(s, settings), settings, rng)
+
+
+def _logsumexp(x) -> float:
+    top = float(np.max(x))
+    if not math.isfinite(top):
+        return top
+    return top + math.log(float(np.exp(x - top).sum()))
+
+
+# --- a class-factorised distribution, sampled without every word's probability -----------------
+
+
+def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Generator) -> int:
+    """The id that sample_token would draw from dist's full (V,) log-probabilities with the same
+    random state (exactly so in exact arithmetic), computing the word level of as few classes as
+    the settings allow.
+
+    dist (class_softmax.ClassDistribution) factorises log p(w) = log p(c) + log p(w | c) with
+    each class a contiguous range of ids: dist.bounds (C+1,), dist.class_logp (C,), and
+    dist.words(c), the log p(w) of class c's ids. What each option needs:
+    - nothing (temperature 1): the class by its mass, then the word within it, with one uniform
+      number: its position in the class CDF, rescaled into the class, is its position in the
+      word CDF, so this is the full draw's token;
+    - the repeat penalty: the word level of the penalised tokens' classes, whose masses change;
+    - top-k, top-p, min-p and greedy: classes in decreasing log p(c) until the tokens kept are
+      known, as no word of a class is likelier than the class (log p(w) <= log p(c));
+    - a temperature other than 0 or 1 without those: every class, since p(w)^(1/T) =
+      p(c)^(1/T) p(w|c)^(1/T) puts the sum over the class of p(w|c)^(1/T), which depends on every
+      word, into the class's mass."""
+    bounds = dist.bounds
+    V = bounds[-1]
+    words = {}  # class -> its ids' scores (log p(w), after the repeat penalty)
+    full = None  # every word's log p(w), once a product over all of them costs less
+
+    def make(classes):
+        """Fill `words` for these classes: class by class, or from one product over every word
+        once more than one class is asked for and the classes made would be more than an eighth
+        of the classes or hold more than an eighth of the vocabulary (past that, one product
+        costs less than many small ones and their Python overhead)."""
+        nonlocal full
+        new = [c for c in classes if c not in words]
+        size = sum(bounds[c + 1] - bounds[c] for c in new)
+        made = sum(len(w) for w in words.values())
+        many = len(words) + len(new) > (len(bounds) - 1) // 8 or made + size > V // 8
+        if full is None and len(classes) > 1 and many:
+            full = dist.full()
+        for c in classes:
+            if c not in words:
+                words[c] = full[bounds[c] : bounds[c + 1]] if full is not None else dist.words(c)
+
+    penalised = recent_ids(history, settings)
+    if len(penalised):
+        classes = np.searchsorted(np.asarray(bounds), penalised, side="right") - 1
+        make(np.unique(classes).tolist())
+        for c in np.unique(classes).tolist():
+            local = penalised[classes == c] - bounds[c]
+            words[c] = repeat_penalty(words[c], local, settings.repeat_penalty)
+    log_mass = np.array(dist.class_logp, dtype=np.float64)
+    for c, scores in words.items():
+        log_mass[c] = _logsumexp(scores)
+
+    if not settings.truncates and settings.temperature == 1:
+        u = rng.random()
+        cdf = np.cumsum(np.exp(log_mass - log_mass.max()))
+        x = u * cdf[-1]
+        c = min(int(np.searchsorted(cdf, x, side="right")), int(np.flatnonzero(cdf > 0)[-1]))
+        below = cdf[c - 1] if c else 0.0
+        make([c])
+        scores = words[c]
+        fraction = (x - below) / (cdf[c] - below)  # where u falls within the class
+        word_cdf = np.cumsum(np.exp(scores - scores.max()))
+        j = int(np.searchsorted(word_cdf, fraction * word_cdf[-1], side="right"))
+        return bounds[c] + min(j, int(np.flatnonzero(np.isfinite(scores))[-1]))
+
+    log_total = _logsumexp(log_mass)
+    pending = [c for c in np.argsort(-log_mass, kind="stable").tolist() if c not in words]
+    if not settings.truncates and not settings.greedy:
+        make(pending)
+    batch = 1
+    while full is None and pending:
+        known = np.concatenate(list(words.values())) if words else np.zeros(0)
+        if _determined(known, float(dist.class_logp[pending[0]]), settings, log_total):
+            break
+        # classes in doubling batches, so the check runs a logarithmic number of times
+        make(pending[:batch])
+        pending, batch = pending[batch:], batch * 2
+    if full is not None:  # every word is known: the chain on the (V,) vector
+        scores = full.copy()
+        for c in words:
+            scores[bounds[c] : bounds[c + 1]] = words[c]
+        return choose(truncate(scores, settings, log_total), settings, rng)
+    order = sorted(words)  # classes in id order, so equal scores still go to the lower id
+    ids = np.concatenate([np.arange(bounds[c], bounds[c + 1]) for c in order])
+    scores = np.concatenate([words[c] for c in order])
+    return int(ids[choose(truncate(scores, settings, log_total), settings, rng)])
+
+
+def _determined(known, bound: float, settings: SamplerSettings, log_total: float) -> bool:
+    """Whether the tokens the truncation keeps are all among `known` scores, when every other
+    token scores at most `bound`."""
+    if len(known) == 0:
+        return False
+    if settings.top_k > 0:  # top-p and min-p then work within the k
+        k = settings.top_k
+        return len(known) >= k and np.partition(known, len(known) - k)[len(known) - k] > bound
+    if settings.top_p < 1:
+        ranked = np.sort(known)[::-1]
+        cut = int(np.searchsorted(np.cumsum(np.exp(ranked - log_total)), settings.top_p))
+        return cut < len(ranked) and ranked[cut] > bound
+    if settings.min_p > 0:
+        return known.max() + math.log(settings.min_p) > bound
+    return known.max() > bound  # greedy
