@@ -150,6 +150,7 @@ def checkpoint_options(ckpt: Checkpoint) -> dict:
         "--level": tok.level,
         "--tokenizer": tok.scheme,
         "--lowercase": tok.lowercase,
+        "--lines": tok.lines,
     }
 
 
@@ -462,12 +463,15 @@ class LineScore:
 
 def line_context_id(model: TrainedModel) -> int:
     """The token a line is predicted after: `<eos>` for whitespace tokenizing (as a sentence
-    follows the previous sentence's end in PTB text), else a line break (a paragraph break, or
-    `<unk>`, if the vocabulary has no line break)."""
+    follows the previous sentence's end in PTB text); a paragraph break when the book tokenizer
+    joins wrapped lines (a line of running text then starts where a paragraph does); else a line
+    break. The other break, or `<unk>`, when the vocabulary lacks that one."""
     vocab = model.vocab
-    if model.tokenizer.scheme == "whitespace" and model.tokenizer.level == "word":
+    tokenizer = model.tokenizer
+    if tokenizer.scheme == "whitespace" and tokenizer.level == "word":
         return vocab.id(EOS)
-    for token in (NEWLINE, PARAGRAPH):
+    order = (PARAGRAPH, NEWLINE) if tokenizer.joins_lines else (NEWLINE, PARAGRAPH)
+    for token in order:
         if token in vocab:
             return vocab.id(token)
     return 0
@@ -476,7 +480,8 @@ def line_context_id(model: TrainedModel) -> int:
 def line_tokens(model: TrainedModel, line: str) -> list:
     """The tokens of one line that `score_lines` predicts. Whitespace tokenizing ends them with
     `<eos>` (the line's end is scored, as in PTB perplexity); book and char tokenizing do not
-    score the line's end (in a book a line break falls wherever the printer wrapped the line)."""
+    score the line's end (in a book a line break falls wherever the printer wrapped the line, and
+    with joined lines a line given to score may be a sentence or a whole paragraph)."""
     if model.tokenizer.scheme == "whitespace" and model.tokenizer.level == "word":
         return tokenize(line, model.tokenizer) if line.strip() else []
     return tokenize(line, model.tokenizer)

@@ -36,6 +36,7 @@ from .storage import (
     open_archive,
     read_finite,
     read_meta,
+    read_tokenizer,
     read_vocab,
     vocab_arrays,
 )
@@ -133,7 +134,7 @@ def load_checkpoint(path) -> Checkpoint:
     """Read and validate a checkpoint; any problem is a ModelFileError naming the file."""
     with open_archive(path, "checkpoint") as reader:
         meta = read_meta(reader, CHECKPOINT_FORMAT, META_KEYS)
-        tokenizer = config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        tokenizer = read_tokenizer(meta["tokenizer"])
         model = config_from(ModelConfig, meta["model"], "model")
         train = config_from(TrainConfig, _renamed(meta["train"]), "training")
         progress, scalars = meta["progress"], meta["optimizer"]

@@ -44,7 +44,7 @@ from .progress import EvalDisplay, TrainingDisplay, summary_line
 from .sampling import SamplerSettings
 from .schedule import parse_duration
 from .storage import save_corpus
-from .tokenize import LEVELS, SCHEMES, TokenizerConfig
+from .tokenize import LEVELS, LINES, SCHEMES, TokenizerConfig
 from .train import DTYPES, TrainConfig
 
 app = typer.Typer(
@@ -159,6 +159,14 @@ Tokenizer = Annotated[
     ),
 ]
 Lowercase = Annotated[bool, typer.Option("--lowercase", help="Fold text to lower case.")]
+Lines = Annotated[
+    str | None,
+    typer.Option(
+        metavar=choices(LINES),
+        help="Line breaks inside a paragraph of book text: auto joins the printer's wraps and "
+        "keeps verse and lists. [default: auto]",
+    ),
+]
 MaxVocab = Annotated[
     int | None, typer.Option(help="Keep only the N most frequent tokens; others become <unk>.")
 ]
@@ -219,10 +227,10 @@ class StopOnInterrupt:
         return self._stop
 
 
-def tokenizer_config(level, tokenizer, lowercase) -> TokenizerConfig | None:
-    if level is None and tokenizer is None and not lowercase:
+def tokenizer_config(level, tokenizer, lowercase, lines=None) -> TokenizerConfig | None:
+    if level is None and tokenizer is None and not lowercase and lines is None:
         return None
-    return TokenizerConfig(level or "word", tokenizer or "book", lowercase)
+    return TokenizerConfig(level or "word", tokenizer or "book", lowercase, lines or "auto")
 
 
 def one_stdin(**paths) -> None:
@@ -248,6 +256,7 @@ def encode(
     level: Level = None,
     tokenizer: Tokenizer = None,
     lowercase: Lowercase = False,
+    lines: Lines = None,
     max_vocab: MaxVocab = None,
     min_count: MinCount = 1,
     encoding: Encoding = "utf-8",
@@ -262,7 +271,7 @@ def encode(
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
-        config = tokenizer_config(level, tokenizer, lowercase) or TokenizerConfig()
+        config = tokenizer_config(level, tokenizer, lowercase, lines) or TokenizerConfig()
         corpus = encode_file(input, config, max_vocab, min_count, TextOptions(encoding, errors))
         if out is None:
             out = (
@@ -276,7 +285,7 @@ def encode(
             f"({1 - corpus.unk_rate:.2%} of tokens covered) -> {out}"
         )
         vocab = corpus.vocab
-        say.detail(f"tokenizer: {json.dumps(config.to_dict())}")
+        say.detail(f"tokenizer: {json.dumps(corpus.tokenizer.to_dict(), ensure_ascii=False)}")
         top = vocab.tokens[vocab.n_specials : vocab.n_specials + 20]
         say.detail("most frequent: " + " ".join(reports.show_token(t) for t in top))
 
@@ -463,6 +472,7 @@ def train_command(
     level: in_panel(Level, DATA) = None,
     tokenizer: in_panel(Tokenizer, DATA) = None,
     lowercase: in_panel(Lowercase, DATA) = False,
+    lines: in_panel(Lines, DATA) = None,
     max_vocab: in_panel(MaxVocab, DATA) = None,
     min_count: in_panel(MinCount, DATA) = 1,
     encoding: in_panel(Encoding, DATA) = "utf-8",
@@ -531,7 +541,11 @@ def train_command(
             api.check_resume_options(ckpt, given_options(ctx))
         if ckpt is None:
             corpus = api.training_corpus(
-                input, tokenizer_config(level, tokenizer, lowercase), max_vocab, min_count, options
+                input,
+                tokenizer_config(level, tokenizer, lowercase, lines),
+                max_vocab,
+                min_count,
+                options,
             )
         else:
             corpus = api.training_corpus(input, ckpt.tokenizer, options=options, vocab=ckpt.vocab)

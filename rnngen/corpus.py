@@ -13,15 +13,24 @@ import sys
 import tempfile
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, InputDataError, MissingInputError
-from .tokenize import TokenizerConfig, tokenize
-from .vocab import Vocab, build_vocab, build_vocab_from_counts
+from .linebreaks import LineStats
+from .spacing import SpacingStats
+from .tokenize import (
+    NEWLINE,
+    TokenizerConfig,
+    book_tokens,
+    detokenize,
+    normalized_text,
+    tokenize,
+)
+from .vocab import Vocab, build_vocab_from_counts
 
 DEFAULT_CORPUS = "peter_pan.txt"
 
@@ -74,6 +83,7 @@ class TextOptions:
 
 STRICT_UTF8 = TextOptions()
 CHUNK_BYTES = 1 << 20  # input is read and tokenised 1 MB at a time
+MAX_PARAGRAPH = 16 << 20  # characters; a longer "paragraph" is cut at a line break after all
 
 
 @contextmanager
@@ -107,10 +117,18 @@ def _input_name(path: str) -> str:
     return "standard input" if path == "-" else path
 
 
-def iter_text(f, name: str, options: TextOptions = STRICT_UTF8, chunk_bytes: int = CHUNK_BYTES):
+def iter_text(
+    f,
+    name: str,
+    options: TextOptions = STRICT_UTF8,
+    chunk_bytes: int = CHUNK_BYTES,
+    paragraphs: bool = False,
+):
     """Decode a binary file piece by piece. Pieces are cut just after a line break that sits
     between two non-space characters, so tokenising the pieces one by one gives exactly the tokens
-    of the whole text (every tokenizer's normalisation stays inside a piece)."""
+    of the whole text (every tokenizer's normalisation stays inside a piece). With `paragraphs`,
+    only after a blank line, so that a paragraph is never split between pieces (the line joiner
+    decides on whole paragraphs), unless a paragraph runs past MAX_PARAGRAPH characters."""
     decoder = codecs.getincrementaldecoder(options.codec)(options.errors)
     offset = 0  # bytes read before the current chunk
     pending = ""
@@ -136,7 +154,9 @@ def iter_text(f, name: str, options: TextOptions = STRICT_UTF8, chunk_bytes: int
         seen_text = seen_text or bool(text.strip())
         if final:
             break
-        cut = _last_safe_cut(pending)
+        cut = _last_safe_cut(pending, paragraphs)
+        if cut == 0 and paragraphs and len(pending) > MAX_PARAGRAPH:
+            cut = _last_safe_cut(pending)
         if cut > 0:
             yield pending[:cut]
             pending = pending[cut:]
@@ -146,15 +166,21 @@ def iter_text(f, name: str, options: TextOptions = STRICT_UTF8, chunk_bytes: int
         yield pending
 
 
-def _last_safe_cut(text: str) -> int:
+def _last_safe_cut(text: str, paragraphs: bool = False) -> int:
     """Index just after the last line break (LF or CRLF) with a non-space character on both sides,
-    or 0 when there is none."""
+    or 0 when there is none. With `paragraphs`: after the last run of white space holding two or
+    more line breaks (a blank line) with a non-space character on both sides."""
     i = len(text) - 1
     while (i := text.rfind("\n", 0, i)) > 0:
-        first = i - 1 if text[i - 1] == "\r" else i  # where the break starts
-        if first > 0 and not text[first - 1].isspace() and i + 1 < len(text):
-            if not text[i + 1].isspace():
-                return i + 1
+        if i + 1 >= len(text) or text[i + 1].isspace():
+            continue
+        first = i  # where the white space before text[i + 1] starts
+        while first > 0 and text[first - 1].isspace():
+            first -= 1
+        space = text[first : i + 1]
+        if first > 0 and (space.count("\n") >= 2 if paragraphs else space in ("\n", "\r\n")):
+            return i + 1
+        i = first
     return 0
 
 
@@ -176,8 +202,23 @@ def encode_text(
     tokens = tokenize(text, tokenizer)
     if not tokens:
         raise InputDataError("the text has no tokens; give a text with some words in it")
-    vocab = build_vocab(tokens, tokenizer.specials, max_vocab, min_count)
+    counts = Counter(tokens)
+    if _learns_spacing(tokenizer):
+        spacing = SpacingStats()
+        spacing.add(normalized_text(text, replace(tokenizer, lines="keep")))
+        tokenizer = _with_spacing(tokenizer, spacing, counts)
+    vocab = build_vocab_from_counts(counts, tokenizer.specials, max_vocab, min_count)
     return Corpus(tokenizer, vocab, vocab.encode(tokens))
+
+
+def _learns_spacing(tokenizer: TokenizerConfig) -> bool:
+    return tokenizer.book_words and tokenizer.attach is None
+
+
+def _with_spacing(tokenizer, spacing: SpacingStats, counts: Counter) -> TokenizerConfig:
+    """The tokenizer with the punctuation spacing learned from the text (spacing.py)."""
+    attach, elisions, pairs = spacing.record(counts)
+    return replace(tokenizer, attach=attach, elisions=elisions, pairs=pairs)
 
 
 def encode_file(
@@ -189,13 +230,35 @@ def encode_file(
     vocab: Vocab | None = None,
 ) -> Corpus:
     """Encode a text file (or `-`) of any size in two streaming passes: count the tokens and build
-    the vocabulary (or take `vocab` as given), then write the ids into one preallocated array.
-    Memory holds the vocabulary and the ids (4 bytes a token), never the whole text."""
+    the vocabulary (or take `vocab` as given) and the book's line layout, then write the ids into
+    one preallocated array. Memory holds the vocabulary and the ids (4 bytes a token), never the
+    whole text; with line joining, pieces are cut between paragraphs."""
     name = _input_name(path)
+    paragraphs = tokenizer.joins_lines
     with open_input(path) as f:
         counts = Counter()
-        for piece in iter_text(f, name, options):
-            counts.update(tokenize(piece, tokenizer))
+        lines = LineStats()
+        # The first pass counts tokens with every line break kept and learns the book's layout;
+        # how many breaks that layout joins is known from the counts (linebreaks.LineStats.joined).
+        # It also learns how the book spaces its punctuation, from the same normalised text.
+        keep = replace(tokenizer, lines="keep")
+        spacing = SpacingStats() if _learns_spacing(tokenizer) else None
+        for piece in iter_text(f, name, options, paragraphs=paragraphs):
+            if keep.book_words:
+                normalized = normalized_text(piece, keep)
+                counts.update(book_tokens(normalized))
+                if spacing is not None:
+                    spacing.add(normalized)
+            else:
+                counts.update(tokenize(piece, keep))
+            if paragraphs:
+                lines.add(piece)
+        layout = lines.layout()
+        if paragraphs:
+            counts[NEWLINE] -= lines.joined(layout, tokenizer.lines)
+            counts += Counter()  # drop a count that fell to zero
+        if spacing is not None:
+            tokenizer = _with_spacing(tokenizer, spacing, counts)
         n_tokens = sum(counts.values())
         if n_tokens == 0:
             raise InputDataError(f"{name} has no tokens; give a text with some words in it")
@@ -204,8 +267,39 @@ def encode_file(
         ids = np.empty(n_tokens, dtype=np.int32)
         f.seek(0)
         filled = 0
-        for piece in iter_text(f, name, options):
-            piece_ids = vocab.encode(tokenize(piece, tokenizer))
+        for piece in iter_text(f, name, options, paragraphs=paragraphs):
+            piece_ids = vocab.encode(tokenize(piece, tokenizer, layout))
             ids[filled : filled + len(piece_ids)] = piece_ids
             filled += len(piece_ids)
+        if filled != n_tokens:
+            raise RuntimeError(f"counted {n_tokens} tokens in {name} but wrote {filled}")
     return Corpus(tokenizer, vocab, ids)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    lines: int  # lines of the normalised text that are not empty
+    identical: int  # how many of them come back unchanged
+
+    @property
+    def exact(self) -> float:
+        return self.identical / self.lines if self.lines else 1.0
+
+
+def round_trip(text: str, tokenizer: TokenizerConfig | None = None) -> RoundTrip:
+    """How exactly detokenize(tokenize(text)) gives the text back, under the tokenizer settings
+    `encode` would make of it (punctuation spacing learned from the text itself). The result is
+    compared line by line with the text as the tokenizer reads it (tokenize.normalized_text: LF
+    line ends, the printer's line wraps joined, runs of white space made one space, no spaces at
+    the ends of lines, three or more line breaks made two), so differences left are spacing
+    and quoting the detokenizer got wrong."""
+    tokenizer = encode_text(text, tokenizer or TokenizerConfig()).tokenizer
+    if not tokenizer.book_words:
+        raise ConfigError(
+            "round_trip measures word-level book tokenizing; drop --level/--tokenizer"
+        )
+    expected = normalized_text(text, tokenizer).split("\n")
+    got = detokenize(tokenize(text, tokenizer), tokenizer).split("\n")
+    lines = [line for line in expected if line]
+    pairs = zip(expected, got, strict=False)
+    return RoundTrip(len(lines), sum(1 for a, b in pairs if a and a == b))

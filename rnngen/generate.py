@@ -6,8 +6,6 @@ or, for the class softmax, through its factorisation) and fed back, one step at 
 state carried (no recomputation of the prefix).
 """
 
-import difflib
-
 import numpy as np
 
 from . import backend
@@ -16,6 +14,7 @@ from .errors import UnknownWordError
 from .model import init_state, output_weights, sequence_top
 from .sampling import SamplerSettings, sample_factored, sample_token
 from .tokenize import EOS, NEWLINE, PARAGRAPH, tokenize
+from .vocab import closest_known, keyboard_tokens
 
 
 def start_ids(text: str, tokenizer, vocab) -> list:
@@ -26,9 +25,10 @@ def start_ids(text: str, tokenizer, vocab) -> list:
         tokens = tokens[:-1]  # the line is not finished: no end-of-sentence yet
     if not tokens:
         raise UnknownWordError("the start text has no tokens; give a word such as --start games")
+    tokens = keyboard_tokens(tokens, vocab)  # `"Oh,` -> `“Oh,` in a book printed with curly quotes
     for token in tokens:
         if token not in vocab:
-            close = difflib.get_close_matches(token, vocab.tokens[vocab.n_specials :], n=3)
+            close = closest_known(token, vocab)
             hint = f"closest known: {', '.join(close)}" if close else "try a common word"
             raise UnknownWordError(f"{token!r} is not in the model's vocabulary; {hint}")
     return [vocab.id(t) for t in tokens]

@@ -22,6 +22,8 @@ def info_lines(info: dict) -> list:
     softmax = m["softmax"] + (f", {m['classes']} classes" if m.get("classes") else "")
     level = "characters" if t["level"] == "char" else f"words, {t['scheme']} rules"
     dtype = info["dtype"] if isinstance(info["dtype"], str) else "/".join(info["dtype"])
+    book = t["level"] == "word" and t["scheme"] == "book"
+    lines = f", lines {t.get('lines', 'keep')}" if book else ""
     rows = [
         ("file", f"{info.get('file') or '-'} ({info['format']} version {info['version']}{size})"),
         ("cell", f"{m['cell']}, {m['layers']} layer{'s' if m['layers'] != 1 else ''}"),
@@ -32,7 +34,7 @@ def info_lines(info: dict) -> list:
         ("parameters", f"{info['parameters']:,} ({dtype})"),
         ("vocabulary", f"{v['size']:,} tokens"),
         ("top tokens", " ".join(show_token(tok) for tok in v["top"]) or "-"),
-        ("tokenizer", f"{level}, {'lower case' if t['lowercase'] else 'case kept'}"),
+        ("tokenizer", f"{level}, {'lower case' if t['lowercase'] else 'case kept'}{lines}"),
     ]
     if h["epochs"] or h.get("steps"):
         max_epochs = h.get("max_epochs")

@@ -37,7 +37,7 @@ from .corpus import Corpus
 from .errors import ConfigError, MissingInputError, ModelFileError, OutputError
 from .model import ModelConfig, file_shapes, split_output
 from .npzcheck import MAX_BYTES, NpzReader
-from .tokenize import TokenizerConfig
+from .tokenize import LEGACY_SETTINGS, TokenizerConfig
 from .vocab import Vocab
 
 MODEL_FORMAT = "rnngen-model"
@@ -257,6 +257,15 @@ def config_from(cls, data, what):
     return cls(**data)
 
 
+def read_tokenizer(data) -> TokenizerConfig:
+    """The tokenizer settings of a file; a setting the file predates takes the value that meant
+    what the file's tokens mean (tokenize.LEGACY_SETTINGS: a model made before `lines` existed
+    kept every line break, one made before `attach` spaced punctuation by the built-in rules)."""
+    if isinstance(data, dict):
+        data = {**LEGACY_SETTINGS, **data}
+    return config_from(TokenizerConfig, data, "tokenizer")
+
+
 def is_float(dtype) -> bool:
     return dtype.kind == "f" and dtype.itemsize in (4, 8)
 
@@ -340,7 +349,7 @@ def load_model(path) -> TrainedModel:
     """Read and validate a model file; any problem is a ModelFileError."""
     with open_archive(path, "model") as reader:
         meta = read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS)
-        tokenizer = config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        tokenizer = read_tokenizer(meta["tokenizer"])
         config = config_from(ModelConfig, meta["model"], "model")
         if not isinstance(meta["history"], dict):
             raise ValueError("history is not an object")
@@ -359,7 +368,7 @@ def load_corpus(path, mmap: bool = False) -> Corpus:
     mapped from the file rather than read into memory (training reads them batch by batch)."""
     with open_archive(path, "corpus") as reader:
         meta = read_meta(reader, CORPUS_FORMAT, CORPUS_META_KEYS)
-        tokenizer = config_from(TokenizerConfig, meta["tokenizer"], "tokenizer")
+        tokenizer = read_tokenizer(meta["tokenizer"])
         expect_members(reader, {"meta", "vocab", "counts", "ids"})
         expect_vocab(reader, None)
         expect_member(reader, "ids", is_int, (None,), "integers")

@@ -4,6 +4,7 @@ Special tokens come first (`<unk>` is always id 0), then tokens by falling frequ
 the token string, so the same text always gives the same ids.
 """
 
+import difflib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -72,3 +73,46 @@ def build_vocab_from_counts(counts: Counter, specials=(UNK,), max_size=None, min
         counts=tuple(special_counts) + tuple(c for _, c in kept),
         n_specials=len(specials),
     )
+
+
+# --- a start text typed on a keyboard -------------------------------------------------------------
+# Keyboards type straight quotes; many books print curly ones. A straight quote or apostrophe the
+# vocabulary lacks becomes the curly one it has: double quotes alternate opening and closing (`"Oh,"
+# he said` -> “Oh,” he said), a single quote after a word closes (`Marooners'`), else opens, and an
+# apostrophe inside a word is the curly one (`don't` -> `don’t`).
+_CURLY = {"'": "’", '"': "”"}
+_OPENING = {"'": "‘", '"': "“"}
+
+
+def keyboard_tokens(tokens: list, vocab: Vocab) -> list:
+    """The start text's tokens with straight quotes the vocabulary lacks made curly, where the
+    curly form is known (anything else is left for the caller to report)."""
+    out = []
+    doubles = 0
+    for i, token in enumerate(tokens):
+        if token not in vocab:
+            if token == '"':
+                candidate = "“" if doubles % 2 == 0 else "”"
+                doubles += 1
+            elif token == "'":
+                after_word = i > 0 and (tokens[i - 1][:1].isalnum() or tokens[i - 1][:1] == "_")
+                candidate = "’" if after_word else "‘"
+            else:
+                candidate = token.replace("'", "’")
+            if candidate in vocab:
+                token = candidate
+        elif token == '"':
+            doubles += 1
+        out.append(token)
+    return out
+
+
+def closest_known(token: str, vocab: Vocab, n: int = 3) -> list:
+    """Known tokens to suggest for an unknown one: the same word in another case first (the most
+    frequent first: `GAMES` -> `games`), then the closest spellings."""
+    known = vocab.tokens[vocab.n_specials :]
+    folded = token.casefold()
+    same = [t for t in known if t.casefold() == folded and t != token]
+    same.sort(key=lambda t: -vocab.counts[vocab.id(t)])  # stable: vocabulary order on ties
+    close = [t for t in difflib.get_close_matches(token, known, n=n) if t not in same]
+    return (same + close)[:n]

@@ -217,8 +217,10 @@ def test_score_equals_a_one_line_forward_and_eval(models, mode):
         )
         assert result.tokens == len(ids)
         assert result.nll == pytest.approx(float(nll), rel=1e-4)
-        # the same as `eval` of the line after its context token (a line break, or <eos>)
-        text = ("\n" + line + "\n") if mode == "whitespace" else "\n" + line
+        # the same as `eval` of the line after its context token (a paragraph break, or <eos>)
+        context = model.vocab.tokens[api.line_context_id(model)]
+        assert context == {"book": "\n\n", "whitespace": "<eos>", "char": "\n"}[mode]
+        text = ("\n" + line + "\n") if mode == "whitespace" else context + line
         report = api.evaluate_text(model, text).result
         assert report.tokens == result.tokens
         assert report.nll == pytest.approx(result.nll, rel=1e-4)
@@ -292,7 +294,10 @@ def test_info_human_and_json(models):
     assert facts["vocabulary"]["top"] == list(model.vocab.tokens[1:4])
     assert facts["version"] == 1 and facts["format"] == "rnngen-model"
     assert facts["history"]["epochs"] == 2 and facts["history"]["best_val_ppl"] > 1
-    assert facts["tokenizer"] == {"level": "word", "scheme": "book", "lowercase": False}
+    settings = {"level": "word", "scheme": "book", "lowercase": False, "lines": "auto"}
+    assert {k: facts["tokenizer"][k] for k in settings} == settings
+    assert set(facts["tokenizer"]) == {*settings, "attach", "elisions", "pairs"}
+    assert facts["tokenizer"]["attach"][","] == "left"  # learned from the text
     from_stdin = runner.invoke(app, ["info", "-", "--json"], input=models["book"].read_bytes())
     assert json.loads(from_stdin.stdout)["parameters"] == facts["parameters"]
     verbose = runner.invoke(app, ["info", path, "-v"])

@@ -1,0 +1,125 @@
+"""Punctuation spaced the way the training text spaced it: learned per mark, per pair of
+neighbours and per elided word, and the round trip of every shared book."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import SHARED_CORPORA
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnngen.corpus import encode_text, round_trip
+from rnngen.errors import ConfigError, ModelFileError
+from rnngen.storage import load_corpus, save_corpus
+from rnngen.tokenize import TokenizerConfig, detokenize, normalized_text, tokenize
+
+BOOKS = sorted(SHARED_CORPORA.glob("*.txt"))
+
+
+def learned(text: str) -> TokenizerConfig:
+    return encode_text(text, TokenizerConfig()).tokenizer
+
+
+def again(text: str, config: TokenizerConfig) -> str:
+    return detokenize(tokenize(text, config), config)
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+def test_books_come_back_line_for_line(path):
+    result = round_trip(path.read_text(encoding="utf-8"))
+    print(f"{path.name}: {result.identical}/{result.lines} lines identical, {result.exact:.4%}")
+    assert result.lines > 900 and result.exact >= 0.995
+
+
+def test_an_em_dash_attached_on_both_sides():
+    text = "She wore a bracelet—if that is the word—and a ring—or two—on her hand."
+    config = learned(text)
+    assert dict(config.attach)["—"] == "both"
+    assert again(text, config) == text
+    old = TokenizerConfig(attach=(), elisions=(), pairs=())  # a file without the record
+    assert again(text, old) == text.replace("—", " — ")
+
+
+def test_a_pair_spaced_against_the_marks_own_rules():
+    text = "Was he an individual?(17) Or a type?(18) Nobody (said he) knew. (It was late.)"
+    config = learned(text)
+    assert ("? (", "tight") in config.pairs
+    assert again(text, config) == text
+
+
+def test_an_opening_quote_after_another():
+    config = TokenizerConfig()
+    assert detokenize(['"', "'", "The", "critic"], config) == "\"'The critic"
+    assert detokenize(["said", ",", '"', "'", "Oh"], config) == "said, \"'Oh"
+
+
+def test_elided_words_learned_from_the_text():
+    text = "Nay, 'tis true, 'tis. The hour o' the night, and i' the dark o' the moon, i' faith."
+    config = learned(text)
+    assert config.elisions == ("'tis", "i'", "o'")
+    assert again(text, config) == text
+    assert again(text, TokenizerConfig(attach=(), elisions=(), pairs=())) != text
+
+
+def test_learning_is_deterministic_and_stored(tmp_path):
+    text = (SHARED_CORPORA / "war_and_peace.txt").read_text(encoding="utf-8")[:100_000]
+    a, b = encode_text(text, TokenizerConfig()), encode_text(text, TokenizerConfig())
+    assert a.tokenizer == b.tokenizer and a.tokenizer.attach and a.tokenizer.pairs is not None
+    save_corpus(tmp_path / "c.npz", a)
+    loaded = load_corpus(tmp_path / "c.npz")
+    assert loaded.tokenizer == a.tokenizer
+    meta = json.loads(str(np.load(tmp_path / "c.npz")["meta"]))
+    assert list(meta["tokenizer"]["attach"]) == sorted(meta["tokenizer"]["attach"])
+
+
+@pytest.mark.parametrize(
+    "settings_, message",
+    [
+        ({"attach": {",": "sideways"}}, "sides are"),
+        ({"attach": {"a": "left"}}, "not a mark"),
+        ({"attach": {"'": "left"}}, "not a mark"),
+        ({"elisions": ["tis"]}, "not a word with an apostrophe"),
+        ({"elisions": ["o'", "'tis"]}, "out of order"),
+        ({"pairs": {"? (": "maybe"}}, "bad entry"),
+        ({"pairs": {"?(": "tight"}}, "bad entry"),
+    ],
+)
+def test_bad_records_are_refused(tmp_path, settings_, message):
+    with pytest.raises(ConfigError, match=message):
+        TokenizerConfig(**settings_)
+    path = tmp_path / "c.npz"
+    save_corpus(path, encode_text("Hello, world.", TokenizerConfig()))
+    with np.load(path, allow_pickle=False) as f:
+        arrays = dict(f)
+    meta = json.loads(str(arrays["meta"]))
+    meta["tokenizer"].update(settings_)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match=message):
+        load_corpus(path)
+
+
+_WORDS = st.lists(st.text(alphabet="abcdefgh", min_size=1, max_size=6), min_size=2, max_size=30)
+_SIDE = st.sampled_from(["left", "right", "both", "none"])
+_MARKS = ["—", ",", "(", ")", "*", ";"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    words=_WORDS,
+    sides=st.fixed_dictionaries({m: _SIDE for m in _MARKS}),
+    marks=st.lists(st.sampled_from([*_MARKS, None, None]), min_size=30, max_size=30),
+)
+def test_a_text_spaced_consistently_comes_back_exactly(words, sides, marks):
+    """Whatever side each mark takes, if a text keeps to it, its round trip is exact."""
+    text = words[0]
+    for word, mark in zip(words[1:], marks, strict=False):
+        if mark is None:
+            text += " " + word
+            continue
+        side = sides[mark]
+        text += ("" if side in ("left", "both") else " ") + mark
+        text += ("" if side in ("right", "both") else " ") + word
+    config = learned(text)
+    assert again(text, config) == normalized_text(text, config)
