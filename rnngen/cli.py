@@ -438,6 +438,14 @@ def train_command(
             rich_help_panel=TRAINING,
         ),
     ] = TrainConfig.state_reset,
+    unigram_bias: Annotated[
+        bool,
+        typer.Option(
+            "--unigram-bias/--zero-bias",
+            help="Start the output bias at the training text's log word frequencies, or at zero.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = TrainConfig.unigram_bias,
     sparse_embedding: Annotated[
         bool,
         typer.Option(
@@ -574,6 +582,7 @@ def train_command(
                 patience=patience,
                 clip=clip,
                 state_reset=state_reset,
+                unigram_bias=unigram_bias,
                 lazy_adam=sparse_embedding and not dense_embedding,
                 val_frac=val_frac,
                 seed=seed,
