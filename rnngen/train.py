@@ -291,11 +291,13 @@ def set_unigram_bias(params: dict, train_ids, V: int) -> None:
     b[...] = backend.xp.asarray(logp - logp.mean(), dtype=b.dtype)
 
 
-def reset_states(state, share: float, rng: np.random.Generator):
+def reset_states(state, share: float, rng: np.random.Generator, columns=slice(None), n=None):
     """Set each stream's state (L, K, N, H) back to zero with probability `share`, in place;
-    returns it. Draws N numbers from rng only when share > 0."""
+    returns it. The draws are made for all n streams of the global batch (default N) and this
+    process's `columns` of them used, so every rank of a data-parallel run resets the streams
+    one process would have reset."""
     if share > 0:
-        zero = rng.random(state.shape[2]) < share  # (N,)
+        zero = (rng.random(n or state.shape[2]) < share)[columns]  # (N,)
         if zero.any():
             state[:, :, backend.xp.asarray(np.flatnonzero(zero))] = 0
     return state
@@ -423,7 +425,11 @@ def train(
                     f"(now {cfg.clip:g})"
                 )
             clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
-            st.hidden = reset_states(result.state, cfg.state_reset, rng)
+            # drawn from (seed, epoch, step), the same on every rank, for the whole batch
+            reset_rng = np.random.default_rng([cfg.seed, epoch, st.step, 0x5E7])
+            st.hidden = reset_states(
+                result.state, cfg.state_reset, reset_rng, columns, cfg.batch_size
+            )
             st.step += 1
             global_step += 1
             n = inputs.size * comm.size
