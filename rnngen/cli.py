@@ -40,7 +40,7 @@ from .helptext import (
 )
 from .model import CELLS, SOFTMAXES, ModelConfig
 from .optim import OPTIMIZERS
-from .progress import EvalDisplay, TrainingDisplay, summary_line
+from .progress import EvalDisplay, StepDisplay, TrainingDisplay, summary_line
 from .sampling import SamplerSettings
 from .schedule import parse_duration
 from .storage import save_corpus
@@ -691,6 +691,42 @@ def _defaulted(ctx: typer.Context, name: str) -> bool:
     return source is None or source.name == "DEFAULT"
 
 
+# Adapting to the text read (adapt.py): options of eval, score and sample. A value turns its part
+# on; unset values come from the model file (`rnngen tune --write`), else from the defaults.
+UseCache = Annotated[
+    bool, typer.Option("--cache", help="Neural cache: mix in words seen in the text so far.")
+]
+CacheSize = Annotated[
+    int | None, typer.Option(help="Positions the cache holds (default 2000, or the tuned value).")
+]
+CacheTheta = Annotated[
+    float | None, typer.Option(help="Cache match sharpness, >= 0 (default 1, or tuned).")
+]
+CacheLambda = Annotated[
+    float | None, typer.Option(help="Cache weight in [0, 1) (default 0.1, or tuned).")
+]
+UseDynamic = Annotated[
+    bool,
+    typer.Option("--dynamic", help="Dynamic evaluation: adapt the weights to the text as read."),
+]
+DynamicLr = Annotated[
+    float | None, typer.Option(help="Dynamic evaluation step, >= 0 (default 0.0001, or tuned).")
+]
+DynamicDecay = Annotated[
+    float | None,
+    typer.Option(help="Pull back to the trained weights, in [0, 1] (default 0.0003, or tuned)."),
+]
+DynamicLen = Annotated[
+    int | None, typer.Option(help="Tokens read between weight updates (default 50, or tuned).")
+]
+DynamicStats = Annotated[
+    str | None,
+    typer.Option(
+        help="Training text to compute gradient statistics from, for a model file without them."
+    ),
+]
+
+
 @app.command(cls=Command)
 def sample(
     ctx: typer.Context,
@@ -753,6 +789,15 @@ def sample(
     stream: Annotated[
         bool, typer.Option("--stream", hidden=True, help="The opposite of --no-stream.")
     ] = False,
+    cache: UseCache = False,
+    cache_size: CacheSize = None,
+    cache_theta: CacheTheta = None,
+    cache_lambda: CacheLambda = None,
+    dynamic: UseDynamic = False,
+    dynamic_lr: DynamicLr = None,
+    dynamic_decay: DynamicDecay = None,
+    dynamic_len: DynamicLen = None,
+    dynamic_stats: DynamicStats = None,
     device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -784,8 +829,16 @@ def sample(
             width = terminal_width()
         if count < 1:
             raise ConfigError(f"--count must be at least 1, got {count}")
-        one_stdin(**{"--model": model, "--start": start})
+        one_stdin(**{"--model": model, "--start": start, "--dynamic-stats": dynamic_stats})
         trained = api.open_model(model)
+        adaptation = api.adaptation_for(
+            trained,
+            cache,
+            {"size": cache_size, "theta": cache_theta, "lam": cache_lambda},
+            dynamic,
+            {"lr": dynamic_lr, "decay": dynamic_decay, "length": dynamic_len},
+            None if dynamic_stats is None else read_text(dynamic_stats),
+        )
         if start == "-":
             start = decode_text(sys.stdin.buffer.read(), "standard input").strip()
         elif start is None and model != "-":
@@ -799,11 +852,11 @@ def sample(
             if i:
                 sys.stdout.write("\n")
             if not no_stream:
-                pieces = api.sample_pieces(trained, start, length, rng, settings)
+                pieces = api.sample_pieces(trained, start, length, rng, settings, adaptation)
                 write_stream(layout.wrap_pieces(pieces, width))
             else:
                 text = layout.wrap_text(
-                    api.sample_text(trained, start, length, rng, settings), width
+                    api.sample_text(trained, start, length, rng, settings, adaptation), width
                 )
                 sys.stdout.write(text.rstrip("\n") + "\n")
                 sys.stdout.flush()
@@ -814,26 +867,47 @@ def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
     model: ModelPath = "model.npz",
     as_json: AsJson = False,
+    cache: UseCache = False,
+    cache_size: CacheSize = None,
+    cache_theta: CacheTheta = None,
+    cache_lambda: CacheLambda = None,
+    dynamic: UseDynamic = False,
+    dynamic_lr: DynamicLr = None,
+    dynamic_decay: DynamicDecay = None,
+    dynamic_len: DynamicLen = None,
+    dynamic_stats: DynamicStats = None,
     encoding: Encoding = "utf-8",
     errors: Errors = "strict",
     device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Score a text: token count, out-of-vocabulary rate, cross-entropy and perplexity.
+    """Score a text: token count, out-of-vocabulary rate, cross-entropy and perplexity; with
+    --cache or --dynamic, also as scored by the model adapting to the text as it reads it.
 
     Example: rnngen eval held_out.txt -m model.npz --json
     """
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         backend.use_device(device)
-        one_stdin(INPUT=input, **{"--model": model})
+        one_stdin(INPUT=input, **{"--model": model, "--dynamic-stats": dynamic_stats})
         trained = api.open_model(model)
+        options = TextOptions(encoding, errors)
+        adaptation = api.adaptation_for(
+            trained,
+            cache,
+            {"size": cache_size, "theta": cache_theta, "lam": cache_lambda},
+            dynamic,
+            {"lr": dynamic_lr, "decay": dynamic_decay, "length": dynamic_len},
+            None if dynamic_stats is None else read_text(dynamic_stats, options),
+        )
         began = time.perf_counter()
-        text = read_text(input, TextOptions(encoding, errors))
-        with EvalDisplay(quiet) as display:
-            report = api.evaluate_text(trained, text, on_progress=display)
-        values = report.to_dict()
+        text = read_text(input, options)
+        if adaptation is None:
+            with EvalDisplay(quiet) as display:
+                values = api.evaluate_text(trained, text, on_progress=display).to_dict()
+        else:
+            values = api.evaluate_adapted(trained, text, adaptation).to_dict()
         if as_json:
             print_json(values)
         else:
@@ -848,6 +922,10 @@ def score(
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Add the line itself as a fourth column.")
     ] = False,
+    cache: UseCache = False,
+    cache_size: CacheSize = None,
+    cache_theta: CacheTheta = None,
+    cache_lambda: CacheLambda = None,
     device: Device = "cpu",
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -865,7 +943,14 @@ def score(
         trained = api.open_model(model)
         began = time.perf_counter()
         lines = tokens = 0
-        for line, result in api.score_lines(trained, api.iter_lines(input)):
+        adaptation = api.adaptation_for(
+            trained, cache, {"size": cache_size, "theta": cache_theta, "lam": cache_lambda}
+        )
+        if adaptation is None:
+            scored = api.score_lines(trained, api.iter_lines(input))
+        else:  # the cache holds the lines before, in input order
+            scored = api.score_lines_cached(trained, api.iter_lines(input), adaptation.cache)
+        for line, result in scored:
             row = f"{result.logprob:.6f}\t{result.tokens}\t{result.perplexity:.4f}"
             sys.stdout.write(row + (f"\t{line}\n" if with_text else "\n"))
             sys.stdout.flush()
@@ -873,6 +958,49 @@ def score(
             tokens += result.tokens
         seconds = time.perf_counter() - began
         say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")
+
+
+@app.command("tune", cls=Command)
+def tune_command(
+    model: Annotated[str, typer.Argument(help="Model file to tune (- reads it from stdin).")],
+    input: Annotated[
+        str, typer.Argument(help="Held-out text to tune on (not the training text), or -.")
+    ],
+    write: Annotated[
+        bool,
+        typer.Option("--write", help="Store the best settings in the model file (weights kept)."),
+    ] = False,
+    as_json: AsJson = False,
+    encoding: Encoding = "utf-8",
+    errors: Errors = "strict",
+    device: Device = "cpu",
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Search the --cache and --dynamic settings on a held-out text (a small fixed grid) and print
+    the best ones with their perplexities; --write stores them for eval and sample.
+
+    Example: rnngen tune model.npz held_out.txt --write
+    """
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
+        backend.use_device(device)
+        one_stdin(MODEL=model, INPUT=input)
+        if write and model == "-":
+            raise ConfigError("--write needs a model file, not standard input")
+        trained = api.open_model(model)
+        text = read_text(input, TextOptions(encoding, errors))
+        if trained.stats is None:
+            say.say("this model file has no gradient statistics: tuning the cache only")
+        with StepDisplay("tuning", quiet) as display:
+            result = api.tune_text(trained, text, display.update)
+        if write:
+            api.write_adapt_settings(model, result.settings())
+            say.say(f"stored the settings in {model}")
+        if as_json:
+            print_json(result.to_dict())
+        else:
+            print("\n".join(reports.tune_lines(result.to_dict())))
 
 
 @app.command(cls=Command)

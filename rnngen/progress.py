@@ -13,10 +13,18 @@ Evaluation (`EvalDisplay`): a bar on a terminal that disappears when done, a pla
 `interval` seconds elsewhere.
 """
 
+import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from .evaluate import perplexity
@@ -368,3 +376,46 @@ class EvalDisplay(_Display):
             self._update(done / max(total, 1), "scoring", tail)
         elif self.due():
             self.message("scoring " + self.line(done, total, None))
+
+
+class StepDisplay:
+    """Context manager and on_progress(done, total, what) callback for a search of a known number
+    of steps (`rnngen tune`): a Rich bar on a terminal, else a plain line per step."""
+
+    def __init__(self, header: str, quiet: bool = False, console: Console | None = None):
+        self.header = header
+        self.quiet = quiet
+        self.console = console or Console(stderr=True)
+        self.live = not quiet and self.console.is_terminal and not self.console.is_dumb_terminal
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if self.live:
+            self._progress = Progress(
+                TextColumn(self.header + " {task.fields[what]}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.header, total=None, what="")
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, done: int, total: int, what: str = "") -> None:
+        if self.quiet:
+            return
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total, what=what)
+        else:
+            print(
+                f"{self.header}: step {done}/{total} {what}".rstrip(), file=sys.stderr, flush=True
+            )

@@ -116,4 +116,46 @@ def eval_lines(values: dict) -> list:
         f"perplexity     {values['perplexity']:.2f}",
         f"characters     {values['characters']}",
         f"bits/char      {values['bits_per_character']:.4f} bits/character",
+        *_adapted_lines(values.get("adapted")),
     ]
+
+
+def _adapted_lines(adapted: dict | None) -> list:
+    if adapted is None:
+        return []
+    how = []
+    if adapted["cache"] is not None:
+        c = adapted["cache"]
+        how.append(f"cache size {c['size']} theta {c['theta']:g} lambda {c['lambda']:g}")
+    if adapted["dynamic"] is not None:
+        d = adapted["dynamic"]
+        how.append(f"dynamic lr {d['lr']:g} decay {d['decay']:g} length {d['length']}")
+    return [
+        f"adapted        {', '.join(how)}",
+        f"adapted cross-entropy  {adapted['cross_entropy']:.4f} nats/token",
+        f"adapted perplexity     {adapted['perplexity']:.2f}",
+    ]
+
+
+def tune_lines(values: dict) -> list:
+    """`rnngen tune`'s text: the best settings of each kind and their perplexities."""
+    c = values["cache"]
+    lines = [
+        f"tokens            {values['tokens']}",
+        f"static            perplexity {values['static_perplexity']:.2f}",
+        f"cache             perplexity {values['cache_perplexity']:.2f}  "
+        f"(--cache-size {c['size']} --cache-theta {c['theta']:g} --cache-lambda {c['lambda']:g})",
+    ]
+    d = values["dynamic"]
+    if d is None:
+        lines.append("dynamic           - (the model file has no gradient statistics)")
+        return lines
+    b = values["both_cache"]
+    lines += [
+        f"dynamic           perplexity {values['dynamic_perplexity']:.2f}  "
+        f"(--dynamic-lr {d['lr']:g} --dynamic-decay {d['decay']:g} --dynamic-len {d['length']})",
+        f"both              perplexity {values['both_perplexity']:.2f}  "
+        f"(with --cache-size {b['size']} --cache-theta {b['theta']:g} "
+        f"--cache-lambda {b['lambda']:g})",
+    ]
+    return lines
