@@ -903,11 +903,11 @@ def eval_command(
         )
         began = time.perf_counter()
         text = read_text(input, options)
-        if adaptation is None:
-            with EvalDisplay(quiet) as display:
+        with EvalDisplay(quiet) as display:
+            if adaptation is None:
                 values = api.evaluate_text(trained, text, on_progress=display).to_dict()
-        else:
-            values = api.evaluate_adapted(trained, text, adaptation).to_dict()
+            else:
+                values = api.evaluate_adapted(trained, text, adaptation, display).to_dict()
         if as_json:
             print_json(values)
         else:
