@@ -428,8 +428,27 @@ def train_command(
         ),
     ] = TrainConfig.patience,
     clip: Annotated[
-        float, typer.Option(help="Maximum gradient norm (0: off).", rich_help_panel=TRAINING)
-    ] = TrainConfig.clip,
+        float | None,
+        typer.Option(
+            help="Maximum gradient norm (0: off). [default: 0.25 for sgd, 1 otherwise]",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    state_reset: Annotated[
+        float,
+        typer.Option(
+            help="Share of streams whose state restarts from zero after each step.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = TrainConfig.state_reset,
+    unigram_bias: Annotated[
+        bool,
+        typer.Option(
+            "--unigram-bias/--zero-bias",
+            help="Start the output bias at the training text's log word frequencies, or at zero.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = TrainConfig.unigram_bias,
     sparse_embedding: Annotated[
         bool,
         typer.Option(
@@ -565,6 +584,8 @@ def train_command(
                 lr_decay=lr_decay,
                 patience=patience,
                 clip=clip,
+                state_reset=state_reset,
+                unigram_bias=unigram_bias,
                 lazy_adam=sparse_embedding and not dense_embedding,
                 val_frac=val_frac,
                 seed=seed,

@@ -33,7 +33,7 @@ from .errors import ConfigError, RnngenError
 from .evaluate import evaluate, perplexity, unigram_eval
 from .layers import Workspace
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
-from .optim import DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
+from .optim import DEFAULT_CLIP, DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
 from .schedule import Budget, Timings, decayed_lr
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -55,13 +55,18 @@ class TrainConfig:
     lr: float | None = None  # learning rate; None: a default for the optimizer and cell
     lr_decay: float = 4.0  # divide the learning rate by this when validation does not improve
     patience: int = 3  # stop after this many epochs without improvement (0: never stop early)
-    clip: float = 1.0  # maximum global gradient norm (0: no clipping)
+    clip: float | None = None  # maximum global gradient norm (0: no clipping); None: DEFAULT_CLIP
     val_frac: float = 0.1  # share of the text held out, from its end, for validation
     seed: int = 0  # seeds initialisation and dropout
     dtype: str = "float32"  # "float32" (fast) or "float64"
     # Streams the validation part is scored with. One is exact (every token sees all before it);
     # more are faster but restart the state mid-text, which a tanh RNN can handle badly.
     val_streams: int = 1
+    # The validation loss also scores the validation part cut into this many streams, each
+    # started from the zero state at its own point of the text (0: off): it is the mean over both
+    # passes, so a model that fails from a fresh state (as `score` and `eval` run it) scores
+    # badly in validation too and is not kept as the best.
+    val_starts: int = 8
     log_every: int = 10  # steps between Progress events
     # Lazy Adam (optim.py; the CLI's --sparse-embedding): only the embedding rows of each batch's
     # tokens are updated and their moments decayed. Faster on large vocabularies but a different
@@ -69,6 +74,14 @@ class TrainConfig:
     # it changes nothing (they update only those rows anyway). Off when tied. Checkpoints written
     # before the rename store it as `sparse_embedding` (checkpoint.py reads both).
     lazy_adam: bool = False
+    # Share of the streams whose carried state is set back to zero after each step. Without it a
+    # stream starts from the zero state once per epoch, those trajectories go untrained, and a
+    # tanh RNN can fall from the zero state (every `score`d line, an `eval` from a new offset)
+    # into a saturated fixed point scoring millions in perplexity.
+    state_reset: float = 0.05
+    # Start the output bias at the log unigram frequencies of the training part (full softmax),
+    # so the first step already predicts as well as word counts do instead of uniformly.
+    unigram_bias: bool = True
     # A wall-clock budget in seconds for the whole run, validation included (train --time): the
     # schedule is planned for it (schedule.py) instead of by epochs. None: no budget.
     time_limit: float | None = None
@@ -80,6 +93,8 @@ class TrainConfig:
                 f"unknown optimizer {self.optimizer!r}; "
                 f"give --optimizer one of: {', '.join(OPTIMIZERS)}"
             )
+        if self.clip is None:
+            object.__setattr__(self, "clip", DEFAULT_CLIP[self.optimizer])
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; give --dtype float32 or float64")
         if not 0 <= self.val_frac < 1:
@@ -114,6 +129,10 @@ class TrainConfig:
             raise ConfigError(f"--seed must not be negative, got {self.seed}")
         if self.patience < 0:
             raise ConfigError(f"--patience must not be negative, got {self.patience}")
+        if not 0 <= self.state_reset <= 1:
+            raise ConfigError(f"--state-reset must be in [0, 1], got {self.state_reset}")
+        if self.val_streams < 1 or self.val_starts < 0:
+            raise ConfigError("validation needs at least 1 stream and 0 or more zero-state starts")
 
     def learning_rate(self, cell: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
@@ -263,6 +282,27 @@ def split_data(ids, cfg: TrainConfig, val_ids=None):
     return np.asarray(ids), np.asarray(val_ids)
 
 
+def set_unigram_bias(params: dict, train_ids, V: int) -> None:
+    """Set the output bias (V,) to the log of the add-one-smoothed frequencies of train_ids, less
+    their mean (softmax ignores a constant), in place (in out.Wb, the bias is its last row)."""
+    counts = np.bincount(np.asarray(train_ids), minlength=V).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    b = params["out.b"] if "out.b" in params else params["out.Wb"][-1]  # tied, or W's last row
+    b[...] = backend.xp.asarray(logp - logp.mean(), dtype=b.dtype)
+
+
+def reset_states(state, share: float, rng: np.random.Generator, columns=slice(None), n=None):
+    """Set each stream's state (L, K, N, H) back to zero with probability `share`, in place;
+    returns it. The draws are made for all n streams of the global batch (default N) and this
+    process's `columns` of them used, so every rank of a data-parallel run resets the streams
+    one process would have reset."""
+    if share > 0:
+        zero = (rng.random(n or state.shape[2]) < share)[columns]  # (N,)
+        if zero.any():
+            state[:, :, backend.xp.asarray(np.flatnonzero(zero))] = 0
+    return state
+
+
 def train(
     ids,
     model_cfg: ModelConfig,
@@ -300,7 +340,11 @@ def train(
     train_ids, val_ids = split_data(ids, cfg, val_ids)
     streams = make_streams(train_ids, cfg.batch_size)
     steps_per_epoch = n_batches(streams, cfg.seq_len)
-    st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
+    st = resume
+    if st is None:
+        st = new_state(model_cfg, cfg, len(train_ids), len(val_ids))
+        if cfg.unigram_bias and model_cfg.softmax == "full":
+            set_unigram_bias(st.params, train_ids, model_cfg.vocab_size)
     history = st.history
     workspace = Workspace()  # the gradients are applied before the next step reuses it
     comm = comm or SingleProcess()
@@ -381,7 +425,11 @@ def train(
                     f"(now {cfg.clip:g})"
                 )
             clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
-            st.hidden = result.state
+            # drawn from (seed, epoch, step), the same on every rank, for the whole batch
+            reset_rng = np.random.default_rng([cfg.seed, epoch, st.step, 0x5E7])
+            st.hidden = reset_states(
+                result.state, cfg.state_reset, reset_rng, columns, cfg.batch_size
+            )
             st.step += 1
             global_step += 1
             n = inputs.size * comm.size
@@ -424,6 +472,16 @@ def train(
     return TrainResult(st.best_params, history, st)
 
 
+def validation_loss(params, model_cfg, val_ids, val_streams: int, cfg: TrainConfig) -> float:
+    """Nats per token on val_ids: scored in val_streams streams and, with cfg.val_starts, again
+    in that many streams each from the zero state; the mean over both passes' tokens."""
+    results = [evaluate(params, model_cfg, val_ids, val_streams, cfg.seq_len)]
+    starts = min(cfg.val_starts, max(1, len(val_ids) // 64))  # at least 64 tokens per start
+    if cfg.val_starts and starts != val_streams:
+        results.append(evaluate(params, model_cfg, val_ids, starts, cfg.seq_len))
+    return sum(r.nll for r in results) / sum(r.tokens for r in results)
+
+
 @dataclass
 class _Run:
     """What the schedules share with the loop: the state, the data, the clock, the callbacks."""
@@ -446,9 +504,7 @@ class _Run:
         if not len(val_ids):
             return None
         st, cfg = self.st, self.cfg
-        val_loss = evaluate(
-            st.params, self.model_cfg, val_ids, self.val_streams, cfg.seq_len
-        ).cross_entropy
+        val_loss = validation_loss(st.params, self.model_cfg, val_ids, self.val_streams, cfg)
         if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
             raise TrainingDiverged(
                 f"the validation loss became {val_loss} {where}; the best model so far is kept; "
