@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from . import adapt, backend
 from .checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
 from .class_softmax import make_class_bounds
 from .corpus import (
@@ -31,7 +31,7 @@ from .corpus import (
 from .errors import ConfigError, InputDataError, OutputError
 from .evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig, count_params, join_output, split_output
+from .model import ModelConfig, count_params, init_state, join_output, split_output, token_scores
 from .sampling import SamplerSettings
 from .storage import (
     MODEL_FORMAT,
@@ -53,6 +53,7 @@ from .tokenize import (
     tokenize,
 )
 from .train import TrainConfig, split_data, train
+from .tune import TuneResult, tune
 from .vocab import Vocab
 
 
@@ -140,6 +141,7 @@ def checkpoint_options(ckpt: Checkpoint) -> dict:
         "--lr": t.learning_rate(m.cell),
         "--lr-decay": t.lr_decay,
         "--patience": t.patience,
+        "--val-every": t.val_every,
         "--clip": t.clip,
         "--sparse-embedding": t.lazy_adam,
         "--dense-embedding": not t.lazy_adam,
@@ -268,16 +270,28 @@ def train_model(
     if result.params is not None and (comm is None or comm.rank == 0):
         params = split_output(result.params)  # a TrainedModel holds the file layout
         model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
-        save_model(out, model)  # the best parameters again, with the complete history
+        # dynamic evaluation's gradient statistics, from the training part (adapt.py)
+        train_ids = split_data(corpus.ids, train_cfg, val_ids)[0]
+        model.stats = split_output(adapt.gradient_stats(result.params, model_cfg, train_ids))
+        save_model(out, model)  # the best parameters again, with the history and the statistics
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
 
-def open_checkpoint(path: str, epochs: int | None = None) -> Checkpoint:
-    """A checkpoint to resume from; `epochs` (if given) replaces the number of epochs to run."""
+def open_checkpoint(
+    path: str, epochs: int | None = None, time_limit: float | None = None
+) -> Checkpoint:
+    """A checkpoint to resume from; `epochs` (if given) replaces the number of epochs to run, and
+    `time_limit` the whole run's time budget in seconds (the time already spent counts)."""
     ckpt = load_checkpoint(path)
+    st = ckpt.state
     if epochs is not None:
         ckpt.train = replace(ckpt.train, epochs=epochs)
-        ckpt.state.done = ckpt.state.done and ckpt.state.epoch > epochs
+        st.done = st.done and st.epoch > epochs
+    if time_limit is not None:
+        ckpt.train = replace(ckpt.train, time_limit=time_limit)
+        st.done = st.done and st.elapsed >= time_limit
+        if not st.done and "validations" not in st.history:
+            st.history["validations"] = []
     return ckpt
 
 
@@ -325,12 +339,16 @@ def scored_characters(text: str, tokens: list, tokenizer: TokenizerConfig) -> in
     return len(normalized) - (normalized.index(tokens[0]) + len(tokens[0]))
 
 
-def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> EvalReport:
-    """Score a text with the model, tokenised exactly as the model's training text was."""
+def evaluate_text(
+    model: TrainedModel, text: str, n_streams=1, seq_len=128, on_progress=None
+) -> EvalReport:
+    """Score a text with the model, tokenised exactly as the model's training text was;
+    on_progress(done, total) hears the tokens scored as it goes."""
     tokens = tokenize(text, model.tokenizer)
     oov = sum(1 for t in tokens if t not in model.vocab)
     ids = model.vocab.encode(tokens)
-    result = evaluate(_device_params(model), model.config, ids, n_streams, seq_len)
+    params = _device_params(model)
+    result = evaluate(params, model.config, ids, n_streams, seq_len, on_progress)
     characters = scored_characters(text, tokens, model.tokenizer)
     return EvalReport(result, oov / max(len(tokens), 1), characters)
 
@@ -354,10 +372,22 @@ def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator
     return start_ids(start, model.tokenizer, model.vocab)
 
 
+def _device_params_of(arrays: dict) -> dict:
+    """Arrays keyed like a model file's parameters, on the device, out.W and out.b joined."""
+    return join_output({k: backend.xp.asarray(v) for k, v in arrays.items()})
+
+
 def _device_params(model: TrainedModel) -> dict:
     """The model's parameters on the array module's device, in the layout the model computes
     with (out.Wb joined from the file's out.W and out.b)."""
     return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
+
+
+def _continue(params, cfg, prompt, length, rng, settings, adaptation):
+    """The generated ids: generate.generate, or adapt.generate_adapted with an adaptation."""
+    if adaptation is None:
+        return generate(params, cfg, prompt, length, rng, settings)
+    return adapt.generate_adapted(params, cfg, prompt, length, rng, adaptation, settings)
 
 
 def sample_text(
@@ -366,12 +396,14 @@ def sample_text(
     length: int,
     rng: np.random.Generator,
     settings: SamplerSettings | None = None,
+    adaptation: adapt.Adaptation | None = None,
 ) -> str:
     """The start text (or a start word drawn by frequency) followed by `length` generated tokens,
-    detokenised; `settings` is the sampler chain (default: plain sampling at temperature 1)."""
+    detokenised; `settings` is the sampler chain (default: plain sampling at temperature 1). With
+    an adaptation, generation adapts to the start text and what it writes."""
     prompt = _prompt_ids(model, start, rng)
     params = _device_params(model)
-    new = generate(params, model.config, prompt, length, rng, settings)
+    new = _continue(params, model.config, prompt, length, rng, settings, adaptation)
     return detokenize(model.vocab.decode(prompt + list(new)), model.tokenizer)
 
 
@@ -381,6 +413,7 @@ def sample_pieces(
     length: int,
     rng: np.random.Generator,
     settings: SamplerSettings | None = None,
+    adaptation: adapt.Adaptation | None = None,
 ) -> Iterator[str]:
     """The text of `sample_text`, yielded a piece at a time as the tokens are generated: the
     pieces joined are exactly sample_text's result for the same arguments and random state."""
@@ -391,7 +424,7 @@ def sample_pieces(
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
-    for token_id in generate(params, model.config, prompt, length, rng, settings):
+    for token_id in _continue(params, model.config, prompt, length, rng, settings, adaptation):
         piece = stream.push(model.vocab.tokens[token_id])
         if piece:
             yield piece
@@ -497,12 +530,16 @@ def score_lines(model: TrainedModel, lines: Iterable[str], chunk=4096) -> Iterat
 def history_summary(history: dict) -> dict:
     """The headline numbers of a training history (None where the history lacks them)."""
     per_epoch = history.get("per_epoch") or []
-    last = per_epoch[-1] if per_epoch else {}
+    last = (per_epoch or history.get("validations") or [{}])[-1]  # a timed run: its validations
     settings = history.get("train") or {}
     return {
         "epochs": history.get("epochs", 0),
         "max_epochs": settings.get("epochs"),
+        "steps": history.get("steps"),
+        "time_limit": settings.get("time_limit"),
+        "stopped": history.get("stopped"),
         "best_epoch": history.get("best_epoch"),
+        "best_step": history.get("best_step"),
         "best_val_ppl": history.get("best_val_ppl"),
         "unigram_val_ppl": history.get("unigram_val_ppl"),
         "final_train_loss": last.get("train_loss"),
@@ -513,6 +550,8 @@ def history_summary(history: dict) -> dict:
         "val_tokens": history.get("val_tokens"),
         "settings": settings,
         "per_epoch": per_epoch,
+        "validations": history.get("validations"),
+        "val_tokens_scored": history.get("val_tokens_scored"),
     }
 
 
@@ -557,3 +596,135 @@ def training_summary(model: TrainedModel, out) -> dict:
         "parameters": count_params(model.params),
         **history_summary(model.history),
     }
+
+
+# --- adapting to the text read: neural cache and dynamic evaluation (adapt.py, tune.py) ---------
+
+
+def adaptation_for(
+    model: TrainedModel,
+    cache: bool = False,
+    cache_values: dict | None = None,
+    dynamic: bool = False,
+    dynamic_values: dict | None = None,
+    stats_text: str | None = None,
+) -> adapt.Adaptation | None:
+    """The adaptation asked for: each part's settings are the model file's tuned ones (`tune
+    --write`; the cache's as tuned together with dynamic evaluation when both are asked for),
+    else adapt's defaults, with the values given (not None) on top. A value turns its part on.
+    Statistics come from the model file, or are computed from stats_text (a training text) when
+    given. None when nothing is asked for."""
+    cache_values = {k: v for k, v in (cache_values or {}).items() if v is not None}
+    dynamic_values = {k: v for k, v in (dynamic_values or {}).items() if v is not None}
+    tuned = model.adapt or {}
+    cache_settings = dynamic_settings = stats = None
+    dynamic = dynamic or bool(dynamic_values) or stats_text is not None
+    if cache or cache_values:
+        part = "both" if dynamic and "both" in tuned else "cache"  # tuned on the adapted model
+        base = adapt.CacheSettings.from_dict(tuned[part]) if part in tuned else None
+        cache_settings = replace(base or adapt.CacheSettings(), **cache_values)
+    if dynamic:
+        base = adapt.DynamicSettings.from_dict(tuned["dynamic"]) if "dynamic" in tuned else None
+        dynamic_settings = replace(base or adapt.DynamicSettings(), **dynamic_values)
+        stats = None if model.stats is None else _device_params_of(model.stats)
+        if stats_text is not None:
+            ids = model.vocab.encode(tokenize(stats_text, model.tokenizer))
+            if len(ids) < 2:
+                raise InputDataError("the --dynamic-stats text has fewer than two tokens")
+            stats = adapt.gradient_stats(_device_params(model), model.config, ids)
+    if cache_settings is None and dynamic_settings is None:
+        return None
+    return adapt.Adaptation(cache_settings, dynamic_settings, stats)
+
+
+@dataclass(frozen=True)
+class AdaptedReport:
+    static: EvalReport  # the model as trained
+    adapted: EvalResult  # the same tokens, scored by the model adapting as it reads
+    adaptation: adapt.Adaptation
+    static_seconds: float
+    adapted_seconds: float
+
+    def to_dict(self) -> dict:
+        """The static figures under eval --json's usual keys, the adapted ones beside them."""
+        a = self.adaptation
+        r = self.adapted
+        return {
+            **self.static.to_dict(),
+            "adapted": {
+                "cache": None if a.cache is None else a.cache.to_dict(),
+                "dynamic": None if a.dynamic is None else a.dynamic.to_dict(),
+                "cross_entropy": r.cross_entropy,
+                "bits_per_token": r.bits_per_token,
+                "perplexity": r.perplexity,
+                "seconds": self.adapted_seconds,
+                "static_seconds": self.static_seconds,
+            },
+        }
+
+
+def evaluate_adapted(
+    model: TrainedModel, text: str, adaptation: adapt.Adaptation, on_progress=None
+) -> AdaptedReport:
+    """Score a text as evaluate_text does (one stream), and again adapting as it reads. Both
+    sum per-token scores in the same order, so dynamic evaluation at learning rate 0 with
+    segments of adapt.EVAL_CHUNK tokens reports exactly the static figures."""
+    import time
+
+    tokens = tokenize(text, model.tokenizer)
+    oov = sum(1 for t in tokens if t not in model.vocab) / max(len(tokens), 1)
+    ids = model.vocab.encode(tokens)
+    params = _device_params(model)
+    began = time.perf_counter()
+    static = adapt.adapted_token_nll(params, model.config, ids, adapt.Adaptation())
+    static_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    nll = adapt.adapted_token_nll(params, model.config, ids, adaptation, on_progress)
+    seconds = time.perf_counter() - began
+    characters = scored_characters(text, tokens, model.tokenizer)
+    report = EvalReport(EvalResult(tokens=len(static), nll=float(static.sum())), oov, characters)
+    result = EvalResult(tokens=len(nll), nll=float(nll.sum()))
+    return AdaptedReport(report, result, adaptation, static_seconds, seconds)
+
+
+def score_lines_cached(
+    model: TrainedModel, lines: Iterable[str], settings: adapt.CacheSettings
+) -> Iterator[tuple]:
+    """score_lines with a neural cache: each line still runs from the zero state after the context
+    token, but the cache holds the positions of the lines before it (in input order) and its own
+    earlier ones, so the scores depend on the order of the lines."""
+    xp = backend.xp
+    params = _device_params(model)
+    cfg = model.config
+    context = line_context_id(model)
+    cache = adapt.NeuralCache(settings, cfg.hidden, params["embed"].dtype)
+    for line in lines:
+        ids = model.vocab.encode(line_tokens(model, line))
+        if not len(ids):
+            yield line, LineScore(0, 0.0)
+            continue
+        x = xp.asarray(np.concatenate([[context], ids[:-1]]).astype(np.int32)[:, None])
+        y = xp.asarray(np.asarray(ids, dtype=np.int32)[:, None])
+        scores = token_scores(params, cfg, x, y, init_state(cfg, 1, params["embed"].dtype))
+        nll = adapt.mix(
+            scores.token_nll[:, 0], cache.target_log_probs(scores.top, y[:, 0])[0], settings.lam
+        )
+        yield line, LineScore(len(ids), float(nll.sum()))
+
+
+def tune_text(model: TrainedModel, text: str, on_progress=None) -> TuneResult:
+    """Search the adaptation settings on a held-out text (tune.py)."""
+    ids = model.vocab.encode(tokenize(text, model.tokenizer))
+    if len(ids) < 2:
+        raise InputDataError("the text to tune on has fewer than two tokens; give a longer one")
+    stats = None if model.stats is None else _device_params_of(model.stats)
+    return tune(_device_params(model), model.config, ids, stats, on_progress)
+
+
+def write_adapt_settings(path: str, settings: dict) -> None:
+    """Store tuned settings in a model file, atomically; its weights and all else unchanged."""
+    if path == "-":
+        raise ConfigError("--write needs a model file, not standard input")
+    model = load_model(path)
+    model.adapt = settings
+    save_model(path, model)

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
-from .layers import empty, softmax_output_backward, softmax_output_forward
+from .layers import empty, position_nll, softmax_output_backward, softmax_output_forward
 
 
 def make_class_bounds(counts, n_classes: int | None = None) -> tuple:
@@ -68,6 +68,16 @@ class ClassSoftmaxCache(NamedTuple):
     scale: float  # the factor on the summed NLL that the gradients below are for
     dhs: object  # (M, H) the word softmaxes' part of dh, in that order
     dW_b: object  # (H+1, V) dW, then db as the last row
+    s: object  # (M,) the word softmaxes' row sums, in that order
+    picked: object  # (M,) the targets' shifted word logits, in that order
+
+
+def class_position_nll(cache: ClassSoftmaxCache):
+    """(M,) float64 negative log-likelihood at each position, in the positions' own order: the
+    class's part plus the word-within-class part."""
+    nll = position_nll(cache.class_cache.s, cache.class_cache.picked)
+    nll[cache.order] += position_nll(cache.s, cache.picked)
+    return nll
 
 
 def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, workspace=None):
@@ -132,9 +142,9 @@ def class_softmax_forward(h, Wc, bc, W, b, targets, bounds, grad_scale=None, wor
         done = hi
     nll += float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
     if not training:
-        return nll, ClassSoftmaxCache(class_cache, order, None, None, None)
+        return nll, ClassSoftmaxCache(class_cache, order, None, None, None, s, picked)
     dW_b[:, done:] = 0
-    return nll, ClassSoftmaxCache(class_cache, order, grad_scale, dhs, dW_b)
+    return nll, ClassSoftmaxCache(class_cache, order, grad_scale, dhs, dW_b, s, picked)
 
 
 def class_softmax_backward(cache, scale):

@@ -144,6 +144,14 @@ class SoftmaxOutputCache(NamedTuple):
     s: object  # (M,) row sums of expz
     targets: object  # (M,)
     spent: list  # [False] until the backward pass has used expz as scratch (then [True])
+    picked: object  # (M,) the targets' logits minus their row's max
+
+
+def position_nll(s, picked):
+    """(M,) float64 negative log-likelihood at each position from a softmax's row sums s of
+    exp(logits - row max) and the targets' shifted logits: log s - picked."""
+    xp = backend.xp
+    return xp.log(s.astype(xp.float64)) - picked.astype(xp.float64)
 
 
 def softmax_output_forward(h, W, b, targets, workspace=None):
@@ -182,7 +190,7 @@ def softmax_output_forward(h, W, b, targets, workspace=None):
 
     backend.run_chunked(block, -(-M // rows))
     nll = float(xp.log(s.astype(xp.float64)).sum() - picked.astype(xp.float64).sum())
-    return nll, SoftmaxOutputCache(h, W, expz, s, targets, [False])
+    return nll, SoftmaxOutputCache(h, W, expz, s, targets, [False], picked)
 
 
 def softmax_output_backward(cache, scale=1.0, workspace=None):
@@ -192,7 +200,7 @@ def softmax_output_backward(cache, scale=1.0, workspace=None):
     Uses the cache's expz as scratch, so it runs once per forward pass: a second call on the same
     cache is a ValueError (it would compute from overwritten values)."""
     xp = backend.xp
-    h, W, expz, s, targets, spent = cache
+    h, W, expz, s, targets, spent, _ = cache
     if spent[0]:
         raise ValueError(
             "softmax_output_backward ran on this cache already (it overwrites the cached "

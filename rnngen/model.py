@@ -29,13 +29,19 @@ import numpy as np
 
 from . import backend
 from .cells import CELLS, STATES, cell_param_shapes, sequence_backward, sequence_forward
-from .class_softmax import class_log_probs, class_softmax_backward, class_softmax_forward
+from .class_softmax import (
+    class_log_probs,
+    class_position_nll,
+    class_softmax_backward,
+    class_softmax_forward,
+)
 from .errors import ConfigError
 from .layers import (
     dropout_backward,
     dropout_forward,
     embedding_backward,
     embedding_forward,
+    position_nll,
     softmax_output_backward,
     softmax_output_forward,
 )
@@ -249,6 +255,13 @@ def _output_forward(params, cfg, top, targets, workspace=None, grad_scale=None):
     return softmax_output_forward(top, W, b, targets, workspace)
 
 
+def _position_nll(cfg, cache):
+    """(M,) float64 NLL of each position's target, from the output forward pass's cache."""
+    if cfg.softmax == "class":
+        return class_position_nll(cache)
+    return position_nll(cache.s, cache.picked)
+
+
 def _output_backward(cfg, cache, scale, grads, workspace=None):
     """Fills grads' output-layer entries; returns dtop (M, H) and, when tied, the gradient of the
     output matrix (H, V) to add to the embedding's (else None)."""
@@ -268,6 +281,8 @@ class LossAndGrads(NamedTuple):
     grads: dict  # same keys as params
     dstate0: object  # (L, K, N, H) gradient w.r.t. the initial state
     state: object  # (L, K, N, H) the final state
+    token_nll: object  # (T, N) float64 NLL of each target, before any update (adaptation uses it)
+    top: object  # (T*N, H) the last layer's outputs (the neural cache's keys)
 
 
 def loss_and_grads(
@@ -308,7 +323,8 @@ def loss_and_grads(
     grads["embed"] = embedding_backward(dx, embed_cache, sparse_embedding and not cfg.tie_weights)
     if cfg.tie_weights:
         grads["embed"] += dW_out.T
-    return LossAndGrads(nll / (T * N), grads, dstate0, fwd.state)
+    token_nll = _position_nll(cfg, out_cache).reshape(T, N)
+    return LossAndGrads(nll / (T * N), grads, dstate0, fwd.state, token_nll, fwd.top)
 
 
 def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0, workspace=None):
@@ -318,6 +334,21 @@ def sequence_nll(params, cfg: ModelConfig, inputs, targets, state0, workspace=No
     fwd = _forward(params, cfg, inputs, state0, None)
     nll = _output_forward(params, cfg, fwd.top, targets.reshape(T * N), workspace)[0]
     return nll, fwd.state
+
+
+class TokenScores(NamedTuple):
+    token_nll: object  # (T, N) float64 NLL of each target
+    top: object  # (T*N, H) the last layer's outputs
+    state: object  # (L, K, N, H) the final state
+
+
+def token_scores(params, cfg: ModelConfig, inputs, targets, state0, workspace=None) -> TokenScores:
+    """The NLL of each target (T, N), forward only: the same passes as sequence_nll, whose sum
+    it splits by position (adaptive scoring needs each token's score and the hidden states)."""
+    T, N = inputs.shape
+    fwd = _forward(params, cfg, inputs, state0, None)
+    cache = _output_forward(params, cfg, fwd.top, targets.reshape(T * N), workspace)[1]
+    return TokenScores(_position_nll(cfg, cache).reshape(T, N), fwd.top, fwd.state)
 
 
 def sequence_top(params, cfg: ModelConfig, inputs, state0):

@@ -5,6 +5,10 @@ A model file holds everything `sample` and `eval` need:
     vocab           (V,) unicode, the tokens in id order
     counts          (V,) int64, each token's frequency in the training text
     param.<name>    one array per parameter, names and shapes fixed by the model config
+    stats.<name>    optional, all or none: each parameter's mean squared gradient on training text
+                    (float32, its shape), for dynamic evaluation (adapt.py)
+Meta may also hold "adapt": the neural cache and dynamic evaluation settings `rnngen tune --write`
+stored (adapt.CacheSettings, adapt.DynamicSettings; see adapt_settings).
 An encoded corpus has `meta`, `vocab`, `counts` and `ids` (n_tokens,) int32.
 
 Loading trusts nothing in the file. npzcheck.py checks the zip directory and reads each member's
@@ -52,6 +56,8 @@ class TrainedModel:
     vocab: Vocab
     params: dict  # name -> array, in the file layout: see model.file_shapes
     history: dict = field(default_factory=dict)  # training summary: epochs, best validation, time
+    stats: dict | None = None  # name -> mean squared gradient (dynamic evaluation), or None
+    adapt: dict | None = None  # tuned settings: {"cache": {...}, "dynamic": {...}}, either optional
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -110,10 +116,16 @@ def save_model(path, model: TrainedModel) -> None:
         "n_specials": model.vocab.n_specials,
         "history": model.history,
     }
+    if model.adapt:
+        meta["adapt"] = adapt_settings(model.adapt)  # checked before anything is written
     arrays = {"meta": meta_array(meta), **vocab_arrays(model.vocab)}
     params = split_output(model.params)  # parameters as training holds them are split here
     for name in file_shapes(model.config):
         arrays[f"param.{name}"] = backend.to_numpy(params[name])  # from a GPU too
+    if model.stats is not None:
+        stats = split_output(model.stats)
+        for name in file_shapes(model.config):
+            arrays[f"stats.{name}"] = backend.to_numpy(stats[name]).astype(np.float32)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -136,6 +148,7 @@ def save_corpus(path, corpus: Corpus) -> None:
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_META_BYTES = 4 * 2**20  # the meta JSON, stored as UTF-32; a long training history fits
 MODEL_META_KEYS = {"format", "version", "model", "tokenizer", "n_specials", "history"}
+MODEL_META_OPTIONAL = {"adapt"}
 CORPUS_META_KEYS = {"format", "version", "tokenizer", "n_specials"}
 
 # Whatever numpy, zipfile, zlib, json or struct raise on a damaged file becomes a ModelFileError.
@@ -207,7 +220,7 @@ def open_archive(path, what):
                 ) from None
 
 
-def read_meta(reader: NpzReader, expected_format: str, keys: set) -> dict:
+def read_meta(reader: NpzReader, expected_format: str, keys: set, optional=frozenset()) -> dict:
     """The meta JSON, read first (it is small and capped) because it says what else to expect."""
     if "meta" not in reader.names:
         held = ", ".join(sorted(reader.names)) or "nothing"
@@ -228,8 +241,8 @@ def read_meta(reader: NpzReader, expected_format: str, keys: set) -> dict:
     version = meta.get("version")
     if type(version) is not int or version != VERSION:
         raise ValueError(f"format version {version!r}; this rnngen reads version {VERSION}")
-    if set(meta) != keys:
-        missing, unknown = sorted(keys - set(meta)), sorted(set(meta) - keys)
+    if not keys <= set(meta) <= keys | optional:
+        missing, unknown = sorted(keys - set(meta)), sorted(set(meta) - keys - optional)
         raise ValueError(f"meta keys missing: {missing or 'none'}, unknown: {unknown or 'none'}")
     return meta
 
@@ -336,6 +349,33 @@ def model_shapes(config: ModelConfig, reader: NpzReader) -> dict:
     return shapes
 
 
+def adapt_settings(data) -> dict:
+    """Tuned adaptation settings, checked: {"cache": {size, theta, lambda}, "dynamic": {lr, decay,
+    length}, "both": {the cache's, when used with dynamic}}, each part optional, each value of
+    its type and in its range."""
+    from .adapt import CacheSettings, DynamicSettings
+
+    parts = {
+        "cache": (CacheSettings, {"size": int, "theta": float, "lambda": float}),
+        "dynamic": (DynamicSettings, {"lr": float, "decay": float, "length": int}),
+        "both": (CacheSettings, {"size": int, "theta": float, "lambda": float}),  # with dynamic
+    }
+    if not isinstance(data, dict) or not set(data) <= set(parts):
+        raise ValueError("adapt settings are not an object of cache and dynamic settings")
+    for part, values in data.items():
+        cls, types = parts[part]
+        if not isinstance(values, dict) or set(values) != set(types):
+            raise ValueError(f"adapt {part} settings need exactly: {', '.join(types)}")
+        for key, kind in types.items():
+            value = values[key]
+            if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[kind]):
+                raise ValueError(
+                    f"adapt {part} setting {key} is {value!r}, expected {kind.__name__}"
+                )
+        cls.from_dict(values)  # the ranges: a ConfigError naming the bad value
+    return data
+
+
 def read_finite(reader: NpzReader, name: str, label: str | None = None) -> np.ndarray:
     """A member whose header expect_member has checked, refused (as `label`, else its name) if it
     holds NaN or infinity."""
@@ -348,19 +388,34 @@ def read_finite(reader: NpzReader, name: str, label: str | None = None) -> np.nd
 def load_model(path) -> TrainedModel:
     """Read and validate a model file; any problem is a ModelFileError."""
     with open_archive(path, "model") as reader:
-        meta = read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS)
+        meta = read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS, MODEL_META_OPTIONAL)
         tokenizer = read_tokenizer(meta["tokenizer"])
         config = config_from(ModelConfig, meta["model"], "model")
         if not isinstance(meta["history"], dict):
             raise ValueError("history is not an object")
+        adapt = adapt_settings(meta["adapt"]) if "adapt" in meta else None
         shapes = model_shapes(config, reader)
-        expect_members(reader, {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)})
+        members = {"meta", "vocab", "counts", *(f"param.{n}" for n in shapes)}
+        has_stats = any(name.startswith("stats.") for name in reader.names)
+        if has_stats:  # all or none
+            members |= {f"stats.{n}" for n in shapes}
+        expect_members(reader, members)
         expect_vocab(reader, config.vocab_size)
         for name, shape in shapes.items():
             expect_member(reader, f"param.{name}", is_float, shape, "float32 or float64")
+            if has_stats:
+                expect_member(reader, f"stats.{name}", is_float, shape, "float32 or float64")
         vocab = read_vocab(reader, meta, tokenizer)
         params = {n: read_finite(reader, f"param.{n}", f"parameter {n}") for n in shapes}
-    return TrainedModel(config, tokenizer, vocab, params, meta["history"])
+        stats = None
+        if has_stats:
+            stats = {
+                n: read_finite(reader, f"stats.{n}", f"gradient statistics {n}") for n in shapes
+            }
+            for name, values in stats.items():
+                if (values < 0).any():
+                    raise ValueError(f"gradient statistics {name} have negative values")
+    return TrainedModel(config, tokenizer, vocab, params, meta["history"], stats, adapt)
 
 
 def load_corpus(path, mmap: bool = False) -> Corpus:
