@@ -1,8 +1,8 @@
-"""How generated and round-tripped text reads: line breaks kept as tokens, and punctuation spacing.
+"""How text reads: line breaks as tokens, punctuation spacing, samples, bits per character.
 
     python benchmarks/text_quality.py [--corpora DIR] [--sections newlines,round_trip,samples,bpc]
-        [--model-dir DIR] [--wp-chars N] [--wp-epochs N] [--samples N] [--sample-length N]
-        [--out FILE]
+        [--model-dir DIR] [--wp-chars N] [--wp-epochs N | --wp-time LIMIT] [--samples N]
+        [--sample-length N] [--out FILE]
 
 Sections (each a function taking the parsed arguments and returning markdown; add more to
 SECTIONS):
@@ -32,7 +32,9 @@ SECTIONS):
 The War and Peace models: the book's text (its first `--wp-chars` characters if given) is cut at
 the paragraph breaks nearest 90% and 95% of its length into train, validation and test parts (the
 quality benchmark's 90/5/5, by characters and at paragraph breaks so that each part is text), and
-`rnngen train TRAIN --valid VALID --epochs E` runs at its defaults otherwise (`--lines auto`, or
+`rnngen train TRAIN --valid VALID --epochs E` (`--wp-epochs`, default 1; or `--time LIMIT`
+with `--wp-time LIMIT`: on a shared machine the two models then get unequal steps) runs at its
+defaults otherwise (`--lines auto`, or
 `keep`). Model files and parts are kept in `--model-dir` under names that carry the settings, and
 reused when present, so a rerun only samples and scores.
 
@@ -196,13 +198,14 @@ def war_and_peace_model(args, lines: str) -> Path:
     """The War and Peace model trained with `--lines LINES`, `rnngen train`'s defaults otherwise
     and --wp-epochs epochs; trained with the CLI unless its file is already in --model-dir."""
     parts = war_and_peace_parts(args)
-    path = parts["train"].parent / f"model-{lines}-epochs{args.wp_epochs}.npz"
+    budget = ["--time", args.wp_time] if args.wp_time else ["--epochs", str(args.wp_epochs)]
+    path = parts["train"].parent / f"model-{lines}-{budget[0][2:]}{budget[1]}.npz"
     if path.exists():
         progress(f"reusing {path}")
         return path
     command = [
         sys.executable, "-m", "rnngen", "train", str(parts["train"]), "--valid",
-        str(parts["valid"]), "--epochs", str(args.wp_epochs), "--lines", lines, "-o", str(path),
+        str(parts["valid"]), *budget, "--lines", lines, "-o", str(path),
     ]  # fmt: skip
     progress(f"training ({lines}): {' '.join(command[2:])}")
     env = dict(
@@ -221,8 +224,12 @@ def _model_line(args, model) -> str:
         f"Model: `rnngen train` defaults ({model.config.cell} {model.config.layers}x"
         f"{model.config.hidden}, embed {model.config.embed}, vocabulary {len(model.vocab):,}, "
         f"{model.config.softmax} softmax) on {part} War and Peace (train part), "
-        f"`--epochs {args.wp_epochs}`; validation perplexity {val:.1f}."
+        f"`{_budget(args)}`; validation perplexity {val:.1f}."
     )
+
+
+def _budget(args) -> str:
+    return f"--time {args.wp_time}" if args.wp_time else f"--epochs {args.wp_epochs}"
 
 
 def samples(args) -> str:
@@ -342,6 +349,9 @@ def main() -> None:
     )
     parser.add_argument("--wp-chars", type=int, default=0, help="War and Peace's first N chars")
     parser.add_argument("--wp-epochs", type=int, default=1, help="epochs of the W&P models")
+    parser.add_argument(
+        "--wp-time", help="train the W&P models with `--time LIMIT` (90s, 10m) instead of epochs"
+    )
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--sample-length", type=int, default=500)
     args = parser.parse_args()
