@@ -141,6 +141,7 @@ def checkpoint_options(ckpt: Checkpoint) -> dict:
         "--lr": t.learning_rate(m.cell),
         "--lr-decay": t.lr_decay,
         "--patience": t.patience,
+        "--val-every": t.val_every,
         "--clip": t.clip,
         "--sparse-embedding": t.lazy_adam,
         "--dense-embedding": not t.lazy_adam,
@@ -276,12 +277,21 @@ def train_model(
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
 
-def open_checkpoint(path: str, epochs: int | None = None) -> Checkpoint:
-    """A checkpoint to resume from; `epochs` (if given) replaces the number of epochs to run."""
+def open_checkpoint(
+    path: str, epochs: int | None = None, time_limit: float | None = None
+) -> Checkpoint:
+    """A checkpoint to resume from; `epochs` (if given) replaces the number of epochs to run, and
+    `time_limit` the whole run's time budget in seconds (the time already spent counts)."""
     ckpt = load_checkpoint(path)
+    st = ckpt.state
     if epochs is not None:
         ckpt.train = replace(ckpt.train, epochs=epochs)
-        ckpt.state.done = ckpt.state.done and ckpt.state.epoch > epochs
+        st.done = st.done and st.epoch > epochs
+    if time_limit is not None:
+        ckpt.train = replace(ckpt.train, time_limit=time_limit)
+        st.done = st.done and st.elapsed >= time_limit
+        if not st.done and "validations" not in st.history:
+            st.history["validations"] = []
     return ckpt
 
 
@@ -329,12 +339,16 @@ def scored_characters(text: str, tokens: list, tokenizer: TokenizerConfig) -> in
     return len(normalized) - (normalized.index(tokens[0]) + len(tokens[0]))
 
 
-def evaluate_text(model: TrainedModel, text: str, n_streams=1, seq_len=128) -> EvalReport:
-    """Score a text with the model, tokenised exactly as the model's training text was."""
+def evaluate_text(
+    model: TrainedModel, text: str, n_streams=1, seq_len=128, on_progress=None
+) -> EvalReport:
+    """Score a text with the model, tokenised exactly as the model's training text was;
+    on_progress(done, total) hears the tokens scored as it goes."""
     tokens = tokenize(text, model.tokenizer)
     oov = sum(1 for t in tokens if t not in model.vocab)
     ids = model.vocab.encode(tokens)
-    result = evaluate(_device_params(model), model.config, ids, n_streams, seq_len)
+    params = _device_params(model)
+    result = evaluate(params, model.config, ids, n_streams, seq_len, on_progress)
     characters = scored_characters(text, tokens, model.tokenizer)
     return EvalReport(result, oov / max(len(tokens), 1), characters)
 
@@ -516,12 +530,16 @@ def score_lines(model: TrainedModel, lines: Iterable[str], chunk=4096) -> Iterat
 def history_summary(history: dict) -> dict:
     """The headline numbers of a training history (None where the history lacks them)."""
     per_epoch = history.get("per_epoch") or []
-    last = per_epoch[-1] if per_epoch else {}
+    last = (per_epoch or history.get("validations") or [{}])[-1]  # a timed run: its validations
     settings = history.get("train") or {}
     return {
         "epochs": history.get("epochs", 0),
         "max_epochs": settings.get("epochs"),
+        "steps": history.get("steps"),
+        "time_limit": settings.get("time_limit"),
+        "stopped": history.get("stopped"),
         "best_epoch": history.get("best_epoch"),
+        "best_step": history.get("best_step"),
         "best_val_ppl": history.get("best_val_ppl"),
         "unigram_val_ppl": history.get("unigram_val_ppl"),
         "final_train_loss": last.get("train_loss"),
@@ -532,6 +550,8 @@ def history_summary(history: dict) -> dict:
         "val_tokens": history.get("val_tokens"),
         "settings": settings,
         "per_epoch": per_epoch,
+        "validations": history.get("validations"),
+        "val_tokens_scored": history.get("val_tokens_scored"),
     }
 
 

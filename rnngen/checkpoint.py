@@ -68,7 +68,14 @@ PROGRESS_KEYS = {  # TrainState's counters and the JSON types they must have
     "best_loss": (int, float),
     "bad_epochs": int,
     "done": bool,
+    "train_seconds": (int, float),
+    "val_seconds": (int, float),
+    "validations": int,
+    "last_val": (int, float),
+    "val_limit": int,
 }
+# Counters a checkpoint from before time budgets lacks; they start from TrainState's defaults.
+LATER_PROGRESS_KEYS = {"train_seconds", "val_seconds", "validations", "last_val", "val_limit"}
 
 
 # Training settings stored under an older name -> their name now.
@@ -131,13 +138,18 @@ def load_checkpoint(path) -> Checkpoint:
         model = config_from(ModelConfig, meta["model"], "model")
         train = config_from(TrainConfig, _renamed(meta["train"]), "training")
         progress, scalars = meta["progress"], meta["optimizer"]
-        if not isinstance(progress, dict) or set(progress) != set(PROGRESS_KEYS):
+        if not isinstance(progress, dict) or not (
+            set(PROGRESS_KEYS) - LATER_PROGRESS_KEYS <= set(progress) <= set(PROGRESS_KEYS)
+        ):
             raise ValueError("the training progress record is incomplete")
         for key, types in PROGRESS_KEYS.items():
+            if key not in progress:
+                continue
             value = progress[key]
             if isinstance(value, bool) != (types is bool) or not isinstance(value, types):
                 raise ValueError(f"progress {key} is {value!r}")
-        if progress["epoch"] < 1 or progress["step"] < 0:
+        counts = ("step", "validations", "val_limit")
+        if progress["epoch"] < 1 or any(progress.get(key, 0) < 0 for key in counts):
             raise ValueError("the training position is out of range")
         if not isinstance(meta["history"], dict) or not isinstance(scalars, dict):
             raise ValueError("history or optimiser settings are not objects")
@@ -180,8 +192,8 @@ def load_checkpoint(path) -> Checkpoint:
         except (TypeError, ValueError, KeyError) as e:
             raise ValueError(f"the random generator state is invalid ({e})") from None
         state = TrainState(params, optimizer, rng, meta["history"], hidden=hidden, best_params=best)
-        for key in PROGRESS_KEYS:
-            setattr(state, key, progress[key])
+        for key, value in progress.items():
+            setattr(state, key, value)
     if not isinstance(meta["data"], str):
         raise ConfigError(f"{path}: the data fingerprint is missing")
     return Checkpoint(model, train, tokenizer, vocab, state, meta["data"])

@@ -27,10 +27,13 @@ from .backend import DEVICES
 from .corpus import TextOptions, decode_text, encode_file, read_text
 from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from .helptext import (
+    ADAPT,
     CHECKPOINTS,
     DATA,
+    INPUT,
     MODEL,
     OUTPUT,
+    SAMPLING,
     SPEED,
     TRAINING,
     Command,
@@ -40,8 +43,9 @@ from .helptext import (
 )
 from .model import CELLS, SOFTMAXES, ModelConfig
 from .optim import OPTIMIZERS
-from .progress import StepDisplay, TrainingDisplay, summary_line
+from .progress import EvalDisplay, StepDisplay, TrainingDisplay, summary_line
 from .sampling import SamplerSettings
+from .schedule import parse_duration
 from .storage import save_corpus
 from .tokenize import LEVELS, LINES, SCHEMES, TokenizerConfig
 from .train import DTYPES, TrainConfig
@@ -324,10 +328,28 @@ def train_command(
         int | None,
         typer.Option(
             help="Passes over the training text, at most; with --resume, the new total. "
-            f"[default: {TrainConfig.epochs}]",
+            f"[default: {TrainConfig.epochs}; with --time: no limit]",
             rich_help_panel=TRAINING,
         ),
     ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            metavar="DURATION",
+            help="Wall-clock budget for the whole run (90s, 10m, 1.5h), validation included; "
+            "the schedule is planned for it. With --resume, the new total.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    val_every: Annotated[
+        int,
+        typer.Option(
+            help="With --time: validate every N steps. [default: about 16 times a run]",
+            show_default=False,
+            rich_help_panel=TRAINING,
+        ),
+    ] = 0,
     cell: Annotated[
         str,
         typer.Option(
@@ -406,8 +428,27 @@ def train_command(
         ),
     ] = TrainConfig.patience,
     clip: Annotated[
-        float, typer.Option(help="Maximum gradient norm (0: off).", rich_help_panel=TRAINING)
-    ] = TrainConfig.clip,
+        float | None,
+        typer.Option(
+            help="Maximum gradient norm (0: off). [default: 0.25 for sgd, 1 otherwise]",
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    state_reset: Annotated[
+        float,
+        typer.Option(
+            help="Share of streams whose state restarts from zero after each step.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = TrainConfig.state_reset,
+    unigram_bias: Annotated[
+        bool,
+        typer.Option(
+            "--unigram-bias/--zero-bias",
+            help="Start the output bias at the training text's log word frequencies, or at zero.",
+            rich_help_panel=TRAINING,
+        ),
+    ] = TrainConfig.unigram_bias,
     sparse_embedding: Annotated[
         bool,
         typer.Option(
@@ -505,7 +546,8 @@ def train_command(
             raise ConfigError("--sparse-embedding and --dense-embedding contradict; give one")
         options = TextOptions(encoding, errors)
         api.check_checkpoint_every(checkpoint_every)
-        ckpt = None if resume is None else api.open_checkpoint(resume, epochs)
+        seconds = None if time_limit is None else parse_duration(time_limit)
+        ckpt = None if resume is None else api.open_checkpoint(resume, epochs, seconds)
         if ckpt is not None:
             api.check_resume_options(ckpt, given_options(ctx))
         if ckpt is None:
@@ -534,7 +576,7 @@ def train_command(
                 tie_weights=tie_weights,
             )
             train_cfg = TrainConfig(
-                epochs=TrainConfig.epochs if epochs is None else epochs,
+                epochs=epochs if epochs is not None or seconds is not None else TrainConfig.epochs,
                 batch_size=batch_size,
                 seq_len=seq_len,
                 optimizer=optimizer,
@@ -542,10 +584,14 @@ def train_command(
                 lr_decay=lr_decay,
                 patience=patience,
                 clip=clip,
+                state_reset=state_reset,
+                unigram_bias=unigram_bias,
                 lazy_adam=sparse_embedding and not dense_embedding,
                 val_frac=val_frac,
                 seed=seed,
                 dtype=dtype,
+                time_limit=seconds,
+                val_every=val_every,
             )
         checkpoint = checkpoint or api.default_checkpoint_path(out)
         header = (
@@ -583,7 +629,7 @@ def train_command(
                 comm=comm,
             )
             if not outcome.interrupted and lead:
-                display.message(summary_line(out, outcome.model.history))
+                display.message(summary_line(out, outcome.model.history, display.width))
         if outcome.interrupted and not lead:
             raise typer.Exit(EXIT_INTERRUPTED)
         if outcome.interrupted:
@@ -651,35 +697,64 @@ def _defaulted(ctx: typer.Context, name: str) -> bool:
 # Adapting to the text read (adapt.py): options of eval, score and sample. A value turns its part
 # on; unset values come from the model file (`rnngen tune --write`), else from the defaults.
 UseCache = Annotated[
-    bool, typer.Option("--cache", help="Neural cache: mix in words seen in the text so far.")
+    bool,
+    typer.Option(
+        "--cache", help="Neural cache: mix in words seen in the text so far.", rich_help_panel=ADAPT
+    ),
 ]
 CacheSize = Annotated[
-    int | None, typer.Option(help="Positions the cache holds (default 2000, or the tuned value).")
+    int | None,
+    typer.Option(
+        help="Positions the cache holds. [default: 2000, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 CacheTheta = Annotated[
-    float | None, typer.Option(help="Cache match sharpness, >= 0 (default 1, or tuned).")
+    float | None,
+    typer.Option(
+        help="Cache match sharpness, >= 0. [default: 1, or the tuned value]", rich_help_panel=ADAPT
+    ),
 ]
 CacheLambda = Annotated[
-    float | None, typer.Option(help="Cache weight in [0, 1) (default 0.1, or tuned).")
+    float | None,
+    typer.Option(
+        help="Cache weight in [0, 1). [default: 0.1, or the tuned value]", rich_help_panel=ADAPT
+    ),
 ]
 UseDynamic = Annotated[
     bool,
-    typer.Option("--dynamic", help="Dynamic evaluation: adapt the weights to the text as read."),
+    typer.Option(
+        "--dynamic",
+        help="Dynamic evaluation: adapt the weights to the text as read.",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicLr = Annotated[
-    float | None, typer.Option(help="Dynamic evaluation step, >= 0 (default 0.0001, or tuned).")
+    float | None,
+    typer.Option(
+        help="Dynamic evaluation step, >= 0. [default: 0.0001, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicDecay = Annotated[
     float | None,
-    typer.Option(help="Pull back to the trained weights, in [0, 1] (default 0.0003, or tuned)."),
+    typer.Option(
+        help="Pull back to the trained weights, in [0, 1]. [default: 0.0003, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicLen = Annotated[
-    int | None, typer.Option(help="Tokens read between weight updates (default 50, or tuned).")
+    int | None,
+    typer.Option(
+        help="Tokens read between weight updates. [default: 50, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
 ]
 DynamicStats = Annotated[
     str | None,
     typer.Option(
-        help="Training text to compute gradient statistics from, for a model file without them."
+        help="Training text to compute gradient statistics from, for a model file without them.",
+        rich_help_panel=ADAPT,
     ),
 ]
 
@@ -687,58 +762,88 @@ DynamicStats = Annotated[
 @app.command(cls=Command)
 def sample(
     ctx: typer.Context,
-    model: ModelPath = "model.npz",
+    model: in_panel(ModelPath, INPUT) = "model.npz",
     start: Annotated[
         str | None,
         typer.Option(
             help="Start text (one or more words), or - to read it from stdin. "
-            "[default: piped stdin, else a random word]"
+            "[default: piped stdin, else a random word]",
+            rich_help_panel=INPUT,
         ),
     ] = None,
-    length: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
+    length: Annotated[
+        int, typer.Option(rich_help_panel=SAMPLING, help="Tokens to generate.")
+    ] = 200,
     temperature: Annotated[
-        float, typer.Option(help="Below 1: safer; above 1: wilder; 0: greedy. Applied last.")
+        float,
+        typer.Option(
+            rich_help_panel=SAMPLING,
+            help="Below 1: safer; above 1: wilder; 0: greedy. Applied last.",
+        ),
     ] = SamplerSettings.temperature,
     top_k: Annotated[
-        int, typer.Option(help="Keep only the K likeliest tokens (0: all).")
+        int,
+        typer.Option(rich_help_panel=SAMPLING, help="Keep only the K likeliest tokens (0: all)."),
     ] = SamplerSettings.top_k,
     top_p: Annotated[
         float,
         typer.Option(
+            rich_help_panel=SAMPLING,
             help="Keep the likeliest tokens whose probabilities first add up to P (nucleus; "
-            "1: all)."
+            "1: all).",
         ),
     ] = SamplerSettings.top_p,
     min_p: Annotated[
         float,
-        typer.Option(help="Keep tokens at least P times as likely as the likeliest (0: all)."),
+        typer.Option(
+            rich_help_panel=SAMPLING,
+            help="Keep tokens at least P times as likely as the likeliest (0: all).",
+        ),
     ] = SamplerSettings.min_p,
     repeat_penalty: Annotated[
         float,
-        typer.Option(help="Make tokens among the last --repeat-last-n less likely (1: off)."),
+        typer.Option(
+            rich_help_panel=SAMPLING,
+            help="Make tokens among the last --repeat-last-n less likely (1: off).",
+        ),
     ] = SamplerSettings.repeat_penalty,
     repeat_last_n: Annotated[
-        int, typer.Option(help="Tokens --repeat-penalty looks back on (-1: all).")
+        int,
+        typer.Option(
+            rich_help_panel=SAMPLING, help="Tokens --repeat-penalty looks back on (-1: all)."
+        ),
     ] = SamplerSettings.repeat_last_n,
     greedy: Annotated[
         bool,
-        typer.Option("--greedy", help="Always take the likeliest token (no other sampler option)."),
+        typer.Option(
+            "--greedy",
+            help="Always take the likeliest token (no other sampler option).",
+            rich_help_panel=SAMPLING,
+        ),
     ] = False,
     width: Annotated[
         int | None,
         typer.Option(
+            rich_help_panel=OUTPUT,
             help="Wrap paragraphs to N columns (0: no wrapping). "
-            "[default: the terminal's width; no wrapping into a pipe or file]"
+            "[default: the terminal's width; no wrapping into a pipe or file]",
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same text.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(rich_help_panel=SAMPLING, help="Random seed: same seed, same text."),
+    ] = None,
     count: Annotated[
-        int, typer.Option(help="Print this many samples, separated by a blank line.")
+        int,
+        typer.Option(
+            rich_help_panel=OUTPUT, help="Print this many samples, separated by a blank line."
+        ),
     ] = 1,
     no_stream: Annotated[
         bool,
         typer.Option(
             "--no-stream",
+            rich_help_panel=OUTPUT,
             help="Print the whole text at the end, not each token as it is generated "
             "(--stream, the default).",
         ),
@@ -822,7 +927,7 @@ def sample(
 @app.command("eval", cls=Command)
 def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
-    model: ModelPath = "model.npz",
+    model: in_panel(ModelPath, INPUT) = "model.npz",
     as_json: AsJson = False,
     cache: UseCache = False,
     cache_size: CacheSize = None,
@@ -860,10 +965,11 @@ def eval_command(
         )
         began = time.perf_counter()
         text = read_text(input, options)
-        if adaptation is None:
-            values = api.evaluate_text(trained, text).to_dict()
-        else:
-            values = api.evaluate_adapted(trained, text, adaptation).to_dict()
+        with EvalDisplay(quiet) as display:
+            if adaptation is None:
+                values = api.evaluate_text(trained, text, on_progress=display).to_dict()
+            else:
+                values = api.evaluate_adapted(trained, text, adaptation, display).to_dict()
         if as_json:
             print_json(values)
         else:
@@ -874,7 +980,7 @@ def eval_command(
 @app.command(cls=Command)
 def score(
     input: Annotated[str, typer.Argument(help="Text file whose lines to score, or - for stdin.")],
-    model: ModelPath = "model.npz",
+    model: in_panel(ModelPath, INPUT) = "model.npz",
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Add the line itself as a fourth column.")
     ] = False,
@@ -980,7 +1086,7 @@ def info(
             print_json(facts)
             return
         lines = reports.info_lines(facts)
-        if verbose and facts["history"]["per_epoch"]:
+        if verbose and (facts["history"]["per_epoch"] or facts["history"]["validations"]):
             lines += ["", *reports.per_epoch_lines(facts["history"])]
         print("\n".join(lines))
 

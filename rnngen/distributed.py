@@ -8,6 +8,10 @@ writes models, checkpoints and logs. Dropout masks come from a random stream per
 derived from the one seed, so a run is reproducible and resumable without storing generator
 states. A failure on any rank ends the whole job (MPI_Abort) instead of leaving the others waiting.
 
+The training loop talks to a communicator and never asks which kind it has: `SingleProcess` is
+the one of an ordinary run, where every collective operation is a no-op, and `Communicator` wraps
+an mpi4py one.
+
 Launch with `mpiexec -n 2 python -m mpi4py -m rnngen train ...` (or `mpiexec -n 2 rnngen train`).
 """
 
@@ -18,9 +22,45 @@ import numpy as np
 
 from . import backend
 from .errors import ConfigError, MissingExtraError
+from .layers import RowSparse
 
 # Variables that MPI launchers set in the processes they start (MPICH/Hydra, Open MPI, Slurm).
 _LAUNCHER_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+
+
+class SingleProcess:
+    """The communicator of an ordinary run: one process holds every stream, so there is nothing
+    to share; its dropout masks come from the run's own random stream (saved in checkpoints)."""
+
+    rank = 0
+    size = 1
+
+    def broadcast(self, arrays: dict) -> None:
+        pass
+
+    def average_grads(self, grads: dict) -> None:
+        pass
+
+    def mean(self, value: float) -> float:
+        return value
+
+    def any(self, flag: bool) -> bool:
+        return flag
+
+    def agree(self, seconds: float) -> float:
+        return seconds
+
+    def columns(self, n: int) -> slice:
+        return slice(None)
+
+    def gather_columns(self, array, axis: int):
+        return array
+
+    def dropout_rng(self, rng: np.random.Generator, seed: int, epoch: int, step: int):
+        return rng
+
+    def barrier(self) -> None:
+        pass
 
 
 class Communicator:
@@ -50,11 +90,29 @@ class Communicator:
             host /= self.size
             a[...] = backend.xp.asarray(host)
 
+    def average_grads(self, grads: dict) -> None:
+        """Average grads over the ranks in place. A RowSparse gradient is averaged dense and
+        comes back holding the rows any rank used, as one process with the whole batch would
+        have them."""
+        sparse = {k: g for k, g in grads.items() if isinstance(g, RowSparse)}
+        grads.update({k: g.dense() for k, g in sparse.items()})
+        self.average(grads)
+        xp = backend.xp
+        for k in sparse:
+            dense = grads[k]
+            rows = xp.flatnonzero(xp.any(dense != 0, axis=1))
+            grads[k] = RowSparse(rows, dense[rows], dense.shape)
+
     def mean(self, value: float) -> float:
         return self.comm.allreduce(float(value), op=self._MPI.SUM) / self.size
 
     def any(self, flag: bool) -> bool:
         return bool(self.comm.allreduce(bool(flag), op=self._MPI.LOR))
+
+    def agree(self, seconds: float) -> float:
+        """The latest of the ranks' clock readings, so that every rank plans a time budget on
+        the same figures and takes the same steps."""
+        return self.comm.allreduce(float(seconds), op=self._MPI.MAX)
 
     def gather_columns(self, array, axis: int):
         """The ranks' column blocks of an array, joined along `axis`, on every rank."""
@@ -72,8 +130,8 @@ class Communicator:
         per = n // self.size
         return slice(self.rank * per, (self.rank + 1) * per)
 
-    def dropout_rng(self, seed: int, epoch: int, step: int) -> np.random.Generator:
-        """The random stream for one rank's dropout masks in one step."""
+    def dropout_rng(self, rng, seed: int, epoch: int, step: int) -> np.random.Generator:
+        """The random stream for one rank's dropout masks in one step (not the run's `rng`)."""
         return np.random.default_rng([seed, self.rank, epoch, step])
 
     def barrier(self) -> None:

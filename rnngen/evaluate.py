@@ -42,19 +42,26 @@ class EvalResult:
         return perplexity(self.cross_entropy)
 
 
-def evaluate(params, cfg, ids: np.ndarray, n_streams: int = 1, seq_len: int = 128) -> EvalResult:
-    """Score ids (n_tokens,) under the model; each stream's first token is context only."""
+def evaluate(
+    params, cfg, ids: np.ndarray, n_streams: int = 1, seq_len: int = 128, on_progress=None
+) -> EvalResult:
+    """Score ids (n_tokens,) under the model; each stream's first token is context only.
+    on_progress(done, total), if given, hears the tokens scored so far after each batch."""
     xp = backend.xp
     dtype = params["embed"].dtype
     streams = make_streams(ids, n_streams)
     h = init_state(cfg, n_streams, dtype)
     workspace = Workspace()  # the (positions x vocabulary) logits, allocated once
     nll = 0.0
+    total, done = (len(streams) - 1) * n_streams, 0
     for inputs, targets in iter_batches(streams, seq_len):
         x, y = xp.asarray(inputs), xp.asarray(targets)
         batch_nll, h = sequence_nll(params, cfg, x, y, h, workspace)
         nll += batch_nll
-    return EvalResult(tokens=(len(streams) - 1) * n_streams, nll=nll)
+        done += targets.size
+        if on_progress is not None:
+            on_progress(done, total)
+    return EvalResult(tokens=total, nll=nll)
 
 
 def unigram_eval(train_ids: np.ndarray, ids: np.ndarray, vocab_size: int) -> EvalResult:

@@ -26,16 +26,19 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 # False under TYPER_USE_RICH=0 (Typer 0.29); older Typers use Rich whenever it is installed.
 HAS_RICH = getattr(typer.core, "HAS_RICH", True)
 
-MODEL, TRAINING, SPEED, DATA, CHECKPOINTS, OUTPUT, OTHER = (
+INPUT, MODEL, TRAINING, SAMPLING, ADAPT, SPEED, DATA, CHECKPOINTS, OUTPUT, OTHER = (
+    "Input",
     "Model",
     "Training",
+    "Sampling",
+    "Adapting to the text",
     "Speed and precision",
     "Data and tokenizer",
     "Checkpoints",
     "Output",
     "Other options",
 )
-PANELS = (MODEL, TRAINING, SPEED, DATA, CHECKPOINTS, OUTPUT, OTHER)
+PANELS = (INPUT, MODEL, TRAINING, SAMPLING, ADAPT, SPEED, DATA, CHECKPOINTS, OUTPUT, OTHER)
 
 
 def choices(values) -> str:

@@ -2,6 +2,7 @@
 `--json` prints the dicts themselves instead)."""
 
 from .evaluate import perplexity
+from .schedule import format_duration
 
 
 def show_token(token: str) -> str:
@@ -35,13 +36,16 @@ def info_lines(info: dict) -> list:
         ("top tokens", " ".join(show_token(tok) for tok in v["top"]) or "-"),
         ("tokenizer", f"{level}, {'lower case' if t['lowercase'] else 'case kept'}{lines}"),
     ]
-    if h["epochs"]:
+    if h["epochs"] or h.get("steps"):
         max_epochs = h.get("max_epochs")
         of = f" of {max_epochs}" if max_epochs and max_epochs != h["epochs"] else ""
+        done = f"{h['epochs']} epoch{'s' if h['epochs'] != 1 else ''}{of}"
+        if h.get("time_limit") is not None:  # a run with a time budget
+            done = f"{h['steps']:,} steps ({done}) of a {format_duration(h['time_limit'])} budget"
         rows.append(
             (
                 "training",
-                f"{h['epochs']} epoch{'s' if h['epochs'] != 1 else ''}{of} in "
+                f"{done} in "
                 f"{_number(h['seconds'], '.0f')}s, {_number(h['tokens_per_second'], ',.0f')} "
                 f"tok/s, on {_number(h['train_tokens'], ',')} tokens",
             )
@@ -57,11 +61,15 @@ def info_lines(info: dict) -> list:
                 )
             )
         if h.get("best_val_ppl") is not None:
+            where = f"epoch {h['best_epoch']}"
+            if h.get("best_step") is not None:
+                where = f"step {h['best_step']:,}"
             rows.append(
                 (
                     "validation",
-                    f"best perplexity {h['best_val_ppl']:.2f} (epoch {h['best_epoch']}) on "
-                    f"{_number(h['val_tokens'], ',')} tokens; unigram baseline "
+                    f"best perplexity {h['best_val_ppl']:.2f} ({where}) on "
+                    f"{_number(h.get('val_tokens_scored') or h['val_tokens'], ',')} tokens; "
+                    "unigram baseline "
                     f"{_number(h['unigram_val_ppl'], '.2f')}",
                 )
             )
@@ -72,14 +80,23 @@ def info_lines(info: dict) -> list:
 
 
 def per_epoch_lines(history: dict) -> list:
-    """The per-epoch history as a small table (for `info -v`)."""
-    lines = ["epoch  train loss  val loss  val ppl  next lr"]
-    for e in history.get("per_epoch") or []:
+    """The per-epoch history as a small table (for `info -v`); for a run with a time budget,
+    its validations."""
+    if history.get("validations"):
+        lines = ["  step  epoch  train loss  val loss  val ppl  lr"]
+        rows = [
+            (f"{e.get('step', '?'):>6}  {e.get('epoch', '?'):>5}", e)
+            for e in history["validations"]
+        ]
+    else:
+        lines = ["epoch  train loss  val loss  val ppl  next lr"]
+        rows = [(f"{e.get('epoch', '?'):>5}", e) for e in history.get("per_epoch") or []]
+    for where, e in rows:
         val = e.get("val_loss")
         val_text = "-" if val is None else f"{val:8.4f}"
         ppl_text = "-" if val is None else f"{_ppl(val):7.2f}"
         lines.append(
-            f"{e.get('epoch', '?'):>5}  {e.get('train_loss', float('nan')):10.4f}  "
+            f"{where}  {e.get('train_loss', float('nan')):10.4f}  "
             f"{val_text:>8}  {ppl_text:>7}  {e.get('lr', float('nan')):.3g}"
         )
     return lines

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from .errors import InputDataError, MissingInputError, OutputError
 from .evaluate import perplexity
-from .train import EpochEnd, Progress, Started
+from .train import EpochEnd, Progress, Started, Validated
 
 
 def _finite(value):
@@ -99,9 +99,10 @@ class RunLog:
                     "perplexity": _perplexity(event.loss),
                     "val_loss": None,
                     "val_perplexity": None,
-                    "lr": self.lr,
+                    "lr": self.lr if event.lr is None else event.lr,
                     "tokens_per_second": event.tokens_per_second,
                     "elapsed": event.elapsed,
+                    **({} if event.time_left is None else {"time_left": event.time_left}),
                 }
             )
         elif isinstance(event, EpochEnd):
@@ -123,6 +124,26 @@ class RunLog:
                 }
             )
             self.lr = event.lr
+        elif isinstance(event, Validated):
+            self._write(
+                {
+                    "event": "eval",
+                    "step": event.step,
+                    "epoch": event.epoch,
+                    "loss": event.train_loss,
+                    "perplexity": _perplexity(event.train_loss),
+                    "val_loss": event.val_loss,
+                    "val_perplexity": event.val_perplexity,
+                    "lr": event.lr,  # the rate of the last step (it falls every step)
+                    "next_lr": None,
+                    "is_best": event.is_best,
+                    "stopping": event.final,
+                    "stopped": event.stopped,
+                    "tokens_per_second": self.tokens_per_second,
+                    "elapsed": event.elapsed,
+                    "time_left": event.time_left,
+                }
+            )
 
 
 def combine(*callbacks):

@@ -1,13 +1,22 @@
 """The training loop: minibatches of parallel streams, truncated BPTT, clipping, an optimiser, and
-validation after every epoch with the best model kept.
+validation with the best model kept.
+
+Two schedules. By epochs (the default): validation after every epoch, the learning rate divided
+by `lr_decay` after an epoch without improvement, and a stop after `patience` of them or after
+`epochs`. By time (`time_limit` seconds, `train --time`): the run is planned for the budget by
+schedule.Budget, which re-estimates from the measured step and validation times how many steps
+fit, decays the learning rate linearly to zero at the planned end, validates every `val_every`
+steps (or about 16 times a run), and stops in time for a last validation; `epochs`, when given,
+also bounds it (whichever ends first).
 
 The loop never prints. It reports through an optional `on_event` callback (Started once the data
-is cut into batches, Progress during an epoch, EpochEnd after validation), hands each new best
-model to `on_best`, and hands its whole `TrainState` to `on_checkpoint` every `checkpoint_every`
-steps and when `should_stop()` turns true, so the caller decides how to show progress, where to
-save, and when to stop. A run resumed from a saved TrainState continues exactly as the
-uninterrupted run would have: same data position, hidden state, optimiser moments, learning rate
-and random stream.
+is cut into batches, Progress during an epoch, EpochEnd after an epoch's validation, Validated
+after a validation of a run with a time budget), hands each new best model to `on_best`, and hands
+its whole `TrainState` to `on_checkpoint` every `checkpoint_every` steps and when `should_stop()`
+turns true, so the caller decides how to show progress, where to save, and when to stop. A run
+resumed from a saved TrainState continues exactly as the uninterrupted run would have: same data
+position, hidden state, optimiser moments, learning rate and random stream, and with a time
+budget the same measured times, so given the same clock readings the same plan.
 """
 
 import math
@@ -19,11 +28,13 @@ import numpy as np
 
 from . import backend
 from .batching import iter_batches, make_streams, n_batches, split_tail
+from .distributed import SingleProcess
 from .errors import ConfigError, RnngenError
 from .evaluate import evaluate, perplexity, unigram_eval
-from .layers import RowSparse, Workspace
+from .layers import Workspace
 from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
-from .optim import DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
+from .optim import DEFAULT_CLIP, DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
+from .schedule import Budget, Timings, decayed_lr
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 # Nats per token past which a run has diverged: exp(700) is near float64's limit, and a model that
@@ -37,20 +48,25 @@ class TrainingDiverged(RnngenError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20  # passes over the training part (at most: see patience)
+    epochs: int | None = 20  # passes over the training part, at most (None: time_limit decides)
     batch_size: int = 32  # N parallel streams
     seq_len: int = 35  # T steps of backpropagation through time
     optimizer: str = "adam"  # "adam", "sgd" or "adagrad"
     lr: float | None = None  # learning rate; None: a default for the optimizer and cell
     lr_decay: float = 4.0  # divide the learning rate by this when validation does not improve
     patience: int = 3  # stop after this many epochs without improvement (0: never stop early)
-    clip: float = 1.0  # maximum global gradient norm (0: no clipping)
+    clip: float | None = None  # maximum global gradient norm (0: no clipping); None: DEFAULT_CLIP
     val_frac: float = 0.1  # share of the text held out, from its end, for validation
     seed: int = 0  # seeds initialisation and dropout
     dtype: str = "float32"  # "float32" (fast) or "float64"
     # Streams the validation part is scored with. One is exact (every token sees all before it);
     # more are faster but restart the state mid-text, which a tanh RNN can handle badly.
     val_streams: int = 1
+    # The validation loss also scores the validation part cut into this many streams, each
+    # started from the zero state at its own point of the text (0: off): it is the mean over both
+    # passes, so a model that fails from a fresh state (as `score` and `eval` run it) scores
+    # badly in validation too and is not kept as the best.
+    val_starts: int = 8
     log_every: int = 10  # steps between Progress events
     # Lazy Adam (optim.py; the CLI's --sparse-embedding): only the embedding rows of each batch's
     # tokens are updated and their moments decayed. Faster on large vocabularies but a different
@@ -58,6 +74,18 @@ class TrainConfig:
     # it changes nothing (they update only those rows anyway). Off when tied. Checkpoints written
     # before the rename store it as `sparse_embedding` (checkpoint.py reads both).
     lazy_adam: bool = False
+    # Share of the streams whose carried state is set back to zero after each step. Without it a
+    # stream starts from the zero state once per epoch, those trajectories go untrained, and a
+    # tanh RNN can fall from the zero state (every `score`d line, an `eval` from a new offset)
+    # into a saturated fixed point scoring millions in perplexity.
+    state_reset: float = 0.05
+    # Start the output bias at the log unigram frequencies of the training part (full softmax),
+    # so the first step already predicts as well as word counts do instead of uniformly.
+    unigram_bias: bool = True
+    # A wall-clock budget in seconds for the whole run, validation included (train --time): the
+    # schedule is planned for it (schedule.py) instead of by epochs. None: no budget.
+    time_limit: float | None = None
+    val_every: int = 0  # with time_limit: steps between validations (0: about 16 in the budget)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -65,13 +93,26 @@ class TrainConfig:
                 f"unknown optimizer {self.optimizer!r}; "
                 f"give --optimizer one of: {', '.join(OPTIMIZERS)}"
             )
+        if self.clip is None:
+            object.__setattr__(self, "clip", DEFAULT_CLIP[self.optimizer])
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; give --dtype float32 or float64")
         if not 0 <= self.val_frac < 1:
             raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}")
+        if self.epochs is None and self.time_limit is None:
+            raise ConfigError("give --epochs or --time (or both): nothing else ends the run")
         for name in ("epochs", "batch_size", "seq_len"):
-            if getattr(self, name) < 1:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.time_limit is not None and not 0 < self.time_limit < math.inf:
+            raise ConfigError(f"--time must be longer than zero, got {self.time_limit}s")
+        if not isinstance(self.val_every, int) or self.val_every < 0:
+            raise ConfigError(f"--val-every must not be negative, got {self.val_every}")
+        if self.val_every and self.time_limit is None:
+            raise ConfigError(
+                "--val-every needs --time; without a time budget validation comes after each epoch"
+            )
         # Written so that NaN fails each check too (every comparison with NaN is false).
         if self.lr is not None and not (0 < self.lr < math.inf):
             raise ConfigError(f"--lr must be a positive finite number, got {self.lr}")
@@ -88,6 +129,10 @@ class TrainConfig:
             raise ConfigError(f"--seed must not be negative, got {self.seed}")
         if self.patience < 0:
             raise ConfigError(f"--patience must not be negative, got {self.patience}")
+        if not 0 <= self.state_reset <= 1:
+            raise ConfigError(f"--state-reset must be in [0, 1], got {self.state_reset}")
+        if self.val_streams < 1 or self.val_starts < 0:
+            raise ConfigError("validation needs at least 1 stream and 0 or more zero-state starts")
 
     def learning_rate(self, cell: str) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[(self.optimizer, cell)]
@@ -104,23 +149,35 @@ class Started:
     val_tokens: int
     steps_per_epoch: int
     n_params: int
+    time_limit: float | None = None  # the run's budget in seconds, if it has one
 
 
 @dataclass(frozen=True)
 class Progress:
     epoch: int  # 1-based
-    epochs: int
+    epochs: int | None  # None: no bound but the time budget
     step: int  # steps done in this epoch
     steps_per_epoch: int
-    loss: float  # mean training loss since the epoch began, nats per token
+    loss: float  # mean training loss since the epoch began (with a budget: since the last
+    # validation), nats per token
     tokens_per_second: float
     elapsed: float  # seconds since training began
+    time_left: float | None = None  # seconds left of the budget, if there is one
+    planned_steps: int | None = None  # with a budget: the steps the run is now planned for
+    lr: float | None = None  # with a budget: the learning rate of the step just done
+
+    @property
+    def total_steps(self) -> int:
+        """Steps done since training began."""
+        return (self.epoch - 1) * self.steps_per_epoch + self.step
 
     @property
     def fraction_done(self) -> float:
-        return ((self.epoch - 1) * self.steps_per_epoch + self.step) / (
-            self.epochs * self.steps_per_epoch
-        )
+        if self.planned_steps:
+            return min(self.total_steps / self.planned_steps, 1.0)
+        if self.time_left is not None:  # nothing planned yet: the share of the budget spent
+            return self.elapsed / (self.elapsed + self.time_left)
+        return self.total_steps / (self.epochs * self.steps_per_epoch)
 
 
 @dataclass(frozen=True)
@@ -133,6 +190,27 @@ class EpochEnd:
     elapsed: float
     lr: float  # the learning rate for the next epoch
     stopping: bool = False  # no improvement for `patience` epochs: training ends here
+
+    @property
+    def val_perplexity(self) -> float | None:
+        return None if self.val_loss is None else perplexity(self.val_loss)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A validation of a run with a time budget: every `val_every` steps (or about 16 times a
+    run), and once at its end."""
+
+    step: int  # steps done since training began
+    epoch: int  # the epoch that step belongs to
+    train_loss: float  # mean training loss since the previous validation
+    val_loss: float | None  # None without a validation part
+    is_best: bool
+    elapsed: float
+    time_left: float  # seconds left of the budget
+    lr: float  # the learning rate of the last step
+    final: bool = False  # training ends here: the time is up, or the epochs are run
+    stopped: str | None = None  # with final: "time" or "epochs"
 
     @property
     def val_perplexity(self) -> float | None:
@@ -153,11 +231,17 @@ class TrainState:
     loss_sum: float = 0.0  # the current epoch's summed training loss ...
     loss_tokens: int = 0  # ... over this many tokens
     tokens_seen: int = 0
-    elapsed: float = 0.0  # seconds of training before the current run
+    elapsed: float = 0.0  # seconds since training began, at the last clock reading
     best_loss: float = math.inf
     bad_epochs: int = 0  # epochs since the last improvement
     best_params: dict | None = None
-    done: bool = False  # all epochs run, or stopped early for lack of improvement
+    done: bool = False  # all epochs run, stopped early for lack of improvement, or out of time
+    # What a run with a time budget has measured (schedule.Timings), so a resumed run plans on.
+    train_seconds: float = 0.0  # spent in training steps
+    val_seconds: float = 0.0  # spent in validations (saving the best model included)
+    validations: int = 0
+    last_val: float = 0.0  # elapsed when the last validation ended
+    val_limit: int = 0  # the validation tokens each validation scores (0: not fixed yet)
 
 
 @dataclass
@@ -183,8 +267,11 @@ def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int
         "train_tokens": int(n_train),
         "val_tokens": int(n_val),
         "epochs": 0,
+        "steps": 0,
         "per_epoch": [],
     }
+    if cfg.time_limit is not None:
+        history["validations"] = []
     return TrainState(params, optimizer, rng, history)
 
 
@@ -195,17 +282,25 @@ def split_data(ids, cfg: TrainConfig, val_ids=None):
     return np.asarray(ids), np.asarray(val_ids)
 
 
-def average_grads(comm, grads: dict) -> None:
-    """Average grads over the ranks in place. A RowSparse gradient is averaged dense and comes
-    back holding the rows any rank used, as one process with the whole batch would have them."""
-    sparse = {k: g for k, g in grads.items() if isinstance(g, RowSparse)}
-    grads.update({k: g.dense() for k, g in sparse.items()})
-    comm.average(grads)
-    xp = backend.xp
-    for k in sparse:
-        dense = grads[k]
-        rows = xp.flatnonzero(xp.any(dense != 0, axis=1))
-        grads[k] = RowSparse(rows, dense[rows], dense.shape)
+def set_unigram_bias(params: dict, train_ids, V: int) -> None:
+    """Set the output bias (V,) to the log of the add-one-smoothed frequencies of train_ids, less
+    their mean (softmax ignores a constant), in place (in out.Wb, the bias is its last row)."""
+    counts = np.bincount(np.asarray(train_ids), minlength=V).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    b = params["out.b"] if "out.b" in params else params["out.Wb"][-1]  # tied, or W's last row
+    b[...] = backend.xp.asarray(logp - logp.mean(), dtype=b.dtype)
+
+
+def reset_states(state, share: float, rng: np.random.Generator, columns=slice(None), n=None):
+    """Set each stream's state (L, K, N, H) back to zero with probability `share`, in place;
+    returns it. The draws are made for all n streams of the global batch (default N) and this
+    process's `columns` of them used, so every rank of a data-parallel run resets the streams
+    one process would have reset."""
+    if share > 0:
+        zero = (rng.random(n or state.shape[2]) < share)[columns]  # (N,)
+        if zero.any():
+            state[:, :, backend.xp.asarray(np.flatnonzero(zero))] = 0
+    return state
 
 
 def train(
@@ -220,54 +315,64 @@ def train(
     checkpoint_every: int = 0,
     should_stop=None,
     comm=None,
+    clock=time.perf_counter,
 ) -> TrainResult:
     """Train a model on ids (n_tokens,) and return the parameters with the best validation loss.
 
-    Validation uses val_ids when given, else the last `val_frac` of ids. After an epoch without
-    improvement the learning rate is divided by `lr_decay`; after `patience` of them training stops.
-    on_event(event) receives Started, Progress and EpochEnd events; on_best(params, history) is
-    called whenever validation improves (or after each epoch when there is no validation part);
-    on_checkpoint(state) every `checkpoint_every` steps and before returning early because
-    should_stop() said so, and (with checkpoint_every) once more at the end. `resume` continues
-    from a saved state of the same data and configs.
+    Validation uses val_ids when given, else the last `val_frac` of ids. Without a time budget,
+    after an epoch without improvement the learning rate is divided by `lr_decay`, and after
+    `patience` of them training stops; with `cfg.time_limit` the run follows schedule.Budget
+    (see the module's docstring). on_event(event) receives Started, Progress, EpochEnd and
+    Validated events; on_best(params, history) is called whenever validation improves (or, when
+    there is no validation part, whenever the training loss does); on_checkpoint(state) every
+    `checkpoint_every` steps and before returning early because should_stop() said so, and (with
+    checkpoint_every) once more at the end. `resume` continues from a saved state of the same data
+    and configs. `clock()` gives the seconds the budget is measured in (a fake one in tests).
 
     With `comm` (distributed.Communicator) this process is one rank of a data-parallel run: it
     trains on its share of the streams, gradients are averaged over the ranks before each update,
     and only rank 0 receives events and callbacks (every rank must pass the same arguments).
+    Without, the loop talks to a distributed.SingleProcess, whose collective calls do nothing.
     """
+    start = clock() - (resume.elapsed if resume is not None else 0.0)
     xp = backend.xp
     dtype = DTYPES[cfg.dtype]
     train_ids, val_ids = split_data(ids, cfg, val_ids)
     streams = make_streams(train_ids, cfg.batch_size)
     steps_per_epoch = n_batches(streams, cfg.seq_len)
-    val_streams = min(cfg.val_streams, max(1, len(val_ids) // 2))
-    st = resume or new_state(model_cfg, cfg, len(train_ids), len(val_ids))
+    st = resume
+    if st is None:
+        st = new_state(model_cfg, cfg, len(train_ids), len(val_ids))
+        if cfg.unigram_bias and model_cfg.softmax == "full":
+            set_unigram_bias(st.params, train_ids, model_cfg.vocab_size)
     history = st.history
     workspace = Workspace()  # the gradients are applied before the next step reuses it
-    ranks = 1
-    if comm is not None:
-        ranks = comm.size
-        columns = comm.columns(cfg.batch_size)
-        streams = streams[:, columns]  # this rank's share of the streams
-        if resume is None:
-            comm.broadcast(st.params)  # everyone starts from rank 0's weights
-        elif st.hidden is not None:
-            st.hidden = st.hidden[:, :, columns]  # a checkpoint holds every rank's state
-        if comm.rank != 0:
-            on_event = on_best = None
+    comm = comm or SingleProcess()
+    columns = comm.columns(cfg.batch_size)
+    streams = streams[:, columns]  # this rank's share of the streams
+    if resume is None:
+        comm.broadcast(st.params)  # everyone starts from rank 0's weights
+    elif st.hidden is not None:
+        st.hidden = st.hidden[:, :, columns]  # a checkpoint holds every rank's state
+    if comm.rank != 0:
+        on_event = on_best = None
     if len(val_ids) and "unigram_val_ppl" not in history:
         history["unigram_val_ppl"] = unigram_eval(
             train_ids, val_ids, model_cfg.vocab_size
         ).perplexity
     if on_event:
-        on_event(Started(len(train_ids), len(val_ids), steps_per_epoch, count_params(st.params)))
-    start = time.perf_counter() - st.elapsed  # so elapsed times continue across a resume
+        on_event(
+            Started(
+                len(train_ids),
+                len(val_ids),
+                steps_per_epoch,
+                count_params(st.params),
+                cfg.time_limit,
+            )
+        )
 
     def checkpoint() -> None:
         if not on_checkpoint:
-            return
-        if comm is None:
-            on_checkpoint(st)
             return
         own = st.hidden  # gathered by every rank (a collective call), written by rank 0
         if own is not None:
@@ -276,31 +381,43 @@ def train(
             on_checkpoint(st)
         st.hidden = own
 
-    def stop_requested() -> bool:
-        if should_stop is None:
-            return False
-        stop = should_stop()
-        return comm.any(stop) if comm is not None else stop  # all ranks stop at the same step
+    def stop_requested() -> bool:  # all ranks stop at the same step
+        return should_stop is not None and comm.any(should_stop())
 
     def stop_here() -> TrainResult:
-        st.elapsed = time.perf_counter() - start
         checkpoint()
-        if comm is not None:
-            comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
+        comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
         return TrainResult(st.best_params, history, st, interrupted=True)
 
-    while not st.done and st.epoch <= cfg.epochs:
+    def measure(kind: str) -> float:
+        """Read the clock; the time since the last reading was spent on `kind`."""
+        elapsed = comm.agree(clock() - start)  # the same on every rank, so the same plan
+        if kind == "train":
+            st.train_seconds += elapsed - st.elapsed
+        else:
+            st.val_seconds += elapsed - st.elapsed
+            st.validations += 1
+            st.last_val = elapsed
+        st.elapsed = elapsed
+        return elapsed
+
+    run = _Run(st, model_cfg, cfg, train_ids, val_ids, measure, on_event, on_best)
+    schedule = (
+        _EpochSchedule(run) if cfg.time_limit is None else _TimedSchedule(run, steps_per_epoch)
+    )
+    while not st.done and (cfg.epochs is None or st.epoch <= cfg.epochs):
         epoch = st.epoch
         if st.hidden is None:
             st.hidden = init_state(model_cfg, streams.shape[1], dtype)
         for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
-            rng = st.rng if comm is None else comm.dropout_rng(cfg.seed, epoch, st.step)
+            global_step = (epoch - 1) * steps_per_epoch + st.step
+            if not schedule.before_step(global_step):  # out of time
+                break
+            rng = comm.dropout_rng(st.rng, cfg.seed, epoch, st.step)
             x, y = xp.asarray(inputs), xp.asarray(targets)
             result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, True, workspace)
-            loss = result.loss
-            if comm is not None:
-                average_grads(comm, result.grads)
-                loss = comm.mean(loss)
+            comm.average_grads(result.grads)
+            loss = comm.mean(result.loss)
             if not math.isfinite(loss) or loss > MAX_LOSS:
                 raise TrainingDiverged(
                     f"the loss became {loss} in epoch {epoch}, step {st.step + 1}; the best "
@@ -308,13 +425,19 @@ def train(
                     f"(now {cfg.clip:g})"
                 )
             clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
-            st.hidden = result.state
+            # drawn from (seed, epoch, step), the same on every rank, for the whole batch
+            reset_rng = np.random.default_rng([cfg.seed, epoch, st.step, 0x5E7])
+            st.hidden = reset_states(
+                result.state, cfg.state_reset, reset_rng, columns, cfg.batch_size
+            )
             st.step += 1
-            n = inputs.size * ranks
+            global_step += 1
+            n = inputs.size * comm.size
             st.loss_sum += loss * n
             st.loss_tokens += n
             st.tokens_seen += n
-            elapsed = time.perf_counter() - start
+            elapsed = measure("train")
+            history["steps"] = global_step
             if on_event and (st.step % cfg.log_every == 0 or st.step == steps_per_epoch):
                 on_event(
                     Progress(
@@ -325,17 +448,18 @@ def train(
                         st.loss_sum / st.loss_tokens,
                         st.tokens_seen / elapsed,
                         elapsed,
+                        *schedule.outlook(global_step - 1, elapsed),
                     )
                 )
-            global_step = (epoch - 1) * steps_per_epoch + st.step
+            schedule.after_step(global_step)
             if st.step < steps_per_epoch:  # at an epoch's end, validate first
                 if stop_requested():
                     return stop_here()
                 if checkpoint_every and global_step % checkpoint_every == 0:
-                    st.elapsed = elapsed
                     checkpoint()
-
-        _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best)
+        if st.done:  # out of time
+            break
+        schedule.end_epoch(epoch * steps_per_epoch)
         if stop_requested() and not st.done:
             return stop_here()
         if checkpoint_every and (epoch * steps_per_epoch) % checkpoint_every == 0:
@@ -344,55 +468,239 @@ def train(
     st.done = True
     if checkpoint_every:
         checkpoint()  # the final state, so a later run can train for more epochs
-    if comm is not None:
-        comm.barrier()
+    comm.barrier()
     return TrainResult(st.best_params, history, st)
 
 
-def _end_epoch(st, model_cfg, cfg, val_ids, val_streams, start, on_event, on_best):
-    """Validate, keep the best model, decay the learning rate, decide on early stopping, and move
-    the state to the start of the next epoch."""
-    history = st.history
-    train_loss = st.loss_sum / max(st.loss_tokens, 1)
-    val_loss = None
-    if len(val_ids):
-        val_loss = evaluate(st.params, model_cfg, val_ids, val_streams, cfg.seq_len).cross_entropy
+def validation_loss(params, model_cfg, val_ids, val_streams: int, cfg: TrainConfig) -> float:
+    """Nats per token on val_ids: scored in val_streams streams and, with cfg.val_starts, again
+    in that many streams each from the zero state; the mean over both passes' tokens."""
+    results = [evaluate(params, model_cfg, val_ids, val_streams, cfg.seq_len)]
+    starts = min(cfg.val_starts, max(1, len(val_ids) // 64))  # at least 64 tokens per start
+    if cfg.val_starts and starts != val_streams:
+        results.append(evaluate(params, model_cfg, val_ids, starts, cfg.seq_len))
+    return sum(r.nll for r in results) / sum(r.tokens for r in results)
+
+
+@dataclass
+class _Run:
+    """What the schedules share with the loop: the state, the data, the clock, the callbacks."""
+
+    st: TrainState
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    train_ids: object
+    val_ids: object
+    measure: object  # measure(kind): read the clock, the time since spent on "train" or not
+    on_event: object
+    on_best: object
+
+    @property
+    def val_streams(self) -> int:
+        return min(self.cfg.val_streams, max(1, len(self.val_ids) // 2))
+
+    def validation_loss(self, val_ids, where: str) -> float | None:
+        """The validation loss (None without a validation part); a diverged one is an error."""
+        if not len(val_ids):
+            return None
+        st, cfg = self.st, self.cfg
+        val_loss = validation_loss(st.params, self.model_cfg, val_ids, self.val_streams, cfg)
         if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
             raise TrainingDiverged(
-                f"the validation loss became {val_loss} after epoch {st.epoch}; the best model "
-                f"so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip (now {cfg.clip:g})"
+                f"the validation loss became {val_loss} {where}; the best model so far is kept; "
+                f"lower --lr (now {st.optimizer.lr:g}) or --clip (now {cfg.clip:g})"
             )
-    score = val_loss if val_loss is not None else train_loss
-    is_best = score < st.best_loss
-    if is_best:
-        st.best_loss, st.bad_epochs = score, 0
-    else:
-        st.bad_epochs += 1
-        st.optimizer.lr /= cfg.lr_decay
-    stopping = cfg.patience > 0 and st.bad_epochs >= cfg.patience
-    elapsed = time.perf_counter() - start
-    epoch = st.epoch
-    history["epochs"] = epoch
-    history["seconds"] = elapsed
-    history["tokens_per_second"] = st.tokens_seen / elapsed
-    history["per_epoch"].append(
-        {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": st.optimizer.lr}
-    )
-    if is_best:
+        return val_loss
+
+    def keep_if_best(self, score: float) -> bool:
+        """Whether score (a loss) beats the best so far; if so, keep a copy of the parameters."""
+        st = self.st
+        if score >= st.best_loss:
+            return False
+        st.best_loss = score
         st.best_params = {k: v.copy() for k, v in st.params.items()}
-        history["best_epoch"] = epoch
-        if val_loss is not None:
-            history["best_val_loss"] = val_loss
-            history["best_val_ppl"] = perplexity(val_loss)
-    st.epoch += 1
-    st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
-    st.elapsed = elapsed
-    st.done = stopping or st.epoch > cfg.epochs
-    if is_best and on_best:
-        on_best(st.best_params, history)
-    if on_event:
-        on_event(
-            EpochEnd(
-                epoch, cfg.epochs, train_loss, val_loss, is_best, elapsed, st.optimizer.lr, stopping
-            )
+        return True
+
+
+class _EpochSchedule:
+    """Without a time budget: validation after every epoch, the learning rate divided by
+    lr_decay after an epoch without improvement, a stop after `patience` of them."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+
+    def before_step(self, steps: int) -> bool:
+        return True
+
+    def after_step(self, steps: int) -> None:
+        pass
+
+    def outlook(self, done: int, elapsed: float) -> tuple:
+        return ()
+
+    def end_epoch(self, steps: int) -> None:
+        """Validate, keep the best model, decay the learning rate, decide on early stopping, and
+        move the state to the start of the next epoch."""
+        run, st, cfg = self.run, self.run.st, self.run.cfg
+        history = st.history
+        train_loss = st.loss_sum / max(st.loss_tokens, 1)
+        val_loss = run.validation_loss(run.val_ids, f"after epoch {st.epoch}")
+        is_best = run.keep_if_best(val_loss if val_loss is not None else train_loss)
+        if is_best:
+            st.bad_epochs = 0
+        else:
+            st.bad_epochs += 1
+            st.optimizer.lr /= cfg.lr_decay
+        stopping = cfg.patience > 0 and st.bad_epochs >= cfg.patience
+        elapsed = run.measure("validation")
+        epoch = st.epoch
+        history["epochs"] = epoch
+        history["seconds"] = elapsed
+        history["tokens_per_second"] = st.tokens_seen / elapsed
+        history["per_epoch"].append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": st.optimizer.lr}
         )
+        if is_best:
+            history["best_epoch"] = epoch
+            if val_loss is not None:
+                history["best_val_loss"] = val_loss
+                history["best_val_ppl"] = perplexity(val_loss)
+        st.epoch += 1
+        st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
+        st.done = stopping or st.epoch > cfg.epochs
+        if st.done:
+            history["stopped"] = "patience" if stopping else "epochs"
+        if is_best and run.on_best:
+            run.on_best(st.best_params, history)
+        if run.on_event:
+            run.on_event(
+                EpochEnd(
+                    epoch,
+                    cfg.epochs,
+                    train_loss,
+                    val_loss,
+                    is_best,
+                    elapsed,
+                    st.optimizer.lr,
+                    stopping,
+                )
+            )
+
+
+class _TimedSchedule:
+    """With a time budget (schedule.Budget): the learning rate set before every step for the
+    steps that still fit, a validation when one is due (on the first `val_limit` validation
+    tokens), and a last one when the time is up or the epochs are run."""
+
+    def __init__(self, run: _Run, steps_per_epoch: int):
+        cfg = run.cfg
+        max_steps = None if cfg.epochs is None else cfg.epochs * steps_per_epoch
+        self.run = run
+        self.budget = Budget(cfg.time_limit, cfg.val_every, max_steps)
+        self.lr0 = cfg.learning_rate(run.model_cfg.cell)
+        self.left = math.inf  # the steps that fit, as last estimated
+
+    def timings(self, steps: int) -> Timings:
+        st = self.run.st
+        return Timings(
+            steps,
+            st.elapsed,
+            st.train_seconds,
+            st.tokens_seen,
+            st.validations,
+            st.val_seconds,
+            st.last_val,
+            st.val_limit,
+        )
+
+    def before_step(self, steps: int) -> bool:
+        """Set the learning rate for the step after `steps`, or finish if it does not fit."""
+        self.left = self.budget.steps_left(self.timings(steps), len(self.run.val_ids))
+        if self.left < 1:
+            self.finish(steps, "time")
+            return False
+        self.run.st.optimizer.lr = decayed_lr(self.lr0, steps, self.left)
+        return True
+
+    def after_step(self, steps: int) -> None:
+        if self.budget.validation_due(self.timings(steps)):
+            self.validate(steps)
+
+    def outlook(self, done: int, elapsed: float) -> tuple:
+        """Progress's time_left, planned_steps and lr for the step after `done` steps."""
+        planned = None if math.isinf(self.left) else done + self.left
+        return (max(self.budget.seconds - elapsed, 0.0), planned, self.run.st.optimizer.lr)
+
+    def end_epoch(self, steps: int) -> None:
+        """The data is used up: start the next epoch, or with --epochs run, finish."""
+        st = self.run.st
+        st.history["epochs"] = st.epoch
+        if self.run.cfg.epochs is not None and st.epoch >= self.run.cfg.epochs:
+            self.finish(steps, "epochs")
+        st.epoch += 1
+        st.step, st.hidden = 0, None
+
+    def finish(self, steps: int, stopped: str) -> None:
+        """End the run: validate once more unless the last step was just validated."""
+        st = self.run.st
+        validations = st.history["validations"]
+        if validations and validations[-1]["step"] == steps:
+            st.done = True
+            st.history["stopped"] = stopped
+            return
+        self.validate(steps, final=True, stopped=stopped)
+
+    def validate(self, steps: int, final: bool = False, stopped: str | None = None) -> None:
+        run, st = self.run, self.run.st
+        history, all_val = st.history, run.val_ids
+        if not st.val_limit and len(all_val):
+            st.val_limit = self.budget.val_limit(self.timings(steps), len(all_val))
+            if st.val_limit < len(all_val):  # the baseline on the same tokens
+                history["unigram_val_ppl"] = unigram_eval(
+                    run.train_ids, all_val[: st.val_limit], run.model_cfg.vocab_size
+                ).perplexity
+            history["val_tokens_scored"] = st.val_limit
+        train_loss = st.loss_sum / max(st.loss_tokens, 1)
+        val_loss = run.validation_loss(all_val[: st.val_limit], f"after step {steps}")
+        is_best = run.keep_if_best(val_loss if val_loss is not None else train_loss)
+        epoch = st.epoch if st.step else st.epoch - 1  # the epoch of the last step
+        if is_best:
+            history["best_epoch"], history["best_step"] = epoch, steps
+            if val_loss is not None:
+                history["best_val_loss"] = val_loss
+                history["best_val_ppl"] = perplexity(val_loss)
+        if final:
+            st.done = True
+            history["stopped"] = stopped
+        lr = st.optimizer.lr
+        history["validations"].append(
+            {
+                "step": steps,
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "lr": lr,
+            }
+        )
+        if is_best and run.on_best:
+            run.on_best(st.best_params, history)
+        elapsed = run.measure("validation")
+        history["seconds"] = elapsed
+        history["tokens_per_second"] = st.tokens_seen / elapsed
+        st.loss_sum, st.loss_tokens = 0.0, 0
+        if run.on_event:
+            time_left = max(self.budget.seconds - elapsed, 0.0)
+            run.on_event(
+                Validated(
+                    steps,
+                    epoch,
+                    train_loss,
+                    val_loss,
+                    is_best,
+                    elapsed,
+                    time_left,
+                    lr,
+                    final,
+                    stopped,
+                )  # fmt: skip
+            )

@@ -41,6 +41,9 @@ TRAIN = TrainConfig(
     seed=7,
     dtype="float64",
     val_streams=8,
+    state_reset=0.0,
+    val_starts=0,
+    unigram_bias=False,
 )
 
 

@@ -2,13 +2,16 @@
 
     python tests/mpi_worker.py train OUT.npz EPOCHS [CHECKPOINT [RESUME]]
     python tests/mpi_worker.py train-class OUT.npz EPOCHS
+    python tests/mpi_worker.py train-timed OUT
     python tests/mpi_worker.py fail-on-rank-1 BOOK.txt
 
 `train` trains a small float64 model data-parallel on fixed ids and rank 0 saves its final
 parameters to OUT.npz (`train-class`: with the class softmax and lazy Adam on the row-sparse
 embedding gradients); with CHECKPOINT it writes a checkpoint there at the end, and with RESUME
 (any value) it first resumes from that checkpoint. `fail-on-rank-1` runs the CLI on every rank
-with rank 1's training broken, to show the job ends instead of hanging.
+with rank 1's training broken, to show the job ends instead of hanging. `train-timed` trains
+with a time budget on a fake clock that runs at a different speed on each rank, and every rank
+saves its final parameters and history to OUT.rank<r>.npz.
 """
 
 import sys
@@ -63,6 +66,19 @@ def main() -> None:
                        checkpoint_every=10**9 if ckpt_path else 0)  # fmt: skip
         if comm is None or comm.rank == 0:
             np.savez(out, **result.state.params)
+    elif mode == "train-timed":
+        rank = 0 if comm is None else comm.rank
+        ticks = [100.0]
+
+        def clock():  # rank r's clock gains (r + 1) / 4 s at each reading
+            ticks[0] += (rank + 1) / 4
+            return ticks[0]
+
+        tcfg = TrainConfig(epochs=None, batch_size=4, seq_len=10, dtype="float64", seed=3,
+                           time_limit=20.0, val_every=7)  # fmt: skip
+        result = train(IDS, model_config(0.0), tcfg, comm=comm, clock=clock)
+        steps = [v["step"] for v in result.history["validations"]]
+        np.savez(f"{sys.argv[2]}.rank{rank}.npz", steps=np.array(steps), **result.state.params)
     elif mode == "fail-on-rank-1":
         from rnngen.cli import run
 

@@ -68,3 +68,14 @@ def test_resume_from_a_two_process_checkpoint(tmp_path):
     a, b = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
     for name in a.files:
         assert a[name].tobytes() == b[name].tobytes(), name
+
+
+def test_ranks_agree_on_a_time_budget(tmp_path):
+    """Each rank's clock runs at its own speed; they plan on the same (the latest) reading, so
+    they validate and stop at the same steps and end with the same parameters."""
+    proc = mpirun(2, "train-timed", tmp_path / "t", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    a, b = np.load(tmp_path / "t.rank0.npz"), np.load(tmp_path / "t.rank1.npz")
+    assert len(a["steps"]) >= 2 and a["steps"].tolist() == b["steps"].tolist()
+    for name in a.files:
+        assert a[name].tobytes() == b[name].tobytes(), name

@@ -142,7 +142,10 @@ def test_periodic_corpus_is_learned_exactly(cell):
     pattern = [1, 2, 3, 4, 5, 2, 6, 7, 3, 8]  # 2 and 3 are followed by different tokens
     ids = np.array(pattern * 60, dtype=np.int32)
     cfg = M.ModelConfig(vocab_size=9, embed=8, hidden=32, cell=cell)
-    tc = TrainConfig(epochs=30, batch_size=4, seq_len=10, lr=0.01, val_frac=0, seed=0)
+    # the recipe this test was tuned with: with the output bias started at the unigram
+    # frequencies the LSTM ends at 0.0128 after 30 epochs
+    tc = TrainConfig(epochs=30, batch_size=4, seq_len=10, lr=0.01, val_frac=0, seed=0,
+                     unigram_bias=False)  # fmt: skip
     result = train(ids, cfg, tc)
     assert result.history["per_epoch"][0]["train_loss"] > 1.0
     assert result.history["per_epoch"][-1]["train_loss"] < 0.01
@@ -214,3 +217,15 @@ def test_sequence_nll_with_a_workspace_is_the_same(rng):
         fresh, _ = M.sequence_nll(params, cfg, x, y, state)
         reused, _ = M.sequence_nll(params, cfg, x, y, state, workspace)
         assert reused == fresh
+
+
+def test_state_reset_zeroes_a_share_of_the_streams():
+    from rnngen.train import reset_states
+
+    state = np.ones((2, 2, 1000, 3))
+    reset_states(state, 0.1, np.random.default_rng(0))
+    zeroed = np.all(state == 0, axis=(0, 1, 3))  # (N,): a stream's whole state, or none of it
+    assert np.all(np.any(state != 0, axis=(0, 1, 3)) == ~zeroed)
+    assert 70 < zeroed.sum() < 130
+    kept = np.ones((2, 2, 5, 3))
+    assert np.all(reset_states(kept, 0.0, np.random.default_rng(0)) == 1)

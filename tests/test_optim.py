@@ -267,8 +267,11 @@ def test_training_loop_matches_a_plain_dense_loop(optimizer):
 
     ids = np.random.default_rng(4).integers(0, 40, size=2000)
     cfg = M.ModelConfig(vocab_size=40, embed=6, hidden=7, dropout=0.0)
+    # SGD at its default lr (5 for this tanh RNN) moves this tiny model chaotically, so rounding
+    # differences between the two loops grow to O(1) over the epoch: a tamer lr for the comparison
+    lr = 0.2 if optimizer == "sgd" else None
     tc = TrainConfig(epochs=1, batch_size=4, seq_len=6, dtype="float64", val_frac=0.0, clip=0.5,
-                     optimizer=optimizer)  # fmt: skip
+                     optimizer=optimizer, state_reset=0.0, lr=lr, unigram_bias=False)  # fmt: skip
     trained = train(ids, cfg, tc).state.params
     params = M.init_params(cfg, np.random.default_rng(tc.seed), np.float64)
     opt = make_optimizer(optimizer, params, tc.learning_rate(cfg.cell))
