@@ -3,7 +3,8 @@
 The data are quality.py's: rnngen's default word tokenizer, the tokens split contiguously 90/5/5
 into train/validation/test, the vocabulary the 10,000 most frequent train words plus <unk>. The
 networks are quality.py's `lstm` (2x200) and `rnn` (1x256), batch 20, seq_len 20, trained with
-rnngen's default optimiser and learning rate (and quality.py's dropout 0) for --epochs epochs.
+rnngen's defaults (optimiser, learning rate, dropout, state resets, output bias) for --epochs
+epochs (`--dropout 0` gives quality.py's models).
 Each model is saved as DIR/wp_<name>.npz with the dynamic-evaluation gradient statistics, as
 `rnngen train` stores them, and is not retrained when the file exists.
 
@@ -45,7 +46,9 @@ def split_corpus(corpus: Path, max_vocab: int = 10000):
     return vocab, tok_cfg, {k: vocab.encode(v) for k, v in parts.items()}
 
 
-def train_models(folder: Path, names, epochs: int, corpus: Path = DEFAULT_CORPUS) -> dict:
+def train_models(
+    folder: Path, names, epochs: int, corpus: Path = DEFAULT_CORPUS, dropout: float | None = None
+) -> dict:
     """name -> path of the trained model file, training those not yet in `folder`."""
     from rnngen.model import ModelConfig
     from rnngen.storage import TrainedModel, save_model
@@ -59,7 +62,9 @@ def train_models(folder: Path, names, epochs: int, corpus: Path = DEFAULT_CORPUS
     vocab, tok_cfg, ids = split_corpus(corpus)
     for name in todo:
         c = CONFIGS[name]
-        model_cfg = ModelConfig(vocab_size=len(vocab), dropout=0.0, **c)
+        if dropout is not None:
+            c = {**c, "dropout": dropout}
+        model_cfg = ModelConfig(vocab_size=len(vocab), **c)
         train_cfg = TrainConfig(epochs=epochs, batch_size=BATCH, seq_len=SEQ_LEN)
 
         def on_event(ev, name=name):
@@ -83,11 +88,12 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--configs", default="lstm,rnn")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--dropout", type=float, default=None, help="default: rnngen's")
     args = p.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     sys.path.insert(0, str(REPO))
-    train_models(args.dir, args.configs.split(","), args.epochs)
+    train_models(args.dir, args.configs.split(","), args.epochs, dropout=args.dropout)
     return 0
 
 

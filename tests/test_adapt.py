@@ -360,3 +360,41 @@ def test_bad_tuned_settings_are_refused(tmp_path, settings):
     np.savez(path, **arrays)
     with pytest.raises(ModelFileError):
         load_model(path)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_the_chunked_lazy_update_equals_the_plain_one(name, monkeypatch):
+    """Chunked over threads, the embedding's rows updated when read and their decay applied
+    late: the same scores and weights, segment after segment, as the plain formula on whole
+    dense arrays (float64, so only rounding separates them)."""
+    from rnngen import backend
+
+    cfg, params, stats = setup(name)
+    params = {k: v.astype(np.float64) for k, v in params.items()}
+    stats = {k: v.astype(np.float64) for k, v in stats.items()}
+    # a few rows whose pull reaches its ceiling of 1
+    stats["embed"] = stats["embed"].copy()
+    stats["embed"][:2] *= 1e6
+    settings = adapt.DynamicSettings(lr=0.01, decay=0.05, length=7)
+    monkeypatch.setattr(backend, "CHUNK", 37)  # many chunks, some cut short
+    weights = adapt.DynamicWeights(params, cfg, stats, settings)
+    weights.workers = 2
+    # the plain update: every weight, dense gradients
+    plain = {k: v.copy() for k, v in params.items()}
+    ids = np.random.default_rng(7).integers(0, V // 2, 120)  # half the rows never read
+    h_fast = h_plain = init_state(cfg, 1, np.float64)
+    for start in range(0, len(ids) - 1, settings.length):
+        x = ids[start : start + settings.length][:, None]
+        y = ids[start + 1 : start + settings.length + 1][:, None]
+        x = x[: len(y)]
+        fast = weights.read(x, y, h_fast)
+        ref = loss_and_grads(plain, cfg, x, y, h_plain)
+        np.testing.assert_allclose(fast.token_nll, ref.token_nll, rtol=1e-9)
+        for k, theta in plain.items():
+            theta += weights.pull[k] * (params[k] - theta) - weights.step_size[k] * ref.grads[k]
+        h_fast, h_plain = fast.state, ref.state
+    assert weights.steps > 10
+    for k, theta in plain.items():
+        np.testing.assert_allclose(weights.params[k], theta, rtol=1e-9, atol=1e-12)
+    assert adapt.DynamicWeights(params, cfg, stats, settings).distance() == 0
+    assert weights.distance() > 0
