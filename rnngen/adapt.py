@@ -439,12 +439,6 @@ def adapted_token_nll(
 # --- generating ---------------------------------------------------------------------------------
 
 
-def choose(scores, settings: SamplerSettings, history, rng) -> int:
-    """The next id from (V,) log-probabilities through the sampler chain: the one place
-    generation with adaptation draws a token."""
-    return sample_token(scores, settings, history, rng)
-
-
 def generate_adapted(
     params, cfg, prompt, length, rng, adaptation: Adaptation,
     settings: SamplerSettings | None = None,
@@ -479,7 +473,7 @@ def generate_adapted(
             lam = adaptation.cache.lam
             with np.errstate(divide="ignore"):
                 logp = xp.log((1 - lam) * xp.exp(logp) + lam * p_cache)
-        current = choose(backend.to_numpy(logp), settings, history, rng)
+        current = sample_token(backend.to_numpy(logp), settings, history, rng)
         history.append(current)
         if cache is not None:
             cache.add(top, current)

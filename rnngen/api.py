@@ -380,7 +380,7 @@ def _device_params_of(arrays: dict) -> dict:
 def _device_params(model: TrainedModel) -> dict:
     """The model's parameters on the array module's device, in the layout the model computes
     with (out.Wb joined from the file's out.W and out.b)."""
-    return join_output({k: backend.xp.asarray(v) for k, v in model.params.items()})
+    return _device_params_of(model.params)
 
 
 def _continue(params, cfg, prompt, length, rng, settings, adaptation):

@@ -283,7 +283,7 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
         u = rng.random()
         cdf = np.cumsum(np.exp(log_mass - log_mass.max()))
         x = u * cdf[-1]
-        c = min(int(np.searchsorted(cdf, x, side="right")), int(np.flatnonzero(cdf > 0)[-1]))
+        c = min(int(np.searchsorted(cdf, x, side="right")), len(cdf) - 1)  # x = cdf[-1]: the last
         below = cdf[c - 1] if c else 0.0
         make([c])
         scores = words[c]

@@ -55,10 +55,11 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """A budget as `parse_duration` reads it back: 90 -> '90s', 600 -> '10m', 5400 -> '1.5h'."""
+    """A budget as `parse_duration` reads it back, in the largest unit that makes it a whole
+    number: 90 -> '90s', 600 -> '10m', 5400 -> '90m', 7200 -> '2h'."""
     for unit in "hm":
         count = seconds / _UNIT_SECONDS[unit]
-        if count >= 1 and count == round(count, 6):
+        if count >= 1 and count == round(count):
             return f"{count:g}{unit}"
     return f"{seconds:g}s"
 

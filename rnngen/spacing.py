@@ -103,9 +103,9 @@ class SpacingStats:
                 self.elided[word.group() + "'"] += 1
 
     def record(self, counts: Counter) -> tuple:
-        """(attach, elisions) for TokenizerConfig, given the text's token counts. A side without
-        evidence keeps the built-in rule (`default(mark)`: whether it takes a space before and
-        after); ties go to the built-in rule too."""
+        """(attach, elisions, pairs) for TokenizerConfig, given the text's token counts. A side
+        without evidence keeps the built-in rule (`default(mark)`: whether it takes a space before
+        and after); ties go to the built-in rule too."""
         attach = []
         for mark in sorted({key[0] for key in self.marks}):
             spaced = []

@@ -372,7 +372,13 @@ def adapt_settings(data) -> dict:
                 raise ValueError(
                     f"adapt {part} setting {key} is {value!r}, expected {kind.__name__}"
                 )
-        cls.from_dict(values)  # the ranges: a ConfigError naming the bad value
+        try:
+            cls.from_dict(values)  # the ranges
+        except ConfigError as e:  # named as in the file, not as the command-line option
+            reason = str(e).replace(f"--{'cache' if cls is CacheSettings else 'dynamic'}-", "")
+            raise ValueError(f"adapt {part} settings: {reason}") from None
+    if "both" in data and "dynamic" not in data:
+        raise ValueError("adapt settings for cache with dynamic need the dynamic settings")
     return data
 
 

@@ -344,6 +344,7 @@ def test_bad_statistics_are_refused(tmp_path, damage):
         {"dynamic": {"lr": -1.0, "decay": 0.001, "length": 20}},
         {"dynamic": {"lr": True, "decay": 0.001, "length": 20}},
         {"other": {}},
+        {"both": {"size": 10, "theta": 0.2, "lambda": 0.1}},  # no dynamic settings beside it
         [],
     ],
 )
@@ -358,8 +359,9 @@ def test_bad_tuned_settings_are_refused(tmp_path, settings):
     meta["adapt"] = settings
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError) as refused:
         load_model(path)
+    assert "--" not in str(refused.value)  # the file's setting is named, not a command-line option
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -65,6 +65,14 @@ def test_parse_duration_refuses(text):
 def test_format_duration_reads_back():
     for seconds in (90.0, 600.0, 5400.0, 7.5, 3600.0):
         assert parse_duration(format_duration(seconds)) == seconds
+    # as typed: a whole number in the largest unit that gives one (`--time 90s` is not "1.5m")
+    assert [format_duration(s) for s in (90, 600, 5400, 7200, 7.5)] == [
+        "90s",
+        "10m",
+        "90m",
+        "2h",
+        "7.5s",
+    ]
 
 
 def test_decayed_lr_is_linear_to_zero_at_the_planned_end():
