@@ -441,14 +441,18 @@ def train_command(
             rich_help_panel=TRAINING,
         ),
     ] = TrainConfig.state_reset,
-    unigram_bias: Annotated[
+    zero_bias: Annotated[
         bool,
         typer.Option(
-            "--unigram-bias/--zero-bias",
-            help="Start the output bias at the training text's log word frequencies, or at zero.",
+            "--zero-bias",
+            help="Start the output bias at zero, not at the training text's log word "
+            "frequencies (--unigram-bias, the default).",
             rich_help_panel=TRAINING,
         ),
-    ] = TrainConfig.unigram_bias,
+    ] = False,
+    unigram_bias: Annotated[
+        bool, typer.Option("--unigram-bias", hidden=True, help="The opposite of --zero-bias.")
+    ] = False,
     sparse_embedding: Annotated[
         bool,
         typer.Option(
@@ -544,6 +548,8 @@ def train_command(
         one_stdin(INPUT=input, **{"--valid": valid})
         if sparse_embedding and dense_embedding:
             raise ConfigError("--sparse-embedding and --dense-embedding contradict; give one")
+        if zero_bias and unigram_bias:
+            raise ConfigError("--zero-bias and --unigram-bias contradict; give one")
         options = TextOptions(encoding, errors)
         api.check_checkpoint_every(checkpoint_every)
         seconds = None if time_limit is None else parse_duration(time_limit)
@@ -585,7 +591,7 @@ def train_command(
                 patience=patience,
                 clip=clip,
                 state_reset=state_reset,
-                unigram_bias=unigram_bias,
+                unigram_bias=not zero_bias,
                 lazy_adam=sparse_embedding and not dense_embedding,
                 val_frac=val_frac,
                 seed=seed,

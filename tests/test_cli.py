@@ -324,6 +324,7 @@ def test_train_bad_options(text_file, tmp_path, options, fragment):
         (["--device", "tpu"], "--device"),
         (["--encoding", "no-such-codec"], "--encoding"),
         (["--sparse-embedding", "--dense-embedding"], "--dense-embedding"),
+        (["--zero-bias", "--unigram-bias"], "--unigram-bias"),
     ],
 )
 def test_bad_option_messages_name_the_option(text_file, tmp_path, options, option):
@@ -414,6 +415,9 @@ def test_resume_refuses_model_and_training_options_that_differ_from_the_checkpoi
     assert_one_line_error(result, 2, "--sparse-embedding True (the checkpoint's: False)")
     result = runner.invoke(app, [*resume, "--lines", "keep"])
     assert_one_line_error(result, 2, "--lines keep (the checkpoint's: auto)")
+    result = runner.invoke(app, [*resume, "--state-reset", "0", "--zero-bias"])
+    assert_one_line_error(result, 2, "--state-reset 0.0 (the checkpoint's: 0.05)",
+                          "--zero-bias True (the checkpoint's: False)")  # fmt: skip
     same = runner.invoke(
         app, [*resume, "--cell", "rnn", *small, "--dropout", "0.3", "--lines", "auto"]
     )
