@@ -241,6 +241,7 @@ class StreamDetokenizer:
         self._line_start = True  # whitespace: the next token starts a line
         self._prev = None  # book: the token before the held one
         self._held = _HELD_NOTHING  # book: the token waiting for its right-hand neighbour
+        self._newlines = 0  # book: line breaks at the end of the text given out so far
         self._open_quotes = {'"': False, "'": False}
         self._after_opening_quote = False
         self._tight_before, self._tight_after = _tight_sets(config.attach)
@@ -294,6 +295,13 @@ class StreamDetokenizer:
         elif self._pairs and prev is not None and not after_opening and prev not in QUOTES:
             space = self._pairs.get(f"{char_class(prev[-1])} {char_class(token[0])}", space)
         self._prev = token
+        if token in (NEWLINE, PARAGRAPH):
+            # Breaks in a row (a model can emit them; a tokenized text never has them) print as
+            # the text they stand for would be normalised: at most one blank line.
+            newlines = min(2, self._newlines + len(token)) - self._newlines
+            self._newlines += newlines
+            return NEWLINE * newlines
+        self._newlines = 0
         return " " + token if space else token
 
     def _quote(self, token, prev, following, space, after_opening) -> bool:

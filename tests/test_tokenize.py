@@ -107,3 +107,18 @@ def test_book_corpus_round_trips_in_vocabulary(book_text):
     lines, original = text.split("\n"), normalized_text(book_text, BOOK).split("\n")
     matching = sum(a == b for a, b in zip(lines, original, strict=False))
     assert len(lines) == len(original) and matching / len(lines) > 0.99
+
+
+def test_breaks_in_a_row_print_as_at_most_one_blank_line():
+    """A model can emit line and paragraph breaks one after another; a tokenized text never has
+    them (three or more line breaks are one paragraph break). Printed, they are normalised the
+    same way, streamed or not."""
+    from rnngen.tokenize import NEWLINE, PARAGRAPH, stream_detokenize
+
+    config = TokenizerConfig()
+    for breaks in ([PARAGRAPH, PARAGRAPH], [NEWLINE, PARAGRAPH], [PARAGRAPH, NEWLINE, NEWLINE]):
+        tokens = ["Wendy", *breaks, "Peter"]
+        assert detokenize(tokens, config) == "Wendy\n\nPeter"
+        assert "".join(stream_detokenize(tokens, config)) == "Wendy\n\nPeter"
+    assert detokenize(["Wendy", NEWLINE, "Peter"], config) == "Wendy\nPeter"
+    assert detokenize(["Wendy", NEWLINE, NEWLINE, "Peter"], config) == "Wendy\n\nPeter"
