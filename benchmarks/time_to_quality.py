@@ -5,7 +5,8 @@ with the recipe of PyTorch's word_language_model example.
 Data as in quality.py: War and Peace, rnngen's default word tokenizer, split contiguously 90/5/5
 into train/validation/test, the 10,000 most frequent train words plus <unk>. Sizes as quality.py's
 configurations: tanh RNN 1x256, LSTM 2x200 (Zaremba et al.'s small network), GRU 1x256, each with
-embedding = hidden.
+embedding = hidden (rnngen's default, which ties the output layer to the embedding; the PyTorch
+example's model is untied).
 
 - rnngen: `rnngen.train.train` with `TrainConfig(time_limit=B)`, exactly what `rnngen train --time
   B` runs; every other setting (optimiser, learning rate, clip, batch, seq-len, dropout, state
@@ -73,20 +74,21 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    import rnngen  # noqa: F401  (its BLAS settings before NumPy loads)
-
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import rnngen  # noqa: F401  (its BLAS settings before NumPy loads)
+
+    # isort: split
     import numpy as np
     import torch
     from quality import git_revision
     from reference_torch import evaluate_torch
     from torch import nn
 
+    from rnngen.api import model_config
     from rnngen.batching import iter_batches, make_streams
     from rnngen.corpus import read_text
     from rnngen.evaluate import evaluate, unigram_eval
-    from rnngen.model import ModelConfig
     from rnngen.tokenize import TokenizerConfig, detokenize, tokenize
     from rnngen.train import TrainConfig, train
     from rnngen.vocab import build_vocab
@@ -224,7 +226,9 @@ def main(argv=None) -> int:
         for cell in cells:
             L, H = SIZES[cell]
             if not args.skip_rnngen:
-                model_cfg = ModelConfig(V, embed=H, hidden=H, layers=L, cell=cell)
+                # what `rnngen train --cell C --layers L --hidden H` builds: the embedding
+                # as wide as the hidden state, the output layer tied to it
+                model_cfg = model_config(vocab, hidden=H, layers=L, cell=cell)
                 train_cfg = TrainConfig(epochs=None, time_limit=seconds, seed=args.seed)
                 log(f"{minutes:g} min, rnngen {cell} {L}x{H}")
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -238,7 +242,8 @@ def main(argv=None) -> int:
                     "cell": cell,
                     "recipe": f"{train_cfg.optimizer} lr {train_cfg.learning_rate(cell):g}, "
                     f"clip {train_cfg.clip:g}, dropout {model_cfg.dropout:g}, batch "
-                    f"{train_cfg.batch_size}, seq-len {train_cfg.seq_len}",
+                    f"{train_cfg.batch_size}, seq-len {train_cfg.seq_len}"
+                    + (", tied" if model_cfg.tie_weights else ""),
                     "test_ppl": test.perplexity,
                     "bpc": bpc(test.nll),
                     "val_ppl": h.get("best_val_ppl", math.nan),

@@ -362,21 +362,27 @@ def train_command(
         int, typer.Option(help="Hidden state size H.", rich_help_panel=MODEL)
     ] = ModelConfig.hidden,
     embed: Annotated[
-        int, typer.Option(help="Word vector size E.", rich_help_panel=MODEL)
-    ] = ModelConfig.embed,
+        int | None,
+        typer.Option(help="Word vector size E. [default: as --hidden]", rich_help_panel=MODEL),
+    ] = None,
     layers: Annotated[
         int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=MODEL)
     ] = ModelConfig.layers,
     dropout: Annotated[
         float, typer.Option(help="Dropout on non-recurrent connections.", rich_help_panel=MODEL)
     ] = ModelConfig.dropout,
-    tie_weights: Annotated[
+    untie_weights: Annotated[
         bool,
         typer.Option(
-            "--tie-weights",
-            help="Output layer shares the embedding; needs --embed equal to --hidden.",
+            "--untie-weights",
+            help="Give the output layer weights of its own; by default it shares the "
+            "embedding's where --embed equals --hidden.",
             rich_help_panel=MODEL,
         ),
+    ] = False,
+    tie_weights: Annotated[
+        bool,
+        typer.Option("--tie-weights", hidden=True, help="The opposite of --untie-weights."),
     ] = False,
     softmax: Annotated[
         str,
@@ -548,6 +554,8 @@ def train_command(
         one_stdin(INPUT=input, **{"--valid": valid})
         if sparse_embedding and dense_embedding:
             raise ConfigError("--sparse-embedding and --dense-embedding contradict; give one")
+        if tie_weights and untie_weights:
+            raise ConfigError("--tie-weights and --untie-weights contradict; give one")
         if zero_bias and unigram_bias:
             raise ConfigError("--zero-bias and --unigram-bias contradict; give one")
         options = TextOptions(encoding, errors)
@@ -579,7 +587,7 @@ def train_command(
                 layers=layers,
                 cell=cell,
                 dropout=dropout,
-                tie_weights=tie_weights,
+                tie_weights=True if tie_weights else False if untie_weights else None,
             )
             train_cfg = TrainConfig(
                 epochs=epochs if epochs is not None or seconds is not None else TrainConfig.epochs,

@@ -65,7 +65,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ConfigError(f"unknown cell {self.cell!r}; give --cell one of: {', '.join(CELLS)}")
-        for name in ("vocab_size", "embed", "hidden", "layers"):
+        for name in ("vocab_size", "hidden", "embed", "layers"):  # hidden first: embed follows it
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 what = "the vocabulary size" if name == "vocab_size" else f"--{name}"

@@ -347,6 +347,28 @@ def test_dense_embedding_is_still_accepted(text_file, tmp_path):
     assert load_model(out).history is not None
 
 
+@pytest.mark.parametrize(
+    "sizes,embed,tied",
+    [
+        (["--hidden", "12"], 12, True),  # the embedding defaults to the hidden size, tied
+        (["--hidden", "12", "--untie-weights"], 12, False),
+        (["--hidden", "12", "--embed", "12", "--tie-weights"], 12, True),
+        (["--hidden", "12", "--embed", "8"], 8, False),  # unequal sizes cannot share
+    ],
+)
+def test_weights_are_tied_by_default_where_the_sizes_allow(text_file, tmp_path, sizes, embed, tied):
+    out = tmp_path / "m.npz"
+    args = ["train", str(text_file), "-o", str(out), "--epochs", "1", "--batch-size", "4", *sizes]
+    assert runner.invoke(app, args).exit_code == 0
+    cfg = load_model(out).config
+    assert (cfg.embed, cfg.hidden, cfg.tie_weights) == (embed, 12, tied)
+
+
+def test_tie_and_untie_contradict(text_file, tmp_path):
+    args = ["train", str(text_file), "-o", str(tmp_path / "m.npz"), "--tie-weights"]
+    assert_one_line_error(runner.invoke(app, [*args, "--untie-weights"]), 2, "contradict")
+
+
 def test_too_short_a_text_names_what_it_needs(model_file, tmp_path):
     one = tmp_path / "one.txt"
     one.write_text("oneword")  # one token: nothing to predict
