@@ -345,7 +345,7 @@ def train_command(
     val_every: Annotated[
         int,
         typer.Option(
-            help="With --time: validate every N steps. [default: about 16 times a run]",
+            help="With --time: validate every N steps. [default: about 8 times a run]",
             show_default=False,
             rich_help_panel=TRAINING,
         ),

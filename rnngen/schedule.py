@@ -32,8 +32,12 @@ from typing import NamedTuple
 
 from .errors import ConfigError
 
-VALIDATIONS = 16  # validations per run when --val-every is not given, the last one included
-VAL_SHARE = 0.1  # the share of the budget all validations together may take, at training speed
+# Validations per run when --val-every is not given, the last one included, and the share of
+# the budget they may take together, at training speed. With the learning rate decaying to zero
+# the model improves to the end, so more would mostly cost training time (16 validations in
+# 10% of the budget before; benchmarks/results/recipes.md compares the two).
+VALIDATIONS = 8
+VAL_SHARE = 0.05
 VAL_MIN_TOKENS = 2000  # the least a capped validation scores
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([smh])")

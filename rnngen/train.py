@@ -6,7 +6,7 @@ by `lr_decay` after an epoch without improvement, and a stop after `patience` of
 `epochs`. By time (`time_limit` seconds, `train --time`): the run is planned for the budget by
 schedule.Budget, which re-estimates from the measured step and validation times how many steps
 fit, decays the learning rate linearly to zero at the planned end, validates every `val_every`
-steps (or about 16 times a run), and stops in time for a last validation; `epochs`, when given,
+steps (or about 8 times a run), and stops in time for a last validation; `epochs`, when given,
 also bounds it (whichever ends first).
 
 The loop never prints. It reports through an optional `on_event` callback (Started once the data
@@ -85,7 +85,7 @@ class TrainConfig:
     # A wall-clock budget in seconds for the whole run, validation included (train --time): the
     # schedule is planned for it (schedule.py) instead of by epochs. None: no budget.
     time_limit: float | None = None
-    val_every: int = 0  # with time_limit: steps between validations (0: about 16 in the budget)
+    val_every: int = 0  # with time_limit: steps between validations (0: about 8 in the budget)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -198,7 +198,7 @@ class EpochEnd:
 
 @dataclass(frozen=True)
 class Validated:
-    """A validation of a run with a time budget: every `val_every` steps (or about 16 times a
+    """A validation of a run with a time budget: every `val_every` steps (or about 8 times a
     run), and once at its end."""
 
     step: int  # steps done since training began

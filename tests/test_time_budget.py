@@ -87,7 +87,7 @@ def test_steps_left_pays_for_the_validations_to_come():
     # 10 steps in 10 s, one 0.5 s validation that ended at 10.5 s, 2000 validation tokens
     meas = Timings(10, 10.5, 10.0, 4000, 1, 0.5, 10.5, 2000)
     interval = budget.interval(0.5)
-    assert interval == 100 / 16 and Budget(100.0).interval(1.0) == 9.0  # at most 10% validating
+    assert interval == 100 / 8 and Budget(100.0).interval(1.0) == pytest.approx(19.0)  # 5% at most
     to_come = budget.validations_to_come(meas, 1.0, 0.5)
     latest = 100 - 0.5 - interval / 2  # none in the last half interval before the final one
     assert budget.latest(0.5) == latest
@@ -99,15 +99,15 @@ def test_steps_left_pays_for_the_validations_to_come():
     assert not budget.validation_due(meas._replace(elapsed=10.5 + interval - 0.25))
     late = meas._replace(elapsed=latest + 0.25, last_val=latest - interval)
     assert not budget.validation_due(late)  # the final one comes soon enough
-    # The first comes 1/16 into the budget, whatever it may cost: then it is measured.
-    first = Timings(3, 100 / 16, 6.0, 300, 0, 0.0, 0.0, 0)
+    # The first comes 1/8 into the budget, whatever it may cost: then it is measured.
+    first = Timings(3, 100 / 8, 6.0, 300, 0, 0.0, 0.0, 0)
     assert budget.validation_due(first) and budget.val_seconds(first, 2000) > 1.0
 
 
 def test_validation_is_cut_to_a_share_of_the_budget():
     budget = Budget(160.0)
     meas = Timings(10, 10.0, 10.0, 10_000, 0, 0.0, 0.0, 0)  # 1,000 tokens/s
-    # VAL_SHARE (10%) of 160 s over 16 validations: 1 s each, 1,000 tokens at training speed
+    # VAL_SHARE (5%) of 160 s over 8 validations: 1 s each, 1,000 tokens at training speed
     assert budget.val_limit(meas, 50_000) == max(1000, VAL_MIN_TOKENS)
     assert budget.val_limit(meas, 1500) == 1500  # a short text is scored whole
     assert Budget(1600.0).val_limit(meas, 50_000) == 10_000
