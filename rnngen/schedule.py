@@ -34,7 +34,7 @@ from .errors import ConfigError
 
 # Validations per run when --val-every is not given, the last one included, and the share of
 # the budget they may take together, at training speed. With the learning rate decaying to zero
-# the model improves to the end, so more would mostly cost training time (16 validations in
+# the model is usually best near the end, so more would mostly cost training time (16 in
 # 10% of the budget before; benchmarks/results/recipes.md compares the two).
 VALIDATIONS = 8
 VAL_SHARE = 0.05
