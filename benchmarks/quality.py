@@ -98,6 +98,27 @@ def git_revision() -> str:
     return f"at commit {commit}" + (" with uncommitted changes under rnngen/" if dirty else "")
 
 
+def split_corpus(path, max_vocab: int, max_tokens: int | None = None):
+    """The benchmarks' data: `path` tokenized by rnngen's default word tokenizer (its first
+    `max_tokens` tokens, if given), split contiguously 90/5/5, the `max_vocab` most frequent
+    train words plus <unk>. Returns (tokenizer config, token lists by part, vocabulary, ids by
+    part). Imports rnngen here: callers set their thread counts before it loads NumPy."""
+    from rnngen.corpus import read_text
+    from rnngen.tokenize import TokenizerConfig, tokenize
+    from rnngen.vocab import build_vocab
+
+    tok_cfg = TokenizerConfig()
+    tokens = tokenize(read_text(str(path)), tok_cfg)
+    if max_tokens:
+        tokens = tokens[:max_tokens]
+    n = len(tokens)
+    a, b = int(n * 0.90), int(n * 0.95)
+    parts = {"train": tokens[:a], "valid": tokens[a:b], "test": tokens[b:]}
+    vocab = build_vocab(parts["train"], tok_cfg.specials, max_size=max_vocab)
+    ids = {k: vocab.encode(v) for k, v in parts.items()}
+    return tok_cfg, parts, vocab, ids
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     # Same thread count for NumPy's BLAS as for PyTorch; must be set before NumPy loads, and so
@@ -114,12 +135,9 @@ def main(argv=None) -> int:
     import torch
     from reference_torch import check_same_forward, evaluate_torch, to_rnngen_params, train_torch
 
-    from rnngen.corpus import read_text
     from rnngen.evaluate import evaluate, unigram_eval
     from rnngen.model import ModelConfig
-    from rnngen.tokenize import TokenizerConfig, tokenize
     from rnngen.train import EpochEnd, Progress, TrainConfig, train
-    from rnngen.vocab import build_vocab
 
     torch.set_num_threads(args.threads)
     revision = git_revision()
@@ -135,15 +153,8 @@ def main(argv=None) -> int:
     )
 
     # --- data -----------------------------------------------------------------------------------
-    tok_cfg = TokenizerConfig()
-    tokens = tokenize(read_text(str(args.corpus)), tok_cfg)
-    if args.max_tokens:
-        tokens = tokens[: args.max_tokens]
-    n = len(tokens)
-    a, b = int(n * 0.90), int(n * 0.95)
-    parts = {"train": tokens[:a], "valid": tokens[a:b], "test": tokens[b:]}
-    vocab = build_vocab(parts["train"], tok_cfg.specials, max_size=args.max_vocab)
-    ids = {k: vocab.encode(v) for k, v in parts.items()}
+    tok_cfg, parts, vocab, ids = split_corpus(args.corpus, args.max_vocab, args.max_tokens)
+    n = sum(len(p) for p in parts.values())
     V = len(vocab)
     test_oov = float((ids["test"] == 0).mean())
     log(

@@ -65,22 +65,14 @@ def main(argv=None) -> int:
         os.environ[var] = str(args.threads)
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from quality import git_revision
+    from quality import git_revision, split_corpus
 
-    from rnngen.corpus import read_text
     from rnngen.evaluate import evaluate
     from rnngen.model import ModelConfig
-    from rnngen.tokenize import TokenizerConfig, detokenize, tokenize
+    from rnngen.tokenize import detokenize
     from rnngen.train import TrainConfig, train
-    from rnngen.vocab import build_vocab
 
-    tok_cfg = TokenizerConfig()
-    tokens = tokenize(read_text(str(args.corpus)), tok_cfg)
-    n = len(tokens)
-    a, b = int(n * 0.90), int(n * 0.95)
-    parts = {"train": tokens[:a], "valid": tokens[a:b], "test": tokens[b:]}
-    vocab = build_vocab(parts["train"], tok_cfg.specials, max_size=args.max_vocab)
-    ids = {k: vocab.encode(v) for k, v in parts.items()}
+    tok_cfg, parts, vocab, ids = split_corpus(args.corpus, args.max_vocab)
     V = len(vocab)
     test_chars = len(detokenize(parts["test"][1:], tok_cfg))
     model_fields = {f.name: f.default for f in fields(ModelConfig)}

@@ -81,17 +81,15 @@ def main(argv=None) -> int:
     # isort: split
     import numpy as np
     import torch
-    from quality import git_revision
+    from quality import git_revision, split_corpus
     from reference_torch import evaluate_torch
     from torch import nn
 
     from rnngen.api import model_config
     from rnngen.batching import iter_batches, make_streams
-    from rnngen.corpus import read_text
     from rnngen.evaluate import evaluate, unigram_eval
-    from rnngen.tokenize import TokenizerConfig, detokenize, tokenize
+    from rnngen.tokenize import detokenize
     from rnngen.train import TrainConfig, train
-    from rnngen.vocab import build_vocab
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -196,15 +194,8 @@ def main(argv=None) -> int:
 
     revision = git_revision()
     log(f"rnngen {revision}")
-    tok_cfg = TokenizerConfig()
-    tokens = tokenize(read_text(str(args.corpus)), tok_cfg)
-    if args.max_tokens:
-        tokens = tokens[: args.max_tokens]
-    n = len(tokens)
-    a, b = int(n * 0.90), int(n * 0.95)
-    parts = {"train": tokens[:a], "valid": tokens[a:b], "test": tokens[b:]}
-    vocab = build_vocab(parts["train"], tok_cfg.specials, max_size=args.max_vocab)
-    ids = {k: vocab.encode(v) for k, v in parts.items()}
+    tok_cfg, parts, vocab, ids = split_corpus(args.corpus, args.max_vocab, args.max_tokens)
+    n = sum(len(p) for p in parts.values())
     V = len(vocab)
     test_chars = len(detokenize(parts["test"][1:], tok_cfg))  # the tokens the test pass predicts
     unigram = unigram_eval(ids["train"], ids["test"], V)
