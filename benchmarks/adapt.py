@@ -45,12 +45,12 @@ def main(argv=None) -> int:
     import numpy as np
     from adapt_models import split_corpus, train_models
 
-    from rnngen import adapt
     from rnngen.api import _device_params
-    from rnngen.corpus import read_text
-    from rnngen.storage import load_model
-    from rnngen.tokenize import tokenize
-    from rnngen.tune import tune
+    from rnngen.files.storage import load_model
+    from rnngen.reading import adapt
+    from rnngen.reading.tune import tune
+    from rnngen.text.corpus import read_text
+    from rnngen.text.tokenize import tokenize
 
     names = args.configs.split(",")
     paths = train_models(args.dir, names, args.epochs)

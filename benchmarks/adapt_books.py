@@ -44,9 +44,10 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     import numpy as np
 
-    from rnngen import adapt, api
-    from rnngen.corpus import read_text
-    from rnngen.train import TrainConfig
+    from rnngen import api
+    from rnngen.reading import adapt
+    from rnngen.text.corpus import read_text
+    from rnngen.training.train import TrainConfig
 
     rows = []
     folder = Path(tempfile.mkdtemp(prefix="adapt-books-"))

@@ -33,9 +33,9 @@ def log(msg: str) -> None:
 
 def split_corpus(corpus: Path, max_vocab: int = 10000):
     """(vocab, tokenizer config, {"train", "valid", "test"} -> ids), as quality.py splits."""
-    from rnngen.corpus import read_text
-    from rnngen.tokenize import TokenizerConfig, tokenize
-    from rnngen.vocab import build_vocab
+    from rnngen.text.corpus import read_text
+    from rnngen.text.tokenize import TokenizerConfig, tokenize
+    from rnngen.text.vocab import build_vocab
 
     tok_cfg = TokenizerConfig()
     tokens = tokenize(read_text(str(corpus)), tok_cfg)
@@ -50,9 +50,9 @@ def train_models(
     folder: Path, names, epochs: int, corpus: Path = DEFAULT_CORPUS, dropout: float | None = None
 ) -> dict:
     """name -> path of the trained model file, training those not yet in `folder`."""
-    from rnngen.model import ModelConfig
-    from rnngen.storage import TrainedModel, save_model
-    from rnngen.train import EpochEnd, TrainConfig, train
+    from rnngen.core.model import ModelConfig
+    from rnngen.files.storage import TrainedModel, save_model
+    from rnngen.training.train import EpochEnd, TrainConfig, train
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {name: folder / f"wp_{name}.npz" for name in names}

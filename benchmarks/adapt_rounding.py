@@ -35,12 +35,12 @@ def main(argv=None) -> int:
     import numpy as np
     from adapt_models import split_corpus
 
-    from rnngen import adapt
     from rnngen.api import _device_params
-    from rnngen.corpus import read_text
-    from rnngen.model import join_output
-    from rnngen.storage import load_model
-    from rnngen.tokenize import tokenize
+    from rnngen.core.model import join_output
+    from rnngen.files.storage import load_model
+    from rnngen.reading import adapt
+    from rnngen.text.corpus import read_text
+    from rnngen.text.tokenize import tokenize
 
     vocab, tok_cfg, ids = split_corpus(CORPORA / "war_and_peace.txt")
     if args.text == "alice":

@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnngen.api import evaluate_text, open_model, score_lines  # noqa: E402
-from rnngen.model import init_state, step  # noqa: E402
-from rnngen.tokenize import tokenize  # noqa: E402
+from rnngen.core.model import init_state, step  # noqa: E402
+from rnngen.text.tokenize import tokenize  # noqa: E402
 
 
 def main(model_path: str, held_path: str, seed: int = 0) -> None:

@@ -21,9 +21,9 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "war_and_peace.txt"
 
 CHILD = """
 import json, sys, time
-from rnngen.corpus import encode_file
-from rnngen.storage import save_corpus
-from rnngen.tokenize import TokenizerConfig
+from rnngen.text.corpus import encode_file
+from rnngen.files.storage import save_corpus
+from rnngen.text.tokenize import TokenizerConfig
 start = time.perf_counter()
 corpus = encode_file(sys.argv[1], TokenizerConfig(), max_vocab=10000)
 save_corpus(sys.argv[2], corpus)

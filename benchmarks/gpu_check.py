@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rnngen import backend  # noqa: E402
-from rnngen import model as M  # noqa: E402
-from rnngen.class_softmax import make_class_bounds  # noqa: E402
+from rnngen.core import model as M  # noqa: E402
+from rnngen.core.class_softmax import make_class_bounds  # noqa: E402
+from rnngen.core.optim import Adam, clip_and_update  # noqa: E402
 from rnngen.errors import MissingExtraError  # noqa: E402
-from rnngen.optim import Adam, clip_and_update  # noqa: E402
-from rnngen.train import TrainConfig, train  # noqa: E402
+from rnngen.training.train import TrainConfig, train  # noqa: E402
 
 TOL = 1e-4
 CHECKS = [

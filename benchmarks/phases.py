@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speed  # noqa: E402  (first: it sets the thread count, then loads rnngen and NumPy)
 
-from rnngen import model as M  # noqa: E402
 from rnngen import optim  # noqa: E402
+from rnngen.core import model as M  # noqa: E402
 
 PARTS = {
     "output layer": ("softmax_output_forward", "softmax_output_backward",

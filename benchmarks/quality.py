@@ -103,9 +103,9 @@ def split_corpus(path, max_vocab: int, max_tokens: int | None = None):
     `max_tokens` tokens, if given), split contiguously 90/5/5, the `max_vocab` most frequent
     train words plus <unk>. Returns (tokenizer config, token lists by part, vocabulary, ids by
     part). Imports rnngen here: callers set their thread counts before it loads NumPy."""
-    from rnngen.corpus import read_text
-    from rnngen.tokenize import TokenizerConfig, tokenize
-    from rnngen.vocab import build_vocab
+    from rnngen.text.corpus import read_text
+    from rnngen.text.tokenize import TokenizerConfig, tokenize
+    from rnngen.text.vocab import build_vocab
 
     tok_cfg = TokenizerConfig()
     tokens = tokenize(read_text(str(path)), tok_cfg)
@@ -135,9 +135,9 @@ def main(argv=None) -> int:
     import torch
     from reference_torch import check_same_forward, evaluate_torch, to_rnngen_params, train_torch
 
-    from rnngen.evaluate import evaluate, unigram_eval
-    from rnngen.model import ModelConfig
-    from rnngen.train import EpochEnd, Progress, TrainConfig, train
+    from rnngen.core.model import ModelConfig
+    from rnngen.reading.evaluate import evaluate, unigram_eval
+    from rnngen.training.train import EpochEnd, Progress, TrainConfig, train
 
     torch.set_num_threads(args.threads)
     revision = git_revision()

@@ -67,10 +67,10 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from quality import git_revision, split_corpus
 
-    from rnngen.evaluate import evaluate
-    from rnngen.model import ModelConfig
-    from rnngen.tokenize import detokenize
-    from rnngen.train import TrainConfig, train
+    from rnngen.core.model import ModelConfig
+    from rnngen.reading.evaluate import evaluate
+    from rnngen.text.tokenize import detokenize
+    from rnngen.training.train import TrainConfig, train
 
     tok_cfg, parts, vocab, ids = split_corpus(args.corpus, args.max_vocab)
     V = len(vocab)

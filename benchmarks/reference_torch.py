@@ -41,9 +41,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rnngen.batching import iter_batches, make_streams, n_batches  # noqa: E402
-from rnngen.layers import Workspace  # noqa: E402
-from rnngen.model import (  # noqa: E402
+from rnngen.core.layers import Workspace  # noqa: E402
+from rnngen.core.model import (  # noqa: E402
     ModelConfig,
     init_params,
     init_state,
@@ -51,8 +50,9 @@ from rnngen.model import (  # noqa: E402
     loss_and_grads,
     split_output,
 )
-from rnngen.optim import clip_and_update, make_optimizer  # noqa: E402
-from rnngen.train import TrainConfig  # noqa: E402
+from rnngen.core.optim import clip_and_update, make_optimizer  # noqa: E402
+from rnngen.text.batching import iter_batches, make_streams, n_batches  # noqa: E402
+from rnngen.training.train import TrainConfig  # noqa: E402
 
 TORCH_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}

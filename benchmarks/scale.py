@@ -27,8 +27,8 @@ def child(config: str, steps: int) -> None:
     import numpy as np
     from speed import CONFIGS, model_config, zipf_counts
 
-    from rnngen import distributed
-    from rnngen.train import TrainConfig, train
+    from rnngen.training import distributed
+    from rnngen.training.train import TrainConfig, train
 
     spec = CONFIGS[config]
     cfg = model_config(spec)

@@ -69,13 +69,13 @@ THREADS = _threads_first(sys.argv)
 
 import numpy as np  # noqa: E402
 
-from rnngen import model as M  # noqa: E402
-from rnngen.class_softmax import make_class_bounds, word_classes  # noqa: E402
-from rnngen.generate import generate  # noqa: E402
-from rnngen.layers import Workspace  # noqa: E402
-from rnngen.optim import Adam, clip_and_update  # noqa: E402
-from rnngen.sampling import SamplerSettings  # noqa: E402
-from rnngen.train import TrainConfig  # noqa: E402
+from rnngen.core import model as M  # noqa: E402
+from rnngen.core.class_softmax import make_class_bounds, word_classes  # noqa: E402
+from rnngen.core.layers import Workspace  # noqa: E402
+from rnngen.core.optim import Adam, clip_and_update  # noqa: E402
+from rnngen.reading.generate import generate  # noqa: E402
+from rnngen.reading.sampling import SamplerSettings  # noqa: E402
+from rnngen.training.train import TrainConfig  # noqa: E402
 
 
 def zipf_counts(V: int) -> np.ndarray:
@@ -306,11 +306,11 @@ def class_quality(epochs: int, seeds: int, log) -> None:
     test perplexity (and its ratio to the full softmax's) and training speed of each, as means
     over `seeds` trainings (seeds 0, 1, ...), since float32 rounding alone moves one training's
     result by a few percent."""
-    from rnngen.corpus import read_text
-    from rnngen.evaluate import evaluate
-    from rnngen.tokenize import TokenizerConfig, tokenize
-    from rnngen.train import TrainConfig, train
-    from rnngen.vocab import build_vocab
+    from rnngen.reading.evaluate import evaluate
+    from rnngen.text.corpus import read_text
+    from rnngen.text.tokenize import TokenizerConfig, tokenize
+    from rnngen.text.vocab import build_vocab
+    from rnngen.training.train import TrainConfig, train
 
     # quality.py's split: tokens cut 90/5/5, the vocabulary from the train part's 10,000 words
     corpus = ROOT.parent / "shared" / "corpora" / "war_and_peace.txt"

@@ -56,10 +56,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rnngen import api  # noqa: E402
-from rnngen.corpus import default_corpus_path, encode_text, round_trip  # noqa: E402
-from rnngen.generate import generate  # noqa: E402
-from rnngen.sampling import SamplerSettings  # noqa: E402
-from rnngen.tokenize import (  # noqa: E402
+from rnngen.reading.generate import generate  # noqa: E402
+from rnngen.reading.sampling import SamplerSettings  # noqa: E402
+from rnngen.text.corpus import default_corpus_path, encode_text, round_trip  # noqa: E402
+from rnngen.text.tokenize import (  # noqa: E402
     NEWLINE,
     TokenizerConfig,
     detokenize,

@@ -86,10 +86,10 @@ def main(argv=None) -> int:
     from torch import nn
 
     from rnngen.api import model_config
-    from rnngen.batching import iter_batches, make_streams
-    from rnngen.evaluate import evaluate, unigram_eval
-    from rnngen.tokenize import detokenize
-    from rnngen.train import TrainConfig, train
+    from rnngen.reading.evaluate import evaluate, unigram_eval
+    from rnngen.text.batching import iter_batches, make_streams
+    from rnngen.text.tokenize import detokenize
+    from rnngen.training.train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -17,23 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import adapt, backend
-from .checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
-from .class_softmax import make_class_bounds
-from .corpus import (
-    STRICT_UTF8,
-    Corpus,
-    TextOptions,
-    default_corpus_path,
-    encode_file,
-    open_input,
+from .core import backend
+from .core.class_softmax import make_class_bounds
+from .core.model import (
+    ModelConfig,
+    count_params,
+    init_state,
+    join_output,
+    split_output,
+    token_scores,
 )
 from .errors import ConfigError, InputDataError, OutputError
-from .evaluate import EvalResult, evaluate, perplexity, score_sequences
-from .generate import generate, random_start_id, start_ids
-from .model import ModelConfig, count_params, init_state, join_output, split_output, token_scores
-from .sampling import SamplerSettings
-from .storage import (
+from .files.checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
+from .files.storage import (
     MODEL_FORMAT,
     VERSION,
     TrainedModel,
@@ -42,7 +38,20 @@ from .storage import (
     load_model,
     save_model,
 )
-from .tokenize import (
+from .reading import adapt
+from .reading.evaluate import EvalResult, evaluate, perplexity, score_sequences
+from .reading.generate import generate, random_start_id, start_ids
+from .reading.sampling import SamplerSettings
+from .reading.tune import TuneResult, tune
+from .text.corpus import (
+    STRICT_UTF8,
+    Corpus,
+    TextOptions,
+    default_corpus_path,
+    encode_file,
+    open_input,
+)
+from .text.tokenize import (
     EOS,
     NEWLINE,
     PARAGRAPH,
@@ -52,9 +61,8 @@ from .tokenize import (
     normalize_book_text,
     tokenize,
 )
-from .train import TrainConfig, split_data, train
-from .tune import TuneResult, tune
-from .vocab import Vocab
+from .text.vocab import Vocab
+from .training.train import TrainConfig, split_data, train
 
 
 def training_corpus(

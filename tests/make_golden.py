@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnngen import model as M
-from rnngen.train import TrainConfig, train
+from rnngen.core import model as M
+from rnngen.training.train import TrainConfig, train
 
 FIXTURE = Path(__file__).parent / "fixtures" / "golden.npz"
 CONFIGS = {

@@ -21,12 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rnngen import api, distributed  # noqa: E402
-from rnngen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from rnngen.model import ModelConfig  # noqa: E402
-from rnngen.tokenize import TokenizerConfig  # noqa: E402
-from rnngen.train import TrainConfig, train  # noqa: E402
-from rnngen.vocab import build_vocab  # noqa: E402
+from rnngen import api  # noqa: E402
+from rnngen.training import distributed  # noqa: E402
+from rnngen.core.model import ModelConfig  # noqa: E402
+from rnngen.files.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from rnngen.text.tokenize import TokenizerConfig  # noqa: E402
+from rnngen.text.vocab import build_vocab  # noqa: E402
+from rnngen.training.train import TrainConfig, train  # noqa: E402
 
 IDS = np.random.default_rng(5).integers(1, 30, size=1500).astype(np.int32)
 VOCAB = build_vocab([str(i) for i in range(29)])
@@ -80,7 +81,7 @@ def main() -> None:
         steps = [v["step"] for v in result.history["validations"]]
         np.savez(f"{sys.argv[2]}.rank{rank}.npz", steps=np.array(steps), **result.state.params)
     elif mode == "fail-on-rank-1":
-        from rnngen.cli import run
+        from rnngen.cli.app import run
 
         if comm.rank == 1:
 

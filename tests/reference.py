@@ -4,8 +4,8 @@ of its own over the gradients."""
 
 import numpy as np
 
-from rnngen.layers import RowSparse
-from rnngen.optim import clip_scale, grad_norm
+from rnngen.core.layers import RowSparse
+from rnngen.core.optim import clip_scale, grad_norm
 
 
 def log_softmax(logits):

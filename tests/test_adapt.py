@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 from reference import log_softmax
 
-from rnngen import adapt
-from rnngen.class_softmax import class_log_probs
-from rnngen.errors import ConfigError, ModelFileError
-from rnngen.model import (
+from rnngen.core.class_softmax import class_log_probs
+from rnngen.core.model import (
     ModelConfig,
     init_params,
     init_state,
@@ -22,10 +20,12 @@ from rnngen.model import (
     split_output,
     token_scores,
 )
-from rnngen.storage import TrainedModel, load_model, save_model
-from rnngen.tokenize import TokenizerConfig
-from rnngen.tune import tune
-from rnngen.vocab import Vocab
+from rnngen.errors import ConfigError, ModelFileError
+from rnngen.files.storage import TrainedModel, load_model, save_model
+from rnngen.reading import adapt
+from rnngen.reading.tune import tune
+from rnngen.text.tokenize import TokenizerConfig
+from rnngen.text.vocab import Vocab
 
 V = 40
 CONFIGS = {
@@ -141,10 +141,10 @@ def trained():
     its gradient statistics."""
     from conftest import REPO
 
-    from rnngen.class_softmax import make_class_bounds
-    from rnngen.tokenize import tokenize
-    from rnngen.train import TrainConfig, train
-    from rnngen.vocab import build_vocab
+    from rnngen.core.class_softmax import make_class_bounds
+    from rnngen.text.tokenize import tokenize
+    from rnngen.text.vocab import build_vocab
+    from rnngen.training.train import TrainConfig, train
 
     text = (REPO / "corpora" / "peter_pan.txt").read_text(encoding="utf-8")[:30000]
     tokens = tokenize(text, TokenizerConfig())
@@ -369,7 +369,7 @@ def test_the_chunked_lazy_update_equals_the_plain_one(name, monkeypatch):
     """Chunked over threads, the embedding's rows updated when read and their decay applied
     late: the same scores and weights, segment after segment, as the plain formula on whole
     dense arrays (float64, so only rounding separates them)."""
-    from rnngen import backend
+    from rnngen.core import backend
 
     cfg, params, stats = setup(name)
     params = {k: v.astype(np.float64) for k, v in params.items()}

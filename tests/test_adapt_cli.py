@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rnngen.cli import app
-from rnngen.storage import load_model, save_model
+from rnngen.cli.app import app
+from rnngen.files.storage import load_model, save_model
 
 runner = CliRunner()
 TINY = ["--epochs", "1", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]

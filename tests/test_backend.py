@@ -10,12 +10,12 @@ import types
 import numpy as np
 import pytest
 
-from rnngen import backend
-from rnngen import model as M
-from rnngen.class_softmax import make_class_bounds
-from rnngen.evaluate import evaluate
-from rnngen.generate import generate
-from rnngen.train import TrainConfig, train
+from rnngen.core import backend
+from rnngen.core import model as M
+from rnngen.core.class_softmax import make_class_bounds
+from rnngen.reading.evaluate import evaluate
+from rnngen.reading.generate import generate
+from rnngen.training.train import TrainConfig, train
 
 _depth = [0]
 

@@ -4,7 +4,7 @@ and nothing done (no model, corpus, text or chart written)."""
 import pytest
 from typer.testing import CliRunner
 
-from rnngen.cli import app
+from rnngen.cli.app import app
 
 runner = CliRunner()
 TINY = ["--epochs", "1", "--hidden", "8", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]

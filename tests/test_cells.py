@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gradcheck import check_vjp
 
-from rnngen import cells
+from rnngen.core import cells
 
 
 def _params(rng, cell, n_in=4, H=5):

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from rnngen.checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
+from rnngen.core.model import ModelConfig
 from rnngen.errors import ModelFileError
-from rnngen.model import ModelConfig
-from rnngen.tokenize import TokenizerConfig
-from rnngen.train import TrainConfig, split_data, train
-from rnngen.vocab import build_vocab
+from rnngen.files.checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
+from rnngen.text.tokenize import TokenizerConfig
+from rnngen.text.vocab import build_vocab
+from rnngen.training.train import TrainConfig, split_data, train
 
 VOCAB = build_vocab([str(i) for i in range(20)])
 IDS = np.random.default_rng(5).integers(1, 21, size=900).astype(np.int32)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from gradcheck import numerical_grad, rel_error
 
-from rnngen import class_softmax as cs
-from rnngen import model as M
+from rnngen.core import class_softmax as cs
+from rnngen.core import model as M
 
 
 def test_class_bounds_bin_by_frequency():

@@ -14,9 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from rnngen import api
-from rnngen.cli import app
-from rnngen.storage import load_corpus, load_model
-from rnngen.tokenize import tokenize
+from rnngen.cli.app import app
+from rnngen.files.storage import load_corpus, load_model
+from rnngen.text.tokenize import tokenize
 
 runner = CliRunner()
 TINY = ["--epochs", "2", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
@@ -563,8 +563,8 @@ def test_training_display_on_dumb_and_no_color_terminals(monkeypatch):
 
     from rich.console import Console
 
-    from rnngen.progress import TrainingDisplay
-    from rnngen.train import Progress
+    from rnngen.cli.progress import TrainingDisplay
+    from rnngen.training.train import Progress
 
     def run_display(env):
         buffer = io.StringIO()
@@ -617,7 +617,7 @@ def test_training_display_leaves_stdout_alone():
 
     from rich.console import Console
 
-    from rnngen.progress import TrainingDisplay
+    from rnngen.cli.progress import TrainingDisplay
 
     before = sys.stdout
     console = Console(file=io.StringIO(), force_terminal=True)
@@ -667,7 +667,7 @@ def test_sample_with_the_whole_chain(model_file):
 
 
 def test_sample_on_a_terminal_wraps_to_its_width(model_file, monkeypatch):
-    from rnngen import cli
+    from rnngen.cli import app as cli
 
     args = ["sample", "-m", str(model_file), "--start", "the", "--length", "80", "--seed", "1"]
     plain = runner.invoke(app, args).stdout  # not a terminal: no wrapping

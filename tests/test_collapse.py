@@ -15,12 +15,12 @@ import pytest
 from conftest import SHARED_CORPORA
 
 from rnngen import api
-from rnngen.corpus import read_text
-from rnngen.model import ModelConfig
-from rnngen.storage import TrainedModel
-from rnngen.tokenize import TokenizerConfig, tokenize
-from rnngen.train import TrainConfig, train
-from rnngen.vocab import build_vocab
+from rnngen.core.model import ModelConfig
+from rnngen.files.storage import TrainedModel
+from rnngen.text.corpus import read_text
+from rnngen.text.tokenize import TokenizerConfig, tokenize
+from rnngen.text.vocab import build_vocab
+from rnngen.training.train import TrainConfig, train
 
 BOOK = SHARED_CORPORA / "war_and_peace.txt"
 # Characters of the book's start each cell trains on: for the tanh RNN enough that one epoch

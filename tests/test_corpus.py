@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rnngen.corpus import TextOptions, encode_file, encode_text, iter_text, read_text
 from rnngen.errors import ConfigError, InputDataError
-from rnngen.linebreaks import text_layout
-from rnngen.storage import load_corpus, save_corpus
-from rnngen.tokenize import TokenizerConfig, detokenize, normalized_text, tokenize
-from rnngen.vocab import build_vocab
+from rnngen.files.storage import load_corpus, save_corpus
+from rnngen.text.corpus import TextOptions, encode_file, encode_text, iter_text, read_text
+from rnngen.text.linebreaks import text_layout
+from rnngen.text.tokenize import TokenizerConfig, detokenize, normalized_text, tokenize
+from rnngen.text.vocab import build_vocab
 
 CONFIGS = [
     TokenizerConfig(),
@@ -162,7 +162,7 @@ def test_whitespace_round_trip(text):
     )
 )
 def test_vocabulary_save_and_load_is_the_identity(tmp_path, tokens):
-    from rnngen.corpus import Corpus
+    from rnngen.text.corpus import Corpus
 
     config = TokenizerConfig()
     vocab = build_vocab(tokens)

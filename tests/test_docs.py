@@ -21,10 +21,10 @@ import pytest
 import typer.main
 from conftest import REPO
 
-from rnngen import backend
-from rnngen.cli import app
+from rnngen.cli.app import app
+from rnngen.core import backend
 from rnngen.errors import MissingExtraError
-from rnngen.tokenize import TokenizerConfig, tokenize
+from rnngen.text.tokenize import TokenizerConfig, tokenize
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 DOCS_TRAIN = ["--epochs", "1", "--hidden", "16", "--embed", "16", "--batch-size", "32",
@@ -94,7 +94,7 @@ def docs_folder(tmp_path_factory):
         f"#!{sys.executable}\n"
         "import sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from rnngen.cli import run\n"
+        "from rnngen.cli.app import run\n"
         "args = sys.argv[1:]\n"
         f"if args[:1] == ['train']:\n    args += {DOCS_TRAIN!r}\n"
         "sys.argv = ['rnngen', *args]\n"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rnngen import backend
-from rnngen import model as M
-from rnngen.cli import app
+from rnngen.cli.app import app
+from rnngen.core import backend
+from rnngen.core import model as M
 from rnngen.errors import MissingExtraError
 
 

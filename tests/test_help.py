@@ -23,8 +23,8 @@ import typer.main
 from typer.models import ParameterInfo
 from typer.testing import CliRunner
 
-from rnngen.cli import app
-from rnngen.helptext import unwrap
+from rnngen.cli.app import app
+from rnngen.cli.helptext import unwrap
 
 WIDTH = 80
 runner = CliRunner()

@@ -5,7 +5,7 @@ import pytest
 from gradcheck import check_vjp, numerical_grad, rel_error
 from reference import softmax_cross_entropy
 
-from rnngen import layers
+from rnngen.core import layers
 
 
 def test_embedding_backward(rng):

@@ -4,7 +4,7 @@ of the text kept, and the same output however the text is cut into pieces."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnngen.layout import Wrapper, wrap_pieces, wrap_text
+from rnngen.text.layout import Wrapper, wrap_pieces, wrap_text
 
 PARAGRAPH = (
     "Of course they lived at 14 [their house number on their street], and until Wendy came her "

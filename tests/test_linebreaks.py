@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rnngen.cli import app
-from rnngen.corpus import encode_file, encode_text, iter_text
+from rnngen.cli.app import app
 from rnngen.errors import ConfigError
-from rnngen.linebreaks import LineStats, join_lines, text_layout
-from rnngen.storage import load_corpus, save_corpus
-from rnngen.tokenize import NEWLINE, TokenizerConfig, tokenize
+from rnngen.files.storage import load_corpus, save_corpus
+from rnngen.text.corpus import encode_file, encode_text, iter_text
+from rnngen.text.linebreaks import LineStats, join_lines, text_layout
+from rnngen.text.tokenize import NEWLINE, TokenizerConfig, tokenize
 
 AUTO = TokenizerConfig()
 KEEP = TokenizerConfig(lines="keep")

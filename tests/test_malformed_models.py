@@ -20,11 +20,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rnngen import model as M
-from rnngen.corpus import encode_text
+from rnngen.core import model as M
 from rnngen.errors import ModelFileError
-from rnngen.storage import TrainedModel, load_corpus, load_model, save_corpus, save_model
-from rnngen.tokenize import TokenizerConfig
+from rnngen.files.storage import TrainedModel, load_corpus, load_model, save_corpus, save_model
+from rnngen.text.corpus import encode_text
+from rnngen.text.tokenize import TokenizerConfig
 
 TEXT = "the cat sat on the mat . the dog sat on the log .\n\nthe end , said the cat ."
 BOMB_BYTES = 200_000_000  # zeros a zip-bomb member inflates to

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from gradcheck import numerical_grad, rel_error
 
-from rnngen import model as M
+from rnngen.core import model as M
+from rnngen.core.layers import Workspace
 from rnngen.errors import ConfigError
-from rnngen.generate import generate
-from rnngen.layers import Workspace
-from rnngen.sampling import GREEDY
-from rnngen.train import TrainConfig, train
+from rnngen.reading.generate import generate
+from rnngen.reading.sampling import GREEDY
+from rnngen.training.train import TrainConfig, train
 
 
 def _setup(rng, T=4, N=3, V=11, **config):
@@ -220,7 +220,7 @@ def test_sequence_nll_with_a_workspace_is_the_same(rng):
 
 
 def test_state_reset_zeroes_a_share_of_the_streams():
-    from rnngen.train import reset_states
+    from rnngen.training.train import reset_states
 
     state = np.ones((2, 2, 1000, 3))
     reset_states(state, 0.1, np.random.default_rng(0))

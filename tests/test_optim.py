@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from reference import clip_grad_norm
 
-from rnngen import backend
-from rnngen import model as M
-from rnngen.layers import RowSparse
-from rnngen.optim import (
+from rnngen.core import backend
+from rnngen.core import model as M
+from rnngen.core.layers import RowSparse
+from rnngen.core.optim import (
     SGD,
     Adagrad,
     Adam,
@@ -17,7 +17,7 @@ from rnngen.optim import (
     clip_scale,
     make_optimizer,
 )
-from rnngen.train import TrainConfig, train
+from rnngen.training.train import TrainConfig, train
 
 
 def _params(rng):
@@ -263,7 +263,7 @@ def test_lazy_adam_reaches_the_training_loop():
 def test_training_loop_matches_a_plain_dense_loop(optimizer):
     """train() (row-sparse embedding gradient, workspace buffers) against a plain loop over
     loss_and_grads with dense gradients, clipping and the optimiser: the same parameters."""
-    from rnngen.batching import iter_batches, make_streams
+    from rnngen.text.batching import iter_batches, make_streams
 
     ids = np.random.default_rng(4).integers(0, 40, size=2000)
     cfg = M.ModelConfig(vocab_size=40, embed=6, hidden=7, dropout=0.0)

@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rnngen import api, backend
-from rnngen.cli import app
-from rnngen.evaluate import score_sequences
-from rnngen.model import ModelConfig, init_params, init_state, join_output, sequence_nll
-from rnngen.storage import TrainedModel, load_model, save_model
-from rnngen.tokenize import (
+from rnngen import api
+from rnngen.cli.app import app
+from rnngen.core import backend
+from rnngen.core.model import ModelConfig, init_params, init_state, join_output, sequence_nll
+from rnngen.files.storage import TrainedModel, load_model, save_model
+from rnngen.reading.evaluate import score_sequences
+from rnngen.text.tokenize import (
     EOS,
     StreamDetokenizer,
     TokenizerConfig,
@@ -26,7 +27,7 @@ from rnngen.tokenize import (
     stream_detokenize,
     tokenize,
 )
-from rnngen.vocab import build_vocab
+from rnngen.text.vocab import build_vocab
 
 runner = CliRunner()
 TINY = ["--epochs", "2", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 from rich.console import Console
 
-from rnngen.evaluate import evaluate
-from rnngen.model import ModelConfig, init_params
-from rnngen.progress import EvalDisplay, TrainingDisplay, fit
-from rnngen.train import EpochEnd, Progress, Started, Validated
+from rnngen.cli.progress import EvalDisplay, TrainingDisplay, fit
+from rnngen.core.model import ModelConfig, init_params
+from rnngen.reading.evaluate import evaluate
+from rnngen.training.train import EpochEnd, Progress, Started, Validated
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HEADER = "2x1500 lstm, vocabulary 123,456"

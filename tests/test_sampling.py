@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from rnngen import model as M
-from rnngen import sampling as S
-from rnngen.class_softmax import ClassDistribution, class_log_probs, make_class_bounds
+from rnngen.core import model as M
+from rnngen.core.class_softmax import ClassDistribution, class_log_probs, make_class_bounds
 from rnngen.errors import ConfigError
-from rnngen.generate import generate, prime
+from rnngen.reading import sampling as S
+from rnngen.reading.generate import generate, prime
 
 NEG = -np.inf
 

@@ -9,10 +9,10 @@ from conftest import SHARED_CORPORA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngen.corpus import encode_text, round_trip
 from rnngen.errors import ConfigError, ModelFileError
-from rnngen.storage import load_corpus, save_corpus
-from rnngen.tokenize import TokenizerConfig, detokenize, normalized_text, tokenize
+from rnngen.files.storage import load_corpus, save_corpus
+from rnngen.text.corpus import encode_text, round_trip
+from rnngen.text.tokenize import TokenizerConfig, detokenize, normalized_text, tokenize
 
 BOOKS = sorted(SHARED_CORPORA.glob("*.txt"))
 

@@ -4,11 +4,11 @@ words answered with the same word in another case first."""
 import pytest
 from typer.testing import CliRunner
 
-from rnngen.cli import app
+from rnngen.cli.app import app
 from rnngen.errors import UnknownWordError
-from rnngen.generate import start_ids
-from rnngen.tokenize import TokenizerConfig, tokenize
-from rnngen.vocab import build_vocab, closest_known, keyboard_tokens
+from rnngen.reading.generate import start_ids
+from rnngen.text.tokenize import TokenizerConfig, tokenize
+from rnngen.text.vocab import build_vocab, closest_known, keyboard_tokens
 
 BOOK = TokenizerConfig()
 TEXT = (

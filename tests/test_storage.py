@@ -6,10 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from rnngen import model as M
-from rnngen.corpus import encode_text
+from rnngen.core import model as M
 from rnngen.errors import MissingInputError, ModelFileError, OutputError
-from rnngen.storage import (
+from rnngen.files.storage import (
     TrainedModel,
     atomic_write,
     load_corpus,
@@ -17,7 +16,8 @@ from rnngen.storage import (
     save_corpus,
     save_model,
 )
-from rnngen.tokenize import TokenizerConfig
+from rnngen.text.corpus import encode_text
+from rnngen.text.tokenize import TokenizerConfig
 
 
 @pytest.fixture

@@ -10,11 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from rnngen.api import open_checkpoint
-from rnngen.checkpoint import Checkpoint, data_fingerprint, save_checkpoint
-from rnngen.cli import app
+from rnngen.cli.app import app
+from rnngen.core.model import ModelConfig
 from rnngen.errors import ConfigError
-from rnngen.model import ModelConfig
-from rnngen.schedule import (
+from rnngen.files.checkpoint import Checkpoint, data_fingerprint, save_checkpoint
+from rnngen.files.storage import load_model
+from rnngen.text.tokenize import TokenizerConfig
+from rnngen.text.vocab import build_vocab
+from rnngen.training.schedule import (
     VAL_MIN_TOKENS,
     Budget,
     Timings,
@@ -22,10 +25,7 @@ from rnngen.schedule import (
     format_duration,
     parse_duration,
 )
-from rnngen.storage import load_model
-from rnngen.tokenize import TokenizerConfig
-from rnngen.train import Progress, TrainConfig, Validated, split_data, train
-from rnngen.vocab import build_vocab
+from rnngen.training.train import Progress, TrainConfig, Validated, split_data, train
 
 runner = CliRunner()
 VOCAB = build_vocab([str(i) for i in range(20)])
@@ -247,7 +247,7 @@ def test_a_checkpoint_from_before_time_budgets_still_loads(tmp_path):
     """Its progress record lacks the measured times; they start from zero."""
     import json as json_module
 
-    from rnngen.checkpoint import LATER_PROGRESS_KEYS, load_checkpoint
+    from rnngen.files.checkpoint import LATER_PROGRESS_KEYS, load_checkpoint
 
     cfg = TrainConfig(epochs=1, batch_size=4, seq_len=25, seed=3)
     path = tmp_path / "ckpt.npz"

@@ -2,9 +2,9 @@
 
 import pytest
 
-from rnngen.corpus import encode_text
 from rnngen.errors import ConfigError
-from rnngen.tokenize import (
+from rnngen.text.corpus import encode_text
+from rnngen.text.tokenize import (
     EOS,
     UNK,
     TokenizerConfig,
@@ -13,7 +13,7 @@ from rnngen.tokenize import (
     normalized_text,
     tokenize,
 )
-from rnngen.vocab import build_vocab
+from rnngen.text.vocab import build_vocab
 
 BOOK = TokenizerConfig()
 KEEP = TokenizerConfig(lines="keep")
@@ -113,7 +113,7 @@ def test_breaks_in_a_row_print_as_at_most_one_blank_line():
     """A model can emit line and paragraph breaks one after another; a tokenized text never has
     them (three or more line breaks are one paragraph break). Printed, they are normalised the
     same way, streamed or not."""
-    from rnngen.tokenize import NEWLINE, PARAGRAPH, stream_detokenize
+    from rnngen.text.tokenize import NEWLINE, PARAGRAPH, stream_detokenize
 
     config = TokenizerConfig()
     for breaks in ([PARAGRAPH, PARAGRAPH], [NEWLINE, PARAGRAPH], [PARAGRAPH, NEWLINE, NEWLINE]):

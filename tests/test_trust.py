@@ -16,9 +16,9 @@ from conftest import REPO, write_excerpt
 from typer.testing import CliRunner
 
 from rnngen import api
-from rnngen.checkpoint import load_checkpoint
-from rnngen.cli import app
-from rnngen.storage import load_model
+from rnngen.cli.app import app
+from rnngen.files.checkpoint import load_checkpoint
+from rnngen.files.storage import load_model
 
 runner = CliRunner()
 SMALL = ["--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8", "--seed", "1"]
@@ -165,10 +165,10 @@ def test_resume_refuses_other_data(book, tmp_path):
 
 KILLER = """
 import sys, numpy as np
-from rnngen import model as M
-from rnngen.storage import TrainedModel, save_model
-from rnngen.tokenize import TokenizerConfig
-from rnngen.vocab import build_vocab
+from rnngen.core import model as M
+from rnngen.files.storage import TrainedModel, save_model
+from rnngen.text.tokenize import TokenizerConfig
+from rnngen.text.vocab import build_vocab
 vocab = build_vocab([str(i) for i in range(2000)])
 cfg = M.ModelConfig(len(vocab), embed=64, hidden=64)
 print("ready", flush=True)
@@ -283,7 +283,7 @@ def test_encoding_options(tmp_path):
     replaced = runner.invoke(app, ["encode", str(path), "-o", str(tmp_path / "c.npz"),
                                    "--errors", "replace"])  # fmt: skip
     assert replaced.exit_code == 0
-    from rnngen.storage import load_corpus
+    from rnngen.files.storage import load_corpus
 
     assert "café" in load_corpus(tmp_path / "b.npz").vocab.tokens
     assert "\ufffd" in load_corpus(tmp_path / "c.npz").vocab.tokens  # a mark of its own

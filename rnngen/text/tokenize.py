@@ -23,7 +23,7 @@ at the start and end of lines are dropped, and three or more line breaks become 
 import re
 from dataclasses import asdict, dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .linebreaks import Layout, join_lines
 from .spacing import (
     CLOSERS,

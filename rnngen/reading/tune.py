@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backend
+from ..core import backend
 from .adapt import (
     CacheSettings,
     DynamicSettings,

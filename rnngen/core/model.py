@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import ConfigError
 from . import backend
 from .cells import CELLS, STATES, cell_param_shapes, sequence_backward, sequence_forward
 from .class_softmax import (
@@ -35,7 +36,6 @@ from .class_softmax import (
     class_softmax_backward,
     class_softmax_forward,
 )
-from .errors import ConfigError
 from .layers import (
     dropout_backward,
     dropout_forward,

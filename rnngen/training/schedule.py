@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # Validations per run when --val-every is not given, the last one included, and the share of
 # the budget they may take together, at training speed. With the learning rate decaying to zero

@@ -29,10 +29,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend
-from .errors import ConfigError
-from .layers import RowSparse, Workspace
-from .model import init_state, join_output, loss_and_grads, step, token_scores
+from ..core import backend
+from ..core.layers import RowSparse, Workspace
+from ..core.model import init_state, join_output, loss_and_grads, step, token_scores
+from ..errors import ConfigError
 from .sampling import SamplerSettings, sample_token
 
 # Gradient statistics: streams side by side and tokens read (at most) from the training text.
@@ -107,7 +107,7 @@ def gradient_stats(
     """Each weight's mean squared gradient of the mean loss of segments of `length` tokens,
     `batch` streams side by side, over at most STATS_TOKENS tokens of ids (training text), no
     dropout: name -> float32 array shaped like the parameter."""
-    from .batching import iter_batches, make_streams
+    from ..text.batching import iter_batches, make_streams
 
     xp = backend.xp
     ids = np.asarray(ids)[: STATS_TOKENS + 1]

@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
-from .corpus import Corpus
-from .errors import ConfigError, MissingInputError, ModelFileError, OutputError
-from .model import ModelConfig, file_shapes, split_output
+from ..core import backend
+from ..core.model import ModelConfig, file_shapes, split_output
+from ..errors import ConfigError, MissingInputError, ModelFileError, OutputError
+from ..text.corpus import Corpus
+from ..text.tokenize import LEGACY_SETTINGS, TokenizerConfig
+from ..text.vocab import Vocab
 from .npzcheck import MAX_BYTES, NpzReader
-from .tokenize import LEGACY_SETTINGS, TokenizerConfig
-from .vocab import Vocab
 
 MODEL_FORMAT = "rnngen-model"
 CORPUS_FORMAT = "rnngen-corpus"
@@ -353,7 +353,7 @@ def adapt_settings(data) -> dict:
     """Tuned adaptation settings, checked: {"cache": {size, theta, lambda}, "dynamic": {lr, decay,
     length}, "both": {the cache's, when used with dynamic}}, each part optional, each value of
     its type and in its range."""
-    from .adapt import CacheSettings, DynamicSettings
+    from ..reading.adapt import CacheSettings, DynamicSettings
 
     parts = {
         "cache": (CacheSettings, {"size": int, "theta": float, "lambda": float}),

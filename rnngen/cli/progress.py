@@ -27,10 +27,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .evaluate import perplexity
-from .schedule import format_duration
-from .train import EpochEnd, Started, Validated
-from .train import Progress as StepProgress
+from ..reading.evaluate import perplexity
+from ..training.schedule import format_duration
+from ..training.train import EpochEnd, Started, Validated
+from ..training.train import Progress as StepProgress
 
 INTERVAL = 30.0  # seconds between plain progress lines off a terminal
 BAR = 40  # the widest the bar gets; it narrows to leave its texts room, to 10 at least

@@ -7,7 +7,7 @@ one as targets, so the hidden state at the end of one batch is the right start f
 
 import numpy as np
 
-from .errors import InputDataError
+from ..errors import InputDataError
 
 
 def make_streams(ids: np.ndarray, n_streams: int) -> np.ndarray:

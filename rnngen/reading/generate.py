@@ -8,13 +8,13 @@ state carried (no recomputation of the prefix).
 
 import numpy as np
 
-from . import backend
-from .class_softmax import ClassDistribution
-from .errors import UnknownWordError
-from .model import init_state, output_weights, sequence_top
+from ..core import backend
+from ..core.class_softmax import ClassDistribution
+from ..core.model import init_state, output_weights, sequence_top
+from ..errors import UnknownWordError
+from ..text.tokenize import EOS, NEWLINE, PARAGRAPH, tokenize
+from ..text.vocab import closest_known, keyboard_tokens
 from .sampling import SamplerSettings, sample_factored, sample_token
-from .tokenize import EOS, NEWLINE, PARAGRAPH, tokenize
-from .vocab import closest_known, keyboard_tokens
 
 
 def start_ids(text: str, tokenizer, vocab) -> list:

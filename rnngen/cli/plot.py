@@ -9,9 +9,9 @@ colour on a terminal. The PNG needs matplotlib (the optional `plot` extra), impo
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError, MissingExtraError
-from .runlog import Run
-from .storage import atomic_write
+from ..errors import ConfigError, MissingExtraError
+from ..files.storage import atomic_write
+from ..training.runlog import Run
 
 TRAIN_MARK = "*"
 VAL_MARK = "o"

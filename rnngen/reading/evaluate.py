@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backend
-from .batching import iter_batches, make_streams
-from .layers import Workspace
-from .model import init_state, sequence_nll, step
+from ..core import backend
+from ..core.layers import Workspace
+from ..core.model import init_state, sequence_nll, step
+from ..text.batching import iter_batches, make_streams
 
 
 def perplexity(loss: float) -> float:

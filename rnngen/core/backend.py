@@ -63,7 +63,7 @@ DEVICES = ("cpu", "gpu")
 
 def use_device(name: str) -> None:
     """Run the core on "cpu" (NumPy) or "gpu" (CuPy, the optional `gpu` extra)."""
-    from .errors import ConfigError, MissingExtraError
+    from ..errors import ConfigError, MissingExtraError
 
     if name == "cpu":
         use(numpy)

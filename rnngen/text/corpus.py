@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, InputDataError, MissingInputError
+from ..errors import ConfigError, InputDataError, MissingInputError
 from .linebreaks import LineStats
 from .spacing import SpacingStats
 from .tokenize import (
@@ -52,7 +52,7 @@ def default_corpus_path() -> Path:
     packaged = resources.files("rnngen") / "corpora" / DEFAULT_CORPUS
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "corpora" / DEFAULT_CORPUS
+    return Path(__file__).resolve().parents[2] / "corpora" / DEFAULT_CORPUS
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import sys
 
 import numpy as np
 
-from . import backend
-from .errors import ConfigError, MissingExtraError
-from .layers import RowSparse
+from ..core import backend
+from ..core.layers import RowSparse
+from ..errors import ConfigError, MissingExtraError
 
 # Variables that MPI launchers set in the processes they start (MPICH/Hydra, Open MPI, Slurm).
 _LAUNCHER_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")

@@ -26,14 +26,14 @@ from itertools import islice
 
 import numpy as np
 
-from . import backend
-from .batching import iter_batches, make_streams, n_batches, split_tail
+from ..core import backend
+from ..core.layers import Workspace
+from ..core.model import ModelConfig, count_params, init_params, init_state, loss_and_grads
+from ..core.optim import DEFAULT_CLIP, DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
+from ..errors import ConfigError, RnngenError
+from ..reading.evaluate import evaluate, perplexity, unigram_eval
+from ..text.batching import iter_batches, make_streams, n_batches, split_tail
 from .distributed import SingleProcess
-from .errors import ConfigError, RnngenError
-from .evaluate import evaluate, perplexity, unigram_eval
-from .layers import Workspace
-from .model import ModelConfig, count_params, init_params, init_state, loss_and_grads
-from .optim import DEFAULT_CLIP, DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
 from .schedule import Budget, Timings, decayed_lr
 
 DTYPES = {"float32": np.float32, "float64": np.float64}

@@ -19,10 +19,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import backend
-from .errors import ConfigError
-from .model import ModelConfig, join_output, param_shapes, split_output
-from .optim import make_optimizer
+from ..core import backend
+from ..core.model import ModelConfig, join_output, param_shapes, split_output
+from ..core.optim import make_optimizer
+from ..errors import ConfigError
+from ..text.tokenize import TokenizerConfig
+from ..text.vocab import Vocab
+from ..training.train import DTYPES, TrainConfig, TrainState
 from .storage import (
     VERSION,
     atomic_write,
@@ -40,9 +43,6 @@ from .storage import (
     read_vocab,
     vocab_arrays,
 )
-from .tokenize import TokenizerConfig
-from .train import DTYPES, TrainConfig, TrainState
-from .vocab import Vocab
 
 CHECKPOINT_FORMAT = "rnngen-checkpoint"
 META_KEYS = {

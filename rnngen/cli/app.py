@@ -22,10 +22,22 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from . import __version__, api, backend, distributed, layout, plot, reports, runlog, sampling
-from .backend import DEVICES
-from .corpus import TextOptions, decode_text, encode_file, read_text
-from .errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
+from .. import __version__, api
+from ..core import backend
+from ..core.backend import DEVICES
+from ..core.model import CELLS, SOFTMAXES, ModelConfig
+from ..core.optim import OPTIMIZERS
+from ..errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
+from ..files.storage import save_corpus
+from ..reading import sampling
+from ..reading.sampling import SamplerSettings
+from ..text import layout
+from ..text.corpus import TextOptions, decode_text, encode_file, read_text
+from ..text.tokenize import LEVELS, LINES, SCHEMES, TokenizerConfig
+from ..training import distributed, runlog
+from ..training.schedule import parse_duration
+from ..training.train import DTYPES, TrainConfig
+from . import plot, reports
 from .helptext import (
     ADAPT,
     CHECKPOINTS,
@@ -41,14 +53,7 @@ from .helptext import (
     choices,
     in_panel,
 )
-from .model import CELLS, SOFTMAXES, ModelConfig
-from .optim import OPTIMIZERS
 from .progress import EvalDisplay, StepDisplay, TrainingDisplay, summary_line
-from .sampling import SamplerSettings
-from .schedule import parse_duration
-from .storage import save_corpus
-from .tokenize import LEVELS, LINES, SCHEMES, TokenizerConfig
-from .train import DTYPES, TrainConfig
 
 app = typer.Typer(
     cls=Group,

@@ -20,8 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .errors import InputDataError, MissingInputError, OutputError
-from .evaluate import perplexity
+from ..errors import InputDataError, MissingInputError, OutputError
+from ..reading.evaluate import perplexity
 from .train import EpochEnd, Progress, Started, Validated
 
 

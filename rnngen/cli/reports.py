@@ -1,8 +1,8 @@
 """Human-readable renderings of what `rnngen info` and `rnngen eval` report (the CLI prints them;
 `--json` prints the dicts themselves instead)."""
 
-from .evaluate import perplexity
-from .schedule import format_duration
+from ..reading.evaluate import perplexity
+from ..training.schedule import format_duration
 
 
 def show_token(token: str) -> str:
