@@ -22,11 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rnngen import api  # noqa: E402
-from rnngen.training import distributed  # noqa: E402
 from rnngen.core.model import ModelConfig  # noqa: E402
 from rnngen.files.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from rnngen.text.tokenize import TokenizerConfig  # noqa: E402
 from rnngen.text.vocab import build_vocab  # noqa: E402
+from rnngen.training import distributed  # noqa: E402
 from rnngen.training.train import TrainConfig, train  # noqa: E402
 
 IDS = np.random.default_rng(5).integers(1, 30, size=1500).astype(np.int32)
