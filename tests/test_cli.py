@@ -667,7 +667,7 @@ def test_sample_with_the_whole_chain(model_file):
 
 
 def test_sample_on_a_terminal_wraps_to_its_width(model_file, monkeypatch):
-    from rnngen.cli import app as cli
+    from rnngen.cli import sample as cli
 
     args = ["sample", "-m", str(model_file), "--start", "the", "--length", "80", "--seed", "1"]
     plain = runner.invoke(app, args).stdout  # not a terminal: no wrapping

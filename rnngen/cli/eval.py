@@ -1,0 +1,87 @@
+"""`rnngen eval`: score a text."""
+
+import time
+from typing import Annotated
+
+import typer
+
+from .. import api
+from ..core import backend
+from ..text.corpus import TextOptions, read_text
+from . import reports
+from .common import Messages, errors_to_exit, one_stdin, print_json
+from .helptext import (
+    INPUT,
+    in_panel,
+)
+from .options import (
+    AsJson,
+    CacheLambda,
+    CacheSize,
+    CacheTheta,
+    Device,
+    DynamicDecay,
+    DynamicLen,
+    DynamicLr,
+    DynamicStats,
+    Encoding,
+    Errors,
+    ModelPath,
+    Quiet,
+    UseCache,
+    UseDynamic,
+    Verbose,
+)
+from .progress import EvalDisplay
+
+
+def eval_command(
+    input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
+    model: in_panel(ModelPath, INPUT) = "model.npz",
+    as_json: AsJson = False,
+    cache: UseCache = False,
+    cache_size: CacheSize = None,
+    cache_theta: CacheTheta = None,
+    cache_lambda: CacheLambda = None,
+    dynamic: UseDynamic = False,
+    dynamic_lr: DynamicLr = None,
+    dynamic_decay: DynamicDecay = None,
+    dynamic_len: DynamicLen = None,
+    dynamic_stats: DynamicStats = None,
+    encoding: Encoding = "utf-8",
+    errors: Errors = "strict",
+    device: Device = "cpu",
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Score a text: token count, out-of-vocabulary rate, cross-entropy and perplexity; with
+    --cache or --dynamic, also as scored by the model adapting to the text as it reads it.
+
+    Example: rnngen eval held_out.txt -m model.npz --json
+    """
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
+        backend.use_device(device)
+        one_stdin(INPUT=input, **{"--model": model, "--dynamic-stats": dynamic_stats})
+        trained = api.open_model(model)
+        options = TextOptions(encoding, errors)
+        adaptation = api.adaptation_for(
+            trained,
+            cache,
+            {"size": cache_size, "theta": cache_theta, "lam": cache_lambda},
+            dynamic,
+            {"lr": dynamic_lr, "decay": dynamic_decay, "length": dynamic_len},
+            None if dynamic_stats is None else read_text(dynamic_stats, options),
+        )
+        began = time.perf_counter()
+        text = read_text(input, options)
+        with EvalDisplay(quiet) as display:
+            if adaptation is None:
+                values = api.evaluate_text(trained, text, on_progress=display).to_dict()
+            else:
+                values = api.evaluate_adapted(trained, text, adaptation, display).to_dict()
+        if as_json:
+            print_json(values)
+        else:
+            print("\n".join(reports.eval_lines(values)))
+        say.detail(f"scored {values['tokens']:,} tokens in {time.perf_counter() - began:.2f}s")

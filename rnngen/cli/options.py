@@ -1,0 +1,129 @@
+"""Option declarations that more than one command takes, declared once."""
+
+from typing import Annotated
+
+import typer
+
+from ..core.backend import DEVICES
+from ..text.tokenize import LEVELS, LINES, SCHEMES
+from .helptext import (
+    ADAPT,
+    choices,
+)
+
+Level = Annotated[
+    str | None,
+    typer.Option(metavar=choices(LEVELS), help="Token level: words or characters. [default: word]"),
+]
+Tokenizer = Annotated[
+    str | None,
+    typer.Option(
+        metavar=choices(SCHEMES),
+        help="Word splitting: book, or whitespace for pre-tokenised text. [default: book]",
+    ),
+]
+Lowercase = Annotated[bool, typer.Option("--lowercase", help="Fold text to lower case.")]
+Lines = Annotated[
+    str | None,
+    typer.Option(
+        metavar=choices(LINES),
+        help="Line breaks inside a paragraph of book text: auto joins the printer's wraps and "
+        "keeps verse and lists. [default: auto]",
+    ),
+]
+MaxVocab = Annotated[
+    int | None, typer.Option(help="Keep only the N most frequent tokens; others become <unk>.")
+]
+MinCount = Annotated[int, typer.Option(help="Drop tokens seen fewer than N times.")]
+ModelPath = Annotated[
+    str, typer.Option("-m", "--model", help="Model file to use (- reads it from stdin).")
+]
+Quiet = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless something fails.")
+]
+Verbose = Annotated[
+    bool,
+    typer.Option("-v", "--verbose", help="More detail on stderr; tracebacks of unexpected errors."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+Device = Annotated[
+    str,
+    typer.Option(
+        metavar=choices(DEVICES), help="cpu (NumPy), or gpu (CuPy: pip install 'rnngen[gpu]')."
+    ),
+]
+Encoding = Annotated[
+    str, typer.Option(help="Text encoding of the input (a UTF-8 byte-order mark is dropped).")
+]
+Errors = Annotated[
+    str,
+    typer.Option(
+        metavar=choices(("strict", "replace")),
+        help="strict: refuse undecodable bytes; replace: substitute U+FFFD.",
+    ),
+]
+
+
+# Adapting to the text read (adapt.py): options of eval, score and sample. A value turns its part
+# on; unset values come from the model file (`rnngen tune --write`), else from the defaults.
+UseCache = Annotated[
+    bool,
+    typer.Option(
+        "--cache", help="Neural cache: mix in words seen in the text so far.", rich_help_panel=ADAPT
+    ),
+]
+CacheSize = Annotated[
+    int | None,
+    typer.Option(
+        help="Positions the cache holds. [default: 2000, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
+]
+CacheTheta = Annotated[
+    float | None,
+    typer.Option(
+        help="Cache match sharpness, >= 0. [default: 1, or the tuned value]", rich_help_panel=ADAPT
+    ),
+]
+CacheLambda = Annotated[
+    float | None,
+    typer.Option(
+        help="Cache weight in [0, 1). [default: 0.1, or the tuned value]", rich_help_panel=ADAPT
+    ),
+]
+UseDynamic = Annotated[
+    bool,
+    typer.Option(
+        "--dynamic",
+        help="Dynamic evaluation: adapt the weights to the text as read.",
+        rich_help_panel=ADAPT,
+    ),
+]
+DynamicLr = Annotated[
+    float | None,
+    typer.Option(
+        help="Dynamic evaluation step, >= 0. [default: 0.0001, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
+]
+DynamicDecay = Annotated[
+    float | None,
+    typer.Option(
+        help="Pull back to the trained weights, in [0, 1]. [default: 0.0003, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
+]
+DynamicLen = Annotated[
+    int | None,
+    typer.Option(
+        help="Tokens read between weight updates. [default: 50, or the tuned value]",
+        rich_help_panel=ADAPT,
+    ),
+]
+DynamicStats = Annotated[
+    str | None,
+    typer.Option(
+        help="Training text to compute gradient statistics from, for a model file without them.",
+        rich_help_panel=ADAPT,
+    ),
+]

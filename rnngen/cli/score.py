@@ -1,0 +1,60 @@
+"""`rnngen score`: score each line of a text on its own."""
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from .. import api
+from ..core import backend
+from .common import Messages, errors_to_exit, one_stdin
+from .helptext import (
+    INPUT,
+    in_panel,
+)
+from .options import CacheLambda, CacheSize, CacheTheta, Device, ModelPath, Quiet, UseCache, Verbose
+
+
+def score(
+    input: Annotated[str, typer.Argument(help="Text file whose lines to score, or - for stdin.")],
+    model: in_panel(ModelPath, INPUT) = "model.npz",
+    with_text: Annotated[
+        bool, typer.Option("--with-text", help="Add the line itself as a fourth column.")
+    ] = False,
+    cache: UseCache = False,
+    cache_size: CacheSize = None,
+    cache_theta: CacheTheta = None,
+    cache_lambda: CacheLambda = None,
+    device: Device = "cpu",
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+):
+    """Score each line on its own: log-probability, tokens and perplexity, tab-separated.
+
+    One output line per input line, for n-best rescoring and filtering in pipelines.
+
+    Example: rnngen sample --start games --length 100 --seed 1 | rnngen score -
+    """
+    with errors_to_exit(verbose):
+        say = Messages(quiet, verbose)
+        backend.use_device(device)
+        one_stdin(INPUT=input, **{"--model": model})
+        trained = api.open_model(model)
+        began = time.perf_counter()
+        lines = tokens = 0
+        adaptation = api.adaptation_for(
+            trained, cache, {"size": cache_size, "theta": cache_theta, "lam": cache_lambda}
+        )
+        if adaptation is None:
+            scored = api.score_lines(trained, api.iter_lines(input))
+        else:  # the cache holds the lines before, in input order
+            scored = api.score_lines_cached(trained, api.iter_lines(input), adaptation.cache)
+        for line, result in scored:
+            row = f"{result.logprob:.6f}\t{result.tokens}\t{result.perplexity:.4f}"
+            sys.stdout.write(row + (f"\t{line}\n" if with_text else "\n"))
+            sys.stdout.flush()
+            lines += 1
+            tokens += result.tokens
+        seconds = time.perf_counter() - began
+        say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")
