@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     from rnngen.reading.tune import tune
     from rnngen.text.corpus import read_text
     from rnngen.text.tokenize import tokenize
+    from rnngen.training.stats import gradient_stats
 
     names = args.configs.split(",")
     paths = train_models(args.dir, names, args.epochs)
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         stats = model.stats
         if stats is None:  # as `rnngen train` computes them at the end of training
             t0 = time.perf_counter()
-            stats = adapt.gradient_stats(params, cfg, ids["train"])
+            stats = gradient_stats(params, cfg, ids["train"])
             log(f"{name}: gradient statistics in {time.perf_counter() - t0:.0f} s")
         log(f"{name}: tuning on {args.tune_tokens:,} validation tokens")
         t0 = time.perf_counter()

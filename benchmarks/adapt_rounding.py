@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     from rnngen.reading import adapt
     from rnngen.text.corpus import read_text
     from rnngen.text.tokenize import tokenize
+    from rnngen.training.stats import gradient_stats
 
     vocab, tok_cfg, ids = split_corpus(CORPORA / "war_and_peace.txt")
     if args.text == "alice":
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     if model.stats is not None:
         stats = join_output(dict(model.stats))
     else:
-        stats = adapt.gradient_stats(params, cfg, ids["train"])
+        stats = gradient_stats(params, cfg, ids["train"])
     settings = adapt.DynamicSettings(*TUNED[args.model])
     for mode in args.modes.split(","):
         dtype = np.float64 if mode.endswith("64") else np.float32

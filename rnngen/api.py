@@ -62,6 +62,7 @@ from .text.tokenize import (
     tokenize,
 )
 from .text.vocab import Vocab
+from .training.stats import gradient_stats
 from .training.train import TrainConfig, split_data, train
 
 
@@ -307,7 +308,7 @@ def train_model(
         model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
         # dynamic evaluation's gradient statistics, from the training part (adapt.py)
         train_ids = split_data(corpus.ids, train_cfg, val_ids)[0]
-        model.stats = split_output(adapt.gradient_stats(result.params, model_cfg, train_ids))
+        model.stats = split_output(gradient_stats(result.params, model_cfg, train_ids))
         save_model(out, model)  # the best parameters again, with the history and the statistics
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
@@ -666,7 +667,7 @@ def adaptation_for(
             ids = model.vocab.encode(tokenize(stats_text, model.tokenizer))
             if len(ids) < 2:
                 raise InputDataError("the --dynamic-stats text has fewer than two tokens")
-            stats = adapt.gradient_stats(_device_params(model), model.config, ids)
+            stats = gradient_stats(_device_params(model), model.config, ids)
     if cache_settings is None and dynamic_settings is None:
         return None
     return adapt.Adaptation(cache_settings, dynamic_settings, stats)

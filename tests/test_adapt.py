@@ -26,6 +26,7 @@ from rnngen.reading import adapt
 from rnngen.reading.tune import tune
 from rnngen.text.tokenize import TokenizerConfig
 from rnngen.text.vocab import Vocab
+from rnngen.training.stats import gradient_stats
 
 V = 40
 CONFIGS = {
@@ -42,7 +43,7 @@ def setup(name, seed=0):
     rng = np.random.default_rng(seed)
     params = init_params(cfg, rng)
     train = rng.integers(0, V, 400)
-    return cfg, params, adapt.gradient_stats(params, cfg, train)
+    return cfg, params, gradient_stats(params, cfg, train)
 
 
 def repeated(seed=1, n=60):
@@ -153,7 +154,7 @@ def trained():
     cfg = ModelConfig(len(vocab), embed=16, hidden=32, cell="rnn", dropout=0.0, softmax="class",
                       class_bounds=make_class_bounds(vocab.counts))  # fmt: skip
     params = train(ids[:-400], cfg, TrainConfig(epochs=3, batch_size=8, seq_len=16)).params
-    stats = adapt.gradient_stats(params, cfg, ids[:-400])
+    stats = gradient_stats(params, cfg, ids[:-400])
     return cfg, params, stats, ids[-400:-250], ids[:3000]
 
 

@@ -353,7 +353,7 @@ def adapt_settings(data) -> dict:
     """Tuned adaptation settings, checked: {"cache": {size, theta, lambda}, "dynamic": {lr, decay,
     length}, "both": {the cache's, when used with dynamic}}, each part optional, each value of
     its type and in its range."""
-    from ..reading.adapt import CacheSettings, DynamicSettings
+    from ..reading.settings import CacheSettings, DynamicSettings
 
     parts = {
         "cache": (CacheSettings, {"size": int, "theta": float, "lambda": float}),

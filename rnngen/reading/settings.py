@@ -1,0 +1,80 @@
+"""What adapting to the text reads with: the neural cache's and dynamic evaluation's settings
+(stored in model files by `rnngen tune --write`), and the two together."""
+
+import math
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+def _positive_finite(name: str, value, low=0.0, low_open=False, high=None, high_open=False):
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+    if not bad:
+        bad = value < low or (low_open and value == low)
+        if high is not None:
+            bad = bad or value > high or (high_open and value == high)
+    if bad:
+        lo = "(" if low_open else "["
+        hi = "" if high is None else f", {high}{')' if high_open else ']'}"
+        span = f"in {lo}{low:g}{hi}" if high is not None else f"at least {low:g}"
+        if low_open and high is None:
+            span = f"above {low:g}"
+        raise ConfigError(f"{name} must be a finite number {span}, got {value}")
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    size: int = 2000  # W, positions remembered
+    theta: float = 1.0  # sharpness of the match between hidden states
+    lam: float = 0.1  # weight of the cache in the mixture
+
+    def __post_init__(self):
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
+            raise ConfigError(f"--cache-size must be a whole number of at least 1, got {self.size}")
+        _positive_finite("--cache-theta", self.theta)
+        _positive_finite("--cache-lambda", self.lam, high=1.0, high_open=True)
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "theta": self.theta, "lambda": self.lam}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CacheSettings":
+        return cls(int(data["size"]), float(data["theta"]), float(data["lambda"]))
+
+
+@dataclass(frozen=True)
+class DynamicSettings:
+    lr: float = 0.0001  # step size, in units of each weight's gradient RMS on training data
+    decay: float = 0.0003  # pull back toward the trained weights per segment
+    length: int = 50  # n, tokens per segment (one step after each)
+
+    def __post_init__(self):
+        _positive_finite("--dynamic-lr", self.lr)
+        _positive_finite("--dynamic-decay", self.decay, high=1.0)
+        if not isinstance(self.length, int) or isinstance(self.length, bool) or self.length < 1:
+            raise ConfigError(
+                f"--dynamic-len must be a whole number of at least 1, got {self.length}"
+            )
+
+    def to_dict(self) -> dict:
+        return {"lr": self.lr, "decay": self.decay, "length": self.length}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DynamicSettings":
+        return cls(float(data["lr"]), float(data["decay"]), int(data["length"]))
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """What to adapt with: a cache, dynamic evaluation (with its statistics), or both."""
+
+    cache: CacheSettings | None = None
+    dynamic: DynamicSettings | None = None
+    stats: dict | None = None  # name -> mean squared gradient, needed with dynamic
+
+    def __post_init__(self):
+        if self.dynamic is not None and self.stats is None:
+            raise ConfigError(
+                "--dynamic needs gradient statistics, and this model file has none (it predates "
+                "them); give --dynamic-stats TRAINING_TEXT to compute them"
+            )
