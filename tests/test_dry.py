@@ -86,10 +86,10 @@ def test_loops_longer_than_the_stepwise_extension_use_the_linear_pass(period):
     check(history, breakers=frozenset({0}))
     check(history + [99] + history[-50:], last_n=70)
     # a breaker further back than the stepwise extension reaches cuts the linear pass's matches
-    loop = list(range(period)) * (40 // period + 1)
-    history = [5, 99] + loop + [99] + loop
-    assert dry.match_lengths(history)[len(loop) + 1] == len(loop) + 1  # through the 99
-    check(history, breakers=frozenset({99}))
+    loop = list(range(period)) * (45 // period + 1)
+    history = [5, 99] + loop + [99] + loop[:40]
+    assert dry.match_lengths(history)[40 + 1] == 40 + 1  # through the 99
+    check(history, base=1.1, breakers=frozenset({99}))  # a base small enough not to cap
 
 
 def test_penalty_is_capped_and_finite():
