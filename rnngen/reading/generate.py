@@ -11,27 +11,16 @@ import numpy as np
 from ..core import backend
 from ..core.class_softmax import ClassDistribution
 from ..core.model import init_state, output_weights, sequence_top
-from ..errors import UnknownWordError
-from ..text.tokenize import EOS, NEWLINE, PARAGRAPH, tokenize
-from ..text.vocab import closest_known, keyboard_tokens
+from ..text.start import read_start
+from ..text.tokenize import EOS, NEWLINE, PARAGRAPH
 from .sampling import SamplerSettings, sample_factored, sample_token
 
 
 def start_ids(text: str, tokenizer, vocab) -> list:
     """Ids of a start text; a token outside the vocabulary is an UnknownWordError naming the
-    closest known tokens."""
-    tokens = tokenize(text, tokenizer)
-    if tokenizer.scheme == "whitespace" and tokenizer.level == "word" and not text.endswith("\n"):
-        tokens = tokens[:-1]  # the line is not finished: no end-of-sentence yet
-    if not tokens:
-        raise UnknownWordError("the start text has no tokens; give a word such as --start games")
-    tokens = keyboard_tokens(tokens, vocab)  # `"Oh,` -> `“Oh,` in a book printed with curly quotes
-    for token in tokens:
-        if token not in vocab:
-            close = closest_known(token, vocab)
-            hint = f"closest known: {', '.join(close)}" if close else "try a common word"
-            raise UnknownWordError(f"{token!r} is not in the model's vocabulary; {hint}")
-    return [vocab.id(t) for t in tokens]
+    closest known tokens (text.start.read_start with strict; without, unknown words are read
+    as <unk> or left out)."""
+    return list(read_start(text, tokenizer, vocab, strict=True).ids)
 
 
 def random_start_id(vocab, rng: np.random.Generator) -> int:

@@ -2,11 +2,15 @@
 vector of scores (logits, or log-probabilities: softmax gives the same distribution for both).
 
 The options have llama.cpp's names and meanings, and are applied in llama.cpp's default order
-(its `common_params_sampling.samplers`: penalties, top-k, top-p, min-p, temperature, then the
-draw; the samplers rnngen lacks, DRY, typical-p, XTC and top-n-sigma, left out):
+(its `common_params_sampling.samplers`: penalties, DRY, top-k, top-p, min-p, temperature, then
+the draw; the samplers rnngen lacks, typical-p, XTC and top-n-sigma, left out):
 
 1. repeat penalty: each token among the last `repeat_last_n` tokens (the start text counts) has
    a positive score divided by `repeat_penalty` and a negative one multiplied by it;
+1b. DRY (dry.py): the token that would extend a repeat of at least `dry_allowed_length` tokens
+   of the last `dry_last_n` loses dry_multiplier * dry_base ** (match - allowed) from its score;
+   sequence breakers (tokens; their ids bound to a vocabulary with `bind`) cut matches. Off in
+   SamplerSettings() (the plain chain); `rnngen sample` turns it on (DEFAULT);
 2. top-k: keep the k highest scores (exactly k: ties broken by the lower id, which in an rnngen
    vocabulary is the more frequent token);
 3. top-p (nucleus): keep the likeliest tokens whose probabilities, normalised over the tokens
@@ -21,11 +25,13 @@ of -inf; every function returns a new float64 array.
 """
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..text.tokenize import PARAGRAPH
+from . import dry
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,12 @@ class SamplerSettings:
     min_p: float = 0.0  # keep p >= min_p * p_max, in [0, 1]; 0: off
     repeat_penalty: float = 1.0  # > 0; 1: off
     repeat_last_n: int = 64  # tokens the penalty looks back on; -1: all so far, 0: off
+    dry_multiplier: float = 0.0  # DRY's penalty scale; 0: off
+    dry_base: float = 1.75  # the penalty grows by this factor per token of match past allowed
+    dry_allowed_length: int = 2  # repeats this long go free
+    dry_last_n: int = 1024  # tokens DRY looks back on; -1: all so far, 0: off
+    dry_sequence_breakers: tuple = (PARAGRAPH,)  # tokens no match runs across
+    dry_breaker_ids: frozenset | None = None  # their ids in a vocabulary (bind); None: unbound
 
     def __post_init__(self):
         _check_float("--temperature", self.temperature, 0.0, None, "at least 0")
@@ -44,6 +56,12 @@ class SamplerSettings:
         _check_float("--min-p", self.min_p, 0.0, 1.0, "between 0 and 1")
         _check_float("--repeat-penalty", self.repeat_penalty, 0.0, None, "above 0", open_low=True)
         _check_int("--repeat-last-n", self.repeat_last_n, -1)
+        _check_float("--dry-multiplier", self.dry_multiplier, 0.0, None, "at least 0")
+        _check_float("--dry-base", self.dry_base, 1.0, None, "at least 1")
+        _check_int("--dry-allowed-length", self.dry_allowed_length, 1)
+        _check_int("--dry-last-n", self.dry_last_n, -1)
+        if any(not isinstance(t, str) or not t for t in self.dry_sequence_breakers):
+            raise ConfigError("--dry-sequence-breaker takes a token such as . or \\n\\n")
 
     @property
     def greedy(self) -> bool:
@@ -58,6 +76,14 @@ class SamplerSettings:
     def penalises(self) -> bool:
         return self.repeat_penalty != 1 and self.repeat_last_n != 0
 
+    @property
+    def dries(self) -> bool:
+        """Whether DRY is on."""
+        return self.dry_multiplier > 0 and self.dry_last_n != 0
+
+
+_DRY = ("dry_multiplier", "dry_base", "dry_allowed_length", "dry_last_n", "dry_sequence_breakers")
+
 
 def sampler_settings(greedy: bool = False, **given) -> SamplerSettings:
     """Settings from command-line options, where None means the option was not given; `greedy`
@@ -67,15 +93,25 @@ def sampler_settings(greedy: bool = False, **given) -> SamplerSettings:
     unknown = set(given) - known
     if unknown:
         raise TypeError(f"unknown sampler settings: {', '.join(sorted(unknown))}")
-    if greedy and given:
-        names = ", ".join(_option(name) for name in given)
+    ignored = [name for name in given if name not in _DRY]  # DRY acts before the argmax
+    if greedy and ignored:
+        names = ", ".join(_option(name) for name in ignored)
         raise ConfigError(
             f"--greedy takes the likeliest token, so {names} would be ignored; drop one "
             "(--temperature 0 with other options is greedy after them)"
         )
     if "repeat_last_n" in given and "repeat_penalty" not in given:
         raise ConfigError("--repeat-last-n only applies with --repeat-penalty; give both")
-    return GREEDY if greedy else SamplerSettings(**given)
+    if "dry_sequence_breakers" in given:
+        given["dry_sequence_breakers"] = tuple(given["dry_sequence_breakers"])
+    return SamplerSettings(**given, **({"temperature": 0.0} if greedy else {}))
+
+
+def bind(settings: SamplerSettings, vocab) -> SamplerSettings:
+    """The settings with the DRY sequence breakers' ids in `vocab` (breakers it lacks can never
+    occur, and are dropped)."""
+    ids = frozenset(vocab.id(t) for t in settings.dry_sequence_breakers if t in vocab)
+    return replace(settings, dry_breaker_ids=ids)
 
 
 def _option(name: str) -> str:
@@ -95,6 +131,22 @@ def _check_int(option, value, low):
 
 
 GREEDY = SamplerSettings(temperature=0.0)
+DEFAULT = SamplerSettings(dry_multiplier=0.8)  # `rnngen sample`'s defaults: DRY on
+
+
+def dry_penalties(history, settings: SamplerSettings) -> tuple:
+    """DRY's (ids (k,), amounts (k,)) after `history`, to subtract from their scores."""
+    if not settings.dries:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    breakers = settings.dry_breaker_ids
+    if breakers is None:
+        if settings.dry_sequence_breakers:
+            raise ValueError("DRY's sequence breakers need ids: sampling.bind(settings, vocab)")
+        breakers = frozenset()
+    return dry.penalties(
+        history, settings.dry_multiplier, settings.dry_base, settings.dry_allowed_length,
+        settings.dry_last_n, breakers,
+    )  # fmt: skip
 
 
 def recent_ids(history, settings: SamplerSettings) -> np.ndarray:
@@ -217,6 +269,8 @@ def sample_token(scores, settings: SamplerSettings, history, rng: np.random.Gene
     s = np.asarray(scores, dtype=np.float64)
     if settings.penalises:
         s = repeat_penalty(s, recent_ids(history, settings), settings.repeat_penalty)
+    if settings.dries:
+        s = dry.apply(s, *dry_penalties(history, settings))
     return choose(truncate(s, settings), settings, rng)
 
 
@@ -241,7 +295,8 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
     - nothing (temperature 1): the class by its mass, then the word within it, with one uniform
       number: its position in the class CDF, rescaled into the class, is its position in the
       word CDF, so this is the full draw's token;
-    - the repeat penalty: the word level of the penalised tokens' classes, whose masses change;
+    - the repeat penalty and DRY: the word level of the penalised tokens' classes, whose masses
+      change;
     - top-k, top-p, min-p and greedy: classes in decreasing log p(c) until the tokens kept are
       known, as no word of a class is likelier than the class (log p(w) <= log p(c));
     - a temperature other than 0 or 1 without those: every class, since p(w)^(1/T) =
@@ -269,12 +324,19 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
                 words[c] = full[bounds[c] : bounds[c + 1]] if full is not None else dist.words(c)
 
     penalised = recent_ids(history, settings)
-    if len(penalised):
-        classes = np.searchsorted(np.asarray(bounds), penalised, side="right") - 1
-        make(np.unique(classes).tolist())
-        for c in np.unique(classes).tolist():
-            local = penalised[classes == c] - bounds[c]
+    dried, amounts = dry_penalties(history, settings)
+    touched = np.union1d(penalised, dried).astype(np.int64)
+    if len(touched):
+
+        def class_of(ids):
+            return np.searchsorted(np.asarray(bounds), ids, side="right") - 1
+
+        make(np.unique(class_of(touched)).tolist())
+        for c in np.unique(class_of(touched)).tolist():
+            local = penalised[class_of(penalised) == c] - bounds[c]
             words[c] = repeat_penalty(words[c], local, settings.repeat_penalty)
+            mine = class_of(dried) == c
+            words[c] = dry.apply(words[c], dried[mine] - bounds[c], amounts[mine])
     log_mass = np.array(dist.class_logp, dtype=np.float64)
     for c, scores in words.items():
         log_mass[c] = _logsumexp(scores)

@@ -1,0 +1,120 @@
+"""Generation controls: DRY in the sampler chain (full and class softmax, greedy), start texts with
+unknown words, and (through the CLI) stop conditions, JSON output and checkpoints as models."""
+
+import numpy as np
+import pytest
+from test_sampling import class_setup, large_class_setup
+
+from rnngen.errors import ConfigError, UnknownWordError
+from rnngen.reading import dry
+from rnngen.reading import sampling as S
+from rnngen.text.start import read_start
+from rnngen.text.tokenize import TokenizerConfig, tokenize
+from rnngen.text.vocab import build_vocab
+
+HISTORY = [3, 7, 9, 3, 7, 9, 3, 7, 12, 3, 7]  # "3 7" repeats: 9 and 12 would extend it
+DRY = S.SamplerSettings(dry_multiplier=1.5, dry_sequence_breakers=())
+
+
+# --- DRY in the chain ---------------------------------------------------------------------------
+
+
+def test_dry_comes_after_the_repeat_penalty_and_before_the_filters():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=20)
+    settings = S.SamplerSettings(
+        repeat_penalty=1.3, dry_multiplier=2.0, dry_sequence_breakers=(), top_k=3, temperature=0
+    )
+    expected = S.repeat_penalty(scores, S.recent_ids(HISTORY, settings), 1.3)
+    ids, amounts = dry.penalties(HISTORY, 2.0, 1.75, 2, 1024)
+    assert set(ids.tolist()) == {9, 12}
+    expected = dry.apply(expected, ids, amounts)
+    assert S.sample_token(scores, settings, HISTORY, rng) == int(np.argmax(expected))
+    # the likeliest token, made the one that extends the repeat, is passed over
+    scores[9] = scores.max() + 1.0
+    plain = S.SamplerSettings(temperature=0)
+    assert S.sample_token(scores, plain, HISTORY, rng) == 9
+    greedy_dry = S.sampler_settings(True, dry_multiplier=5.0, dry_sequence_breakers=[])
+    assert S.sample_token(scores, greedy_dry, HISTORY, rng) != 9
+
+
+def test_greedy_takes_dry_options_and_refuses_the_others():
+    settings = S.sampler_settings(True, dry_multiplier=0.8, dry_allowed_length=3)
+    assert settings.greedy and settings.dries and settings.dry_allowed_length == 3
+    with pytest.raises(ConfigError, match="--top-k"):
+        S.sampler_settings(True, top_k=3, dry_multiplier=0.8)
+    with pytest.raises(ConfigError, match="--dry-base"):
+        S.SamplerSettings(dry_base=0.5)
+    with pytest.raises(ConfigError, match="--dry-allowed-length"):
+        S.SamplerSettings(dry_allowed_length=0)
+
+
+def test_breakers_are_bound_to_a_vocabulary():
+    vocab = build_vocab(tokenize("A cat.\n\nA dog.", TokenizerConfig()))
+    bound = S.bind(
+        S.SamplerSettings(dry_multiplier=1.0, dry_sequence_breakers=("\n\n", "#")), vocab
+    )
+    assert bound.dry_breaker_ids == frozenset({vocab.id("\n\n")})  # "#" can never occur
+    with pytest.raises(ValueError, match="bind"):
+        S.sample_token(np.zeros(9), S.SamplerSettings(dry_multiplier=1.0), [1, 2, 1], None)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        DRY,
+        S.SamplerSettings(dry_multiplier=3.0, dry_allowed_length=1, dry_breaker_ids=frozenset({3})),
+        S.SamplerSettings(dry_multiplier=1.0, temperature=0, dry_sequence_breakers=()),
+        S.SamplerSettings(
+            dry_multiplier=0.8, top_p=0.7, repeat_penalty=1.2, dry_sequence_breakers=()
+        ),
+        S.SamplerSettings(dry_multiplier=2.0, top_k=4, dry_last_n=6, dry_sequence_breakers=()),
+    ],
+)
+def test_factored_sampler_with_dry_draws_the_full_samplers_token(settings):
+    for seed in range(4):
+        dist, _ = class_setup(seed) if seed < 2 else large_class_setup(seed)
+        full = dist.full()
+        history = [t % dist.bounds[-1] for t in HISTORY + [40, 3, 7, 9, 3, 7]]
+        assert len(S.dry_penalties(history, settings)[0])  # DRY has something to do
+        for draw_seed in range(60):
+            a = S.sample_factored(dist, settings, history, np.random.default_rng(draw_seed))
+            b = S.sample_token(full, settings, history, np.random.default_rng(draw_seed))
+            assert a == b, (settings, seed, draw_seed)
+
+
+# --- start texts with unknown words -------------------------------------------------------------
+
+BOOK = TokenizerConfig()
+TEXT = "The terrific storm made them terribly afraid; they were terrified.\n\n"
+
+
+def test_unknown_words_are_left_out_where_unk_was_never_trained():
+    vocab = build_vocab(tokenize(TEXT * 3, BOOK))
+    start = read_start("The storm would terrify them; terrify", BOOK, vocab)
+    assert start.unknown == ("would", "terrify")  # each once
+    assert vocab.decode(start.ids) == ["The", "storm", "them", ";"]
+    assert not start.as_unk
+    assert start.tokens == ("The", "storm", "would", "terrify", "them", ";", "terrify")
+    warning = start.warning(vocab)
+    assert "'terrify' (closest known: terri" in warning and "left out" in warning
+    assert warning.startswith("'would' (")
+    with pytest.raises(UnknownWordError, match="'would' .*, 'terrify' .*are not in the model"):
+        read_start("The storm would terrify them", BOOK, vocab, strict=True)
+
+
+def test_unknown_words_are_read_as_unk_where_it_was_trained():
+    vocab = build_vocab(tokenize(TEXT * 3 + "a rare word", BOOK), min_count=2)
+    assert vocab.counts[0] > 0
+    start = read_start("The storm would terrify them", BOOK, vocab)
+    assert vocab.decode(start.ids) == ["The", "storm", "<unk>", "<unk>", "them"]
+    assert start.as_unk and "read as <unk>" in start.warning(vocab)
+    assert start.tokens == ("The", "storm", "would", "terrify", "them")
+
+
+def test_a_start_text_of_unknown_words_only_is_refused():
+    vocab = build_vocab(tokenize(TEXT, BOOK))
+    with pytest.raises(UnknownWordError, match="no word of the start text"):
+        read_start("xyzzy plugh", BOOK, vocab)
+    one = read_start("storm", BOOK, vocab)
+    assert one.unknown == () and one.warning(vocab) == ""
