@@ -1,8 +1,10 @@
 """How text reads: line breaks as tokens, punctuation spacing, samples, bits per character.
 
-    python benchmarks/text_quality.py [--corpora DIR] [--sections newlines,round_trip,samples,bpc]
-        [--model-dir DIR] [--wp-chars N] [--wp-epochs N | --wp-time LIMIT] [--samples N]
-        [--sample-length N] [--out FILE]
+    python benchmarks/text_quality.py [--corpora DIR]
+        [--sections newlines,round_trip,samples,bpc,loops] [--model-dir DIR] [--wp-chars N]
+        [--wp-epochs N | --wp-time LIMIT] [--samples N]
+        [--sample-length N] [--loop-books A,B,C] [--loop-time LIMIT] [--dry-multipliers M,M]
+        [--dry-allowed-length N] [--out FILE]
 
 Sections (each a function taking the parsed arguments and returning markdown; add more to
 SECTIONS):
@@ -23,6 +25,15 @@ SECTIONS):
     4-grams overlapping), the share equal to a 4-gram that began at an earlier position of the
     same sample. 0 for text that never repeats itself; a loop of k tokens drives it towards 1.
   - distinct-2: distinct bigrams over bigrams (n - 1) in a sample. 1 when no bigram repeats.
+- `loops`: whether sampling falls into loops, on `--loop-books` (default Treasure Island,
+  Huckleberry Finn and Emma from `--corpora`), each with a model trained on the whole book by
+  `python -m rnngen train BOOK --time LIMIT` (`--loop-time`, default 2m; kept in `--model-dir` as
+  `loops-BOOK-LIMIT.npz` and reused): the repeated-4-gram rate and distinct-2 (as in `samples`)
+  of `--samples` samples of `--sample-length` tokens under the default chain (temperature 1),
+  `--greedy`, temperature 0.3 and 0.5, each without DRY and with it at each multiplier of
+  `--dry-multipliers` (the other DRY settings at `rnngen sample`'s defaults, or
+  `--dry-allowed-length`), beside the same figures for as many stretches of the book itself,
+  taken at even spacing through it.
 - `bpc`: held-out bits per character and per token, and perplexity, of the War and Peace model
   on the book's test part (`rnngen eval --json`'s figures: `api.evaluate_text`), and the same
   for a model trained with `--lines keep` on the same text and budget. Perplexities of the two
@@ -48,6 +59,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from rnngen import api  # noqa: E402
 from rnngen.reading.generate import generate  # noqa: E402
-from rnngen.reading.sampling import SamplerSettings  # noqa: E402
+from rnngen.reading.sampling import DEFAULT, SamplerSettings, bind  # noqa: E402
 from rnngen.text.corpus import default_corpus_path, encode_text, round_trip  # noqa: E402
 from rnngen.text.tokenize import (  # noqa: E402
     NEWLINE,
@@ -318,11 +330,104 @@ def bits_per_character(args) -> str:
     return "\n".join(rows)
 
 
+# --- loops: greedy and low temperatures, with and without DRY -------------------------------
+
+LOOP_SAMPLERS = [
+    ("default (temperature 1)", SamplerSettings()),
+    ("`--greedy`", SamplerSettings(temperature=0.0)),
+    ("`--temperature 0.3`", SamplerSettings(temperature=0.3)),
+    ("`--temperature 0.5`", SamplerSettings(temperature=0.5)),
+]
+
+
+def loop_model(args, book: Path) -> Path:
+    """The model of `book` trained with `rnngen train BOOK --time --loop-time`, reused if there."""
+    path = args.model_dir / f"loops-{book.stem}-{args.loop_time}.npz"
+    if path.exists():
+        progress(f"reusing {path}")
+        return path
+    args.model_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "rnngen", "train", str(book), "--time", args.loop_time]
+    command += ["-o", str(path), "-q"]
+    progress(f"training: {' '.join(command[2:])}")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return path
+
+
+def loop_rates(model, settings, n: int, length: int) -> tuple:
+    """(repeated-4-gram rates, distinct-2s) of n samples of `length` tokens, seeds 0 to n-1, the
+    start word drawn by frequency."""
+    params = api._device_params(model)
+    settings = bind(settings, model.vocab)
+    reps, dist = [], []
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        prompt = api._prompt_ids(model, None, rng)
+        ids = list(generate(params, model.config, prompt, length, rng, settings))
+        tokens = model.vocab.decode(ids)
+        reps.append(repeated_4gram_rate(tokens))
+        dist.append(distinct_2(tokens))
+    return reps, dist
+
+
+def book_rates(text: str, model, n: int, length: int) -> tuple:
+    """The same figures for n stretches of `length` tokens spaced evenly through the book."""
+    tokens = tokenize(text, model.tokenizer)
+    step = max((len(tokens) - length) // max(n - 1, 1), 1)
+    stretches = [tokens[i * step : i * step + length] for i in range(n)]
+    stretches = [t for t in stretches if len(t) == length]
+    return [repeated_4gram_rate(t) for t in stretches], [distinct_2(t) for t in stretches]
+
+
+def loops(args) -> str:
+    n, length = args.samples, args.sample_length
+    multipliers = [float(m) for m in args.dry_multipliers.split(",") if m]
+    dry = {"dry_allowed_length": args.dry_allowed_length} if args.dry_allowed_length else {}
+    rows = [
+        "## Loops: greedy and low temperatures, with and without DRY",
+        "",
+        f"{n} samples of {length} tokens per row (seeds 0 to {n - 1}, start word drawn by "
+        "frequency), means over the samples (lowest and highest in brackets); repeated-4-gram "
+        "rate and distinct-2 as in the samples section. Each model: `python -m rnngen train BOOK "
+        f"--time {args.loop_time}` on the whole book, defaults otherwise. DRY at "
+        f"`rnngen sample`'s settings (base {DEFAULT.dry_base}, allowed length "
+        f"{dry.get('dry_allowed_length', DEFAULT.dry_allowed_length)}, last "
+        f"{DEFAULT.dry_last_n} tokens, breakers {list(DEFAULT.dry_sequence_breakers)}) and the "
+        "multiplier shown. The book's row: as many stretches of the book, evenly spaced.",
+    ]
+    for name in args.loop_books.split(","):
+        book = args.corpora / f"{name}.txt"
+        model = api.load_model(loop_model(args, book))
+        val = (model.history or {}).get("best_val_ppl", float("nan"))
+        rows += [
+            "",
+            f"### {name} (vocabulary {len(model.vocab):,}, validation perplexity {val:.1f})",
+            "",
+            "| sampler | DRY multiplier | repeated 4-grams | distinct-2 |",
+            "|---|---:|---:|---:|",
+        ]
+        rows.append(_loop_row("the book itself", "", *book_rates(read(book), model, n, length)))
+        for label, settings in LOOP_SAMPLERS:
+            for m in [0.0, *multipliers]:
+                progress(f"loops: {name}, {label}, DRY {m}")
+                tried = replace(settings, dry_multiplier=m, **dry)  # DRY otherwise as DEFAULT
+                rows.append(_loop_row(label, m or "off", *loop_rates(model, tried, n, length)))
+    return "\n".join(rows)
+
+
+def _loop_row(name, multiplier, reps, dist) -> str:
+    return _stat_row(name, reps, dist).replace(f"| {name} |", f"| {name} | {multiplier} |", 1)
+
+
 SECTIONS = {
     "newlines": newlines,
     "round_trip": round_trips,
     "samples": samples,
     "bpc": bits_per_character,
+    "loops": loops,
 }
 
 
@@ -354,6 +459,10 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--sample-length", type=int, default=500)
+    parser.add_argument("--loop-books", default="treasure_island,huckleberry_finn,emma")
+    parser.add_argument("--loop-time", default="2m", help="training budget of each loops model")
+    parser.add_argument("--dry-multipliers", default=str(DEFAULT.dry_multiplier))
+    parser.add_argument("--dry-allowed-length", type=int, default=0, help="0: the default")
     args = parser.parse_args()
     names = [s for s in args.sections.split(",") if s]
     unknown = [s for s in names if s not in SECTIONS]

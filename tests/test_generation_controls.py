@@ -8,8 +8,15 @@ from test_sampling import class_setup, large_class_setup
 from rnngen.errors import ConfigError, UnknownWordError
 from rnngen.reading import dry
 from rnngen.reading import sampling as S
+from rnngen.reading.continuation import (
+    UNTIL_STOP_CAP,
+    SampleLog,
+    generation_limit,
+    printed_pieces,
+)
+from rnngen.reading.stops import SENTENCE, parse_stop
 from rnngen.text.start import read_start
-from rnngen.text.tokenize import TokenizerConfig, tokenize
+from rnngen.text.tokenize import TokenizerConfig, detokenize, tokenize
 from rnngen.text.vocab import build_vocab
 
 HISTORY = [3, 7, 9, 3, 7, 9, 3, 7, 12, 3, 7]  # "3 7" repeats: 9 and 12 would extend it
@@ -118,3 +125,63 @@ def test_a_start_text_of_unknown_words_only_is_refused():
         read_start("xyzzy plugh", BOOK, vocab)
     one = read_start("storm", BOOK, vocab)
     assert one.unknown == () and one.warning(vocab) == ""
+
+
+# --- the printed text: the start text as given, then the continuation, cut at a stop ------------
+
+
+def records(tokens):
+    return [(t, -1.0 - i, []) for i, t in enumerate(tokens)]
+
+
+def printed(start_text, start_tokens, generated, tokenizer=BOOK, stops=()):
+    log = SampleLog()
+    stops = [parse_stop(s) for s in stops]
+    out = "".join(
+        printed_pieces(start_text, start_tokens, records(generated), tokenizer, stops, log)
+    )
+    return out, log
+
+
+GENERATED = ["said", "the", "captain", ".", "“", "Go", "!", "”", "\n\n", "He", "went", "."]
+
+
+def test_the_start_text_is_echoed_as_typed_and_the_continuation_spaced_after_it():
+    start = '"Oh,   games,"  said   Wendy'  # straight quotes, odd spaces: printed as they are
+    tokens = ["“", "Oh", ",", "games", ",", "”", "said", "Wendy"]
+    out, log = printed(start, tokens, GENERATED)
+    full = detokenize(tokens + GENERATED, BOOK)
+    assert out == start + full[len(detokenize(tokens, BOOK)) :]
+    assert out.startswith(start + " said the captain. “Go!”\n\nHe went.")
+    assert [t for t, _, _ in log.tokens] == GENERATED and log.stop is None
+    out, _ = printed("Wendy ", ["Wendy"], [",", "and", "then"])
+    assert out == "Wendy , and then"  # the space typed stays...
+    out, _ = printed("Wendy ", ["Wendy"], ["and", "then"])
+    assert out == "Wendy and then"  # ...and no second space after a start text ending in one
+
+
+def test_stops_cut_the_text_and_the_tokens_after_them():
+    out, log = printed("The", ["The"], GENERATED, stops=[SENTENCE])
+    assert out == "The said the captain."
+    assert [t for t, _, _ in log.tokens] == ["said", "the", "captain", "."]
+    assert log.stop == parse_stop(SENTENCE)
+    out, log = printed("The", ["The"], GENERATED, stops=["paragraph"])
+    assert out == "The said the captain. “Go!”\n\n" and log.tokens[-1][0] == "\n\n"
+    out, log = printed("The", ["The"], GENERATED, stops=["capt"])
+    assert out == "The said the capt" and log.tokens[-1][0] == "captain"
+    out, log = printed("The.", ["The", "."], GENERATED, stops=[SENTENCE])
+    assert out == "The. said the captain."  # the start text's own sentence end does not count
+
+
+def test_other_tokenizers_print_the_start_text_then_the_continuation():
+    chars = TokenizerConfig(level="char")
+    out, _ = printed("ab", ["a", "b"], ["c", " ", "d", "."], chars, stops=[SENTENCE])
+    assert out == "abc d."
+    words = TokenizerConfig(scheme="whitespace")
+    out, log = printed("a b", ["a", "b"], ["c", "<eos>", "d"], words, stops=["\\n"])
+    assert out == "a b c\n" and len(log.tokens) == 2
+
+
+def test_until_a_stop_has_a_cap():
+    assert generation_limit(0, [parse_stop(SENTENCE)]) == UNTIL_STOP_CAP == 100_000
+    assert generation_limit(0, []) == 0 and generation_limit(30, [parse_stop("x")]) == 30

@@ -60,6 +60,11 @@ class StopMatcher:
         self._text = ""  # the generated text so far
         self._sent = 0  # characters of it given back
 
+    @property
+    def printed(self) -> int:
+        """Characters of the generated text given back so far."""
+        return self._sent
+
     def push(self, piece: str) -> str:
         if self.matched is not None:
             raise RuntimeError("a stop condition already matched; nothing more is printed")
