@@ -27,7 +27,7 @@ from .core.model import (
     split_output,
     token_scores,
 )
-from .errors import ConfigError, InputDataError, OutputError
+from .errors import ConfigError, InputDataError, ModelFileError, OutputError, RnngenError
 from .files.checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
 from .files.storage import (
     MODEL_FORMAT,
@@ -39,9 +39,10 @@ from .files.storage import (
     save_model,
 )
 from .reading import adapt
+from .reading.continuation import SampleLog, generation_limit, printed_pieces
 from .reading.evaluate import EvalResult, evaluate, perplexity, score_sequences
-from .reading.generate import generate, random_start_id, start_ids
-from .reading.sampling import SamplerSettings
+from .reading.generate import generate, random_start_id
+from .reading.sampling import SamplerSettings, bind
 from .reading.tune import TuneResult, tune
 from .text.corpus import (
     STRICT_UTF8,
@@ -51,15 +52,18 @@ from .text.corpus import (
     encode_file,
     open_input,
 )
+from .text.start import StartText
+from .text.start import read_start as start_ids_of
 from .text.tokenize import (
     EOS,
     NEWLINE,
     PARAGRAPH,
-    StreamDetokenizer,
     TokenizerConfig,
-    detokenize,
     normalize_book_text,
     tokenize,
+)
+from .text.tokenize import (
+    detokenize as detokenize,
 )
 from .text.vocab import Vocab
 from .training.stats import gradient_stats
@@ -390,22 +394,58 @@ def evaluate_text(
 
 
 def open_model(path: str) -> TrainedModel:
-    """load_model, where `-` reads the model file from standard input."""
+    """load_model, where `-` reads the model file from standard input; a training checkpoint
+    is read as the model it holds (model_of_checkpoint)."""
     if path != "-":
-        return load_model(path)
+        return _model_or_checkpoint(path)
     with tempfile.TemporaryDirectory(prefix="rnngen-") as folder:
         spool = Path(folder) / "standard-input.npz"
         with open(spool, "wb") as f:
             shutil.copyfileobj(sys.stdin.buffer, f)
         if spool.stat().st_size == 0:
             raise InputDataError("standard input is empty; pipe a model file into `-m -`")
-        return load_model(spool)
+        return _model_or_checkpoint(spool)
+
+
+def _model_or_checkpoint(path) -> TrainedModel:
+    """The model file at path, or the model a checkpoint there holds; a file that is neither
+    gets the model file's error."""
+    try:
+        return load_model(path)
+    except ModelFileError as model_error:
+        try:
+            ckpt = load_checkpoint(path)
+        except RnngenError:
+            raise model_error from None
+    return model_of_checkpoint(ckpt)
+
+
+def model_of_checkpoint(ckpt: Checkpoint) -> TrainedModel:
+    """The model a checkpoint holds: its best parameters so far (what training would save as
+    the model file), or its current ones before the first validation."""
+    params = ckpt.state.best_params if ckpt.state.best_params is not None else ckpt.state.params
+    params = {k: backend.to_numpy(v) for k, v in split_output(params).items()}
+    return TrainedModel(ckpt.model, ckpt.tokenizer, ckpt.vocab, params, ckpt.state.history)
+
+
+def read_start(model: TrainedModel, start: str, strict: bool = False) -> StartText:
+    """A start text as the model reads it (text.start.read_start)."""
+    return start_ids_of(start, model.tokenizer, model.vocab, strict)
+
+
+def _start(model: TrainedModel, start, rng: np.random.Generator) -> StartText:
+    """The start text (a StartText, or a string read without --strict), or for None a start
+    word drawn by frequency, printed as itself."""
+    if isinstance(start, StartText):
+        return start
+    if start is not None:
+        return read_start(model, start)
+    token = model.vocab.tokens[random_start_id(model.vocab, rng)]
+    return StartText(token, (token,), (model.vocab.id(token),), (), False)
 
 
 def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator) -> list:
-    if start is None:
-        return [random_start_id(model.vocab, rng)]
-    return start_ids(start, model.tokenizer, model.vocab)
+    return list(_start(model, start, rng).ids)
 
 
 def _device_params_of(arrays: dict) -> dict:
@@ -427,46 +467,34 @@ def _continue(params, cfg, prompt, length, rng, settings, adaptation):
 
 
 def sample_text(
-    model: TrainedModel,
-    start: str | None,
-    length: int,
-    rng: np.random.Generator,
-    settings: SamplerSettings | None = None,
-    adaptation: adapt.Adaptation | None = None,
-) -> str:
-    """The start text (or a start word drawn by frequency) followed by `length` generated tokens,
-    detokenised; `settings` is the sampler chain (default: plain sampling at temperature 1). With
-    an adaptation, generation adapts to the start text and what it writes."""
-    prompt = _prompt_ids(model, start, rng)
-    params = _device_params(model)
-    new = _continue(params, model.config, prompt, length, rng, settings, adaptation)
-    return detokenize(model.vocab.decode(prompt + list(new)), model.tokenizer)
+    model: TrainedModel, start, length: int, rng: np.random.Generator,
+    settings: SamplerSettings | None = None, adaptation: adapt.Adaptation | None = None,
+    stops=(), top_probs: int = 0, log: SampleLog | None = None,
+) -> str:  # fmt: skip
+    """The whole text of sample_pieces."""
+    return "".join(sample_pieces(model, start, length, rng, settings, adaptation, stops,
+                                 top_probs, log))  # fmt: skip
 
 
 def sample_pieces(
-    model: TrainedModel,
-    start: str | None,
-    length: int,
-    rng: np.random.Generator,
-    settings: SamplerSettings | None = None,
-    adaptation: adapt.Adaptation | None = None,
-) -> Iterator[str]:
-    """The text of `sample_text`, yielded a piece at a time as the tokens are generated: the
-    pieces joined are exactly sample_text's result for the same arguments and random state."""
-    prompt = _prompt_ids(model, start, rng)
+    model: TrainedModel, start, length: int, rng: np.random.Generator,
+    settings: SamplerSettings | None = None, adaptation: adapt.Adaptation | None = None,
+    stops=(), top_probs: int = 0, log: SampleLog | None = None,
+) -> Iterator[str]:  # fmt: skip
+    """The start text as given (a string, or a StartText from read_start; None: a start word
+    drawn by frequency) then `length` generated tokens (0 with stops: until one matches, at most
+    UNTIL_STOP_CAP), detokenised and yielded a piece at a time as they are generated, cut after
+    the first stop (stops.Stop) that matches. `settings` is the sampler chain (default: plain
+    sampling at temperature 1). With an adaptation, generation adapts to the start text and
+    what it writes. `log` (a SampleLog) collects each printed token with its log-probability
+    before the chain (and, with top_probs, the likeliest tokens at its position) and the stop."""
+    begin = _start(model, start, rng)
+    settings = bind(settings or SamplerSettings(), model.vocab)
     params = _device_params(model)
-    stream = StreamDetokenizer(model.tokenizer)
-    for token_id in prompt:
-        piece = stream.push(model.vocab.tokens[token_id])
-        if piece:
-            yield piece
-    for token_id in _continue(params, model.config, prompt, length, rng, settings, adaptation):
-        piece = stream.push(model.vocab.tokens[token_id])
-        if piece:
-            yield piece
-    tail = stream.finish()
-    if tail:
-        yield tail
+    limit = generation_limit(length, stops)
+    ids = _continue(params, model.config, list(begin.ids), limit, rng, settings, adaptation)
+    records = ((model.vocab.tokens[i], None, []) for i in ids)
+    yield from printed_pieces(begin.text, begin.tokens, records, model.tokenizer, stops, log)
 
 
 # --- scoring lines ------------------------------------------------------------------------------

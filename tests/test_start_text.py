@@ -64,7 +64,7 @@ def test_cli_start_with_straight_quotes(model_file):
         app, ["sample", "-m", str(model_file), "--start", '"Oh,', "--length", "3"]
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("“Oh,")
+    assert result.stdout.startswith('"Oh,')  # echoed as typed; the model read “Oh,
 
 
 @pytest.mark.parametrize("word, first", [("GAMES", "games"), ("Games", "games")])

@@ -42,10 +42,15 @@ def parse_stop(value: str) -> Stop:
     """A --stop value: `sentence`, `paragraph`, or a text with \\n, \\t and \\\\ escapes."""
     if value in (SENTENCE, PARAGRAPH):
         return Stop(value)
-    text = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), value)
+    text = unescape(value)
     if not text:
         raise ConfigError("--stop needs a text, `sentence` or `paragraph`; got an empty text")
     return Stop("text", text)
+
+
+def unescape(value: str) -> str:
+    """\\n, \\t and \\\\ in an option's value as a line break, a tab and a backslash."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), value)
 
 
 class StopMatcher:

@@ -46,6 +46,8 @@ def read_start(text: str, tokenizer, vocab: Vocab, strict: bool = False) -> Star
         raise UnknownWordError(unknown_words(unknown, vocab))
     as_unk = UNK in vocab and vocab.counts[vocab.id(UNK)] > 0
     ids = tuple(vocab.id(t) for t in tokens if as_unk or t in vocab)
+    if not ids and len(unknown) == 1:
+        raise UnknownWordError(unknown_words(unknown, vocab))
     if not ids:
         raise UnknownWordError(
             f"no word of the start text is in the model's vocabulary: {_listed(unknown, vocab)}; "
