@@ -1,11 +1,19 @@
 """Generation controls: DRY in the sampler chain (full and class softmax, greedy), start texts with
 unknown words, and (through the CLI) stop conditions, JSON output and checkpoints as models."""
 
+import re
+
 import numpy as np
 import pytest
+from conftest import write_excerpt
 from test_sampling import class_setup, large_class_setup
+from typer.testing import CliRunner
 
+from rnngen import api
+from rnngen.cli.app import app
 from rnngen.errors import ConfigError, UnknownWordError
+from rnngen.files.checkpoint import load_checkpoint
+from rnngen.files.storage import save_model
 from rnngen.reading import dry
 from rnngen.reading import sampling as S
 from rnngen.reading.continuation import (
@@ -185,3 +193,74 @@ def test_other_tokenizers_print_the_start_text_then_the_continuation():
 def test_until_a_stop_has_a_cap():
     assert generation_limit(0, [parse_stop(SENTENCE)]) == UNTIL_STOP_CAP == 100_000
     assert generation_limit(0, []) == 0 and generation_limit(30, [parse_stop("x")]) == 30
+
+
+# --- through the command line -------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model of the start of Peter Pan, and the checkpoint its training wrote."""
+    folder = tmp_path_factory.mktemp("controls")
+    book = write_excerpt(folder / "book.txt", 30000)
+    out = folder / "m.npz"
+    tiny = ["--epochs", "2", "--hidden", "16", "--batch-size", "4", "--seq-len", "10"]
+    args = ["train", str(book), "-o", str(out), "-q", "--checkpoint-every", "50", *tiny]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    return out, folder / "m.ckpt.npz"
+
+
+def sample(model, *args):
+    result = runner.invoke(app, ["sample", "-m", str(model), "--seed", "3", *args])
+    return result
+
+
+def test_cli_stops_at_the_first_sentence_end(trained):
+    model, _ = trained
+    for seed in range(3):
+        result = sample(model, "--start", "Wendy said", "--length", "0", "--stop", "sentence",
+                        "--seed", str(seed))  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        text = result.stdout.rstrip("\n")
+        assert text.startswith("Wendy said") and text[-1] in ".!?”’\"')"
+        end = re.search(r"[.!?…]+[”’\"')\]]*$", text)
+        assert end and not re.search(r"[.!?][”’\"')\]]*\s+[A-Z]", text[: end.start()])
+
+
+def test_cli_unknown_words_warn_once_and_sampling_goes_on(trained):
+    model, _ = trained
+    result = sample(model, "--start", "Wendy would terrify and stagger", "--length", "5")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Wendy would terrify and stagger")
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1 and "'terrify' (closest known:" in warning[0]
+    assert "'stagger'" in warning[0] and "left out" in warning[0]
+    strict = sample(model, "--start", "Wendy would terrify", "--strict")
+    assert strict.exit_code == 65 and "--strict" not in strict.stderr
+
+
+def test_cli_samples_from_a_checkpoint(trained, tmp_path):
+    _, ckpt = trained
+    result = sample(ckpt, "--start", "Wendy", "--length", "20")
+    assert result.exit_code == 0, result.stderr
+    as_model = tmp_path / "from-ckpt.npz"
+    save_model(as_model, api.model_of_checkpoint(load_checkpoint(ckpt)))
+    assert sample(as_model, "--start", "Wendy", "--length", "20").stdout == result.stdout
+    other = tmp_path / "other.npz"
+    np.savez(other, meta=np.array("{}"))
+    bad = sample(other)
+    assert bad.exit_code != 0 and "expected 'rnngen-model'" in bad.stderr
+
+
+def test_cli_length_0_needs_a_stop_and_stops_stream(trained):
+    model, _ = trained
+    result = sample(model, "--length", "0")
+    assert result.exit_code == 2 and "--stop" in result.stderr
+    vocab_model = api.load_model(model)
+    pieces = list(api.sample_pieces(vocab_model, "Wendy", 0, np.random.default_rng(1),
+                                    stops=[parse_stop("paragraph")]))  # fmt: skip
+    assert len(pieces) > 3  # given out as generated, not at the end
+    assert "".join(pieces).endswith("\n\n") and "\n\n" not in "".join(pieces)[:-2]
