@@ -32,8 +32,9 @@ SECTIONS):
   of `--samples` samples of `--sample-length` tokens under the default chain (temperature 1),
   `--greedy`, temperature 0.3 and 0.5, each without DRY and with it at each multiplier of
   `--dry-multipliers` (the other DRY settings at `rnngen sample`'s defaults, or
-  `--dry-allowed-length`), beside the same figures for as many stretches of the book itself,
-  taken at even spacing through it.
+  `--dry-allowed-length`), and at the last multiplier with each sequence breaker of
+  `--dry-breaker-rows` alone, beside the same figures for as many stretches of the book
+  itself, taken at even spacing through it.
 - `bpc`: held-out bits per character and per token, and perplexity, of the War and Peace model
   on the book's test part (`rnngen eval --json`'s figures: `api.evaluate_text`), and the same
   for a model trained with `--lines keep` on the same text and budget. Perplexities of the two
@@ -70,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 from rnngen import api  # noqa: E402
 from rnngen.reading.generate import generate  # noqa: E402
 from rnngen.reading.sampling import DEFAULT, SamplerSettings, bind  # noqa: E402
+from rnngen.reading.stops import unescape  # noqa: E402
 from rnngen.text.corpus import default_corpus_path, encode_text, round_trip  # noqa: E402
 from rnngen.text.tokenize import (  # noqa: E402
     NEWLINE,
@@ -396,7 +398,8 @@ def loops(args) -> str:
         f"`rnngen sample`'s settings (base {DEFAULT.dry_base}, allowed length "
         f"{dry.get('dry_allowed_length', DEFAULT.dry_allowed_length)}, last "
         f"{DEFAULT.dry_last_n} tokens, breakers {list(DEFAULT.dry_sequence_breakers)}) and the "
-        "multiplier shown. The book's row: as many stretches of the book, evenly spaced.",
+        "multiplier shown (and a sequence breaker where shown). The book's row: as many "
+        "stretches of the book, evenly spaced.",
     ]
     for name in args.loop_books.split(","):
         book = args.corpora / f"{name}.txt"
@@ -411,10 +414,16 @@ def loops(args) -> str:
         ]
         rows.append(_loop_row("the book itself", "", *book_rates(read(book), model, n, length)))
         for label, settings in LOOP_SAMPLERS:
-            for m in [0.0, *multipliers]:
-                progress(f"loops: {name}, {label}, DRY {m}")
-                tried = replace(settings, dry_multiplier=m, **dry)  # DRY otherwise as DEFAULT
-                rows.append(_loop_row(label, m or "off", *loop_rates(model, tried, n, length)))
+            tries = [(m or "off", replace(settings, dry_multiplier=m, **dry))
+                     for m in [0.0, *multipliers]]  # fmt: skip
+            for breaker in args.dry_breaker_rows.split(",") if args.dry_breaker_rows else ():
+                token = unescape(breaker)
+                tries.append((f"{multipliers[-1]}, breaker `{breaker}`", replace(
+                    settings, dry_multiplier=multipliers[-1], dry_sequence_breakers=(token,), **dry
+                )))  # fmt: skip
+            for shown, tried in tries:
+                progress(f"loops: {name}, {label}, DRY {shown}")
+                rows.append(_loop_row(label, shown, *loop_rates(model, tried, n, length)))
     return "\n".join(rows)
 
 
@@ -463,6 +472,10 @@ def main() -> None:
     parser.add_argument("--loop-time", default="2m", help="training budget of each loops model")
     parser.add_argument("--dry-multipliers", default=str(DEFAULT.dry_multiplier))
     parser.add_argument("--dry-allowed-length", type=int, default=0, help="0: the default")
+    parser.add_argument(
+        "--dry-breaker-rows", default="\\n\\n",
+        help="sequence breakers each tried alone at the last multiplier (\\n\\n: paragraph)",
+    )  # fmt: skip
     args = parser.parse_args()
     names = [s for s in args.sections.split(",") if s]
     unknown = [s for s in names if s not in SECTIONS]

@@ -28,7 +28,7 @@ from rnngen.text.tokenize import TokenizerConfig, detokenize, tokenize
 from rnngen.text.vocab import build_vocab
 
 HISTORY = [3, 7, 9, 3, 7, 9, 3, 7, 12, 3, 7]  # "3 7" repeats: 9 and 12 would extend it
-DRY = S.SamplerSettings(dry_multiplier=1.5, dry_sequence_breakers=())
+DRY = S.SamplerSettings(dry_multiplier=1.5)
 
 
 # --- DRY in the chain ---------------------------------------------------------------------------
@@ -71,7 +71,8 @@ def test_breakers_are_bound_to_a_vocabulary():
     )
     assert bound.dry_breaker_ids == frozenset({vocab.id("\n\n")})  # "#" can never occur
     with pytest.raises(ValueError, match="bind"):
-        S.sample_token(np.zeros(9), S.SamplerSettings(dry_multiplier=1.0), [1, 2, 1], None)
+        unbound = S.SamplerSettings(dry_multiplier=1.0, dry_sequence_breakers=("\n\n",))
+        S.sample_token(np.zeros(9), unbound, [1, 2, 1], None)
 
 
 @pytest.mark.parametrize(

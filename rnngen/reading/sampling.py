@@ -30,7 +30,6 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from ..errors import ConfigError
-from ..text.tokenize import PARAGRAPH
 from . import dry
 
 
@@ -46,7 +45,7 @@ class SamplerSettings:
     dry_base: float = 1.75  # the penalty grows by this factor per token of match past allowed
     dry_allowed_length: int = 2  # repeats this long go free
     dry_last_n: int = 1024  # tokens DRY looks back on; -1: all so far, 0: off
-    dry_sequence_breakers: tuple = (PARAGRAPH,)  # tokens no match runs across
+    dry_sequence_breakers: tuple = ()  # tokens no match runs across (never penalised)
     dry_breaker_ids: frozenset | None = None  # their ids in a vocabulary (bind); None: unbound
 
     def __post_init__(self):
@@ -131,7 +130,7 @@ def _check_int(option, value, low):
 
 
 GREEDY = SamplerSettings(temperature=0.0)
-DEFAULT = SamplerSettings(dry_multiplier=0.8)  # `rnngen sample`'s defaults: DRY on
+DEFAULT = SamplerSettings(dry_multiplier=3.0)  # `rnngen sample`'s defaults: DRY on
 
 
 def dry_penalties(history, settings: SamplerSettings) -> tuple:
