@@ -1,6 +1,7 @@
 """Generation controls: DRY in the sampler chain (full and class softmax, greedy), start texts with
 unknown words, and (through the CLI) stop conditions, JSON output and checkpoints as models."""
 
+import json
 import re
 
 import numpy as np
@@ -265,3 +266,21 @@ def test_cli_length_0_needs_a_stop_and_stops_stream(trained):
                                     stops=[parse_stop("paragraph")]))  # fmt: skip
     assert len(pieces) > 3  # given out as generated, not at the end
     assert "".join(pieces).endswith("\n\n") and "\n\n" not in "".join(pieces)[:-2]
+
+
+def test_cli_score_json_lines_match_the_columns(trained, tmp_path):
+    model, _ = trained
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Wendy said nothing.\n\nThe boys flew away\n", encoding="utf-8")
+    plain = runner.invoke(app, ["score", str(lines), "-m", str(model)])
+    as_json = runner.invoke(app, ["score", str(lines), "-m", str(model), "--json"])
+    assert plain.exit_code == 0 and as_json.exit_code == 0, as_json.stderr
+    rows = [json.loads(row) for row in as_json.stdout.splitlines()]
+    assert [r["line"] for r in rows] == ["Wendy said nothing.", "", "The boys flew away"]
+    for row, columns in zip(rows, plain.stdout.splitlines(), strict=True):
+        logprob, tokens, perplexity = columns.split("\t")
+        assert f"{row['logprob']:.6f}" == logprob and str(row["tokens"]) == tokens
+        if row["tokens"]:
+            assert f"{row['perplexity']:.4f}" == perplexity
+        else:
+            assert row["perplexity"] is None and perplexity == "nan"

@@ -1,5 +1,6 @@
 """`rnngen score`: score each line of a text on its own."""
 
+import json
 import sys
 import time
 from typing import Annotated
@@ -22,6 +23,13 @@ def score(
     with_text: Annotated[
         bool, typer.Option("--with-text", help="Add the line itself as a fourth column.")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object per line (JSON Lines): line, logprob, tokens, perplexity.",
+        ),
+    ] = False,
     cache: UseCache = False,
     cache_size: CacheSize = None,
     cache_theta: CacheTheta = None,
@@ -30,7 +38,8 @@ def score(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Score each line on its own: log-probability, tokens and perplexity, tab-separated.
+    """Score each line on its own: log-probability, tokens and perplexity, tab-separated (or
+    one JSON object per line with --json).
 
     One output line per input line, for n-best rescoring and filtering in pipelines.
 
@@ -51,10 +60,20 @@ def score(
         else:  # the cache holds the lines before, in input order
             scored = api.score_lines_cached(trained, api.iter_lines(input), adaptation.cache)
         for line, result in scored:
-            row = f"{result.logprob:.6f}\t{result.tokens}\t{result.perplexity:.4f}"
-            sys.stdout.write(row + (f"\t{line}\n" if with_text else "\n"))
+            if as_json:
+                sys.stdout.write(json.dumps(_line_json(line, result)) + "\n")
+            else:
+                row = f"{result.logprob:.6f}\t{result.tokens}\t{result.perplexity:.4f}"
+                sys.stdout.write(row + (f"\t{line}\n" if with_text else "\n"))
             sys.stdout.flush()
             lines += 1
             tokens += result.tokens
         seconds = time.perf_counter() - began
         say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")
+
+
+def _line_json(line: str, result) -> dict:
+    """A line's score as JSON; a perplexity with no token to average over is null."""
+    perplexity = result.perplexity if result.tokens else None
+    return {"line": line, "logprob": result.logprob, "tokens": result.tokens,
+            "perplexity": perplexity}  # fmt: skip
