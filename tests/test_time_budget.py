@@ -48,17 +48,25 @@ class FakeClock:
 
 @pytest.mark.parametrize(
     "text,seconds",
-    [("90s", 90.0), ("10m", 600.0), ("1.5h", 5400.0), ("0.5s", 0.5), (".5m", 30.0), (" 2s ", 2)],
+    [("90s", 90.0), ("10m", 600.0), ("1.5h", 5400.0), ("0.5s", 0.5), (".5m", 30.0), (" 2s ", 2),
+     ("1e3s", 1000.0), ("8760h", 8760 * 3600.0)],  # fmt: skip
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(
-    "text", ["90", "10 m", "10min", "1e3s", "-5s", "0s", "0.0h", "", "s", "1.5.5h", "inf", "10ms"]
+    "text", ["90", "10 m", "10min", "1e3", "-5s", "0s", "0.0h", "", "s", "1.5.5h", "inf", "10ms"]
 )
 def test_parse_duration_refuses(text):
+    """(A number too large is test_a_duration_too_large_says_so.)"""
     with pytest.raises(ConfigError, match="--time"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["1e9h", "8761h", "1e999s"])
+def test_a_duration_too_large_says_so(text):
+    with pytest.raises(ConfigError, match="too long: the most is a year"):
         parse_duration(text)
 
 
