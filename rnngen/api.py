@@ -305,7 +305,9 @@ def train_model(
         model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
         if not result.interrupted:  # on Ctrl-C: no more than the step and the saves it made
             ending = _Ending(model, result.params, train_cfg.time_limit, origin, clock, on_event)
-            ending.score(held_out)
+            st = result.state
+            per_token = st.val_seconds / max(st.validations * max(st.val_limit, 1), 1)
+            ending.score(held_out, per_token if st.validations and st.val_limit else None)
             ending.gradient_stats(train_ids, should_stop)
             model.history["seconds"] = clock() - origin  # the whole run, saving aside
             save_model(out, model)  # the best parameters again, with the figures and statistics
@@ -337,10 +339,16 @@ class _Ending:
             self.on_event(Finishing(what, done, total, self.clock() - self.origin,
                                     None if left is None else max(left, 0.0)))  # fmt: skip
 
-    def score(self, val_ids) -> None:
+    def score(self, val_ids, per_token: float | None) -> None:
         """The saved model's perplexity on the whole validation text, one stream, the state
-        carried throughout: the figure `rnngen eval` gives for that text."""
+        carried throughout: the figure `rnngen eval` gives for that text. Skipped (and the
+        history says so) where, at the validations' measured cost per token, it would overrun
+        the budget: the plan reserved it, but a slow machine may have spent the reserve."""
         if len(val_ids) < 2:
+            return
+        left = self.time_left()
+        if left is not None and per_token and per_token * len(val_ids) > left - END_MARGIN:
+            self.model.history["val_ppl_skipped"] = "time"
             return
         result = evaluate(self.params, self.model.config, val_ids, 1, EVAL_SEQ_LEN,
                           lambda done, total: self.report("score", done, total))  # fmt: skip
