@@ -706,6 +706,7 @@ def model_info(model: TrainedModel, path: str | None = None, top: int = 10) -> d
         },
         "tokenizer": model.tokenizer.to_dict(),
         "history": history_summary(model.history),
+        "gradient_statistics": model.stats is not None,  # for --dynamic
     }
     return info
 

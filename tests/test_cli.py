@@ -522,7 +522,6 @@ def test_verbose_adds_detail(model_file, text_file, tmp_path):
 
 
 def test_unexpected_error_is_one_line_or_a_traceback_with_verbose(model_file, monkeypatch):
-    from rnngen import api
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero\nsecond line")

@@ -326,7 +326,8 @@ def test_the_whole_process_keeps_the_budget(tmp_path):
     startup = time.monotonic() - began
     budget = 8.0
     command = [sys.executable, "-m", "rnngen", "train", str(REPO / "corpora" / "peter_pan.txt"),
-               "-o", str(tmp_path / "m.npz"), "--time", "8s", "--hidden", "64", "--json"]  # fmt: skip
+               "-o", str(tmp_path / "m.npz"), "--time", "8s", "--hidden", "64",
+               "--json"]  # fmt: skip
     began = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     wall = time.monotonic() - began
@@ -334,3 +335,31 @@ def test_the_whole_process_keeps_the_budget(tmp_path):
     assert wall <= budget + startup + 2.0, (wall, startup, done.stderr)
     summary = json.loads(done.stdout)
     assert summary["seconds"] <= budget + 0.5
+
+
+def test_counts_agree_across_summary_json_log_plot_and_info(tmp_path):
+    """One timed run that ends inside an epoch: the closing line, --json, the log's plot title
+    and info give the same epoch, step and best-epoch counts (0.1 said "epochs": 1 with
+    "best_epoch": 2, "1 full epoch" in the summary and "2 epochs" in the plot)."""
+    from conftest import write_excerpt
+
+    from rnngen.cli.charts import run_title
+    from rnngen.training.runlog import read_runs
+
+    book = write_excerpt(tmp_path / "book.txt", 12000)
+    out, log = tmp_path / "m.npz", tmp_path / "log.jsonl"
+    args = ["train", str(book), "-o", str(out), "--time", "60s", "--val-every", "7", "--epochs",
+            "2", "--hidden", "16", "--batch-size", "4", "--seq-len", "10", "--json",
+            "--log-file", str(log)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    epochs, steps = summary["epochs"], summary["steps"]
+    assert epochs == 2 and 1 <= summary["best_epoch"] <= epochs
+    assert f"{steps:,} steps in {epochs} epochs" in result.stderr
+    assert f"{epochs} epochs" in run_title(read_runs(str(log)).runs[0])
+    info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)["history"]
+    assert (info["epochs"], info["steps"], info["best_epoch"]) == (
+        epochs, steps, summary["best_epoch"])  # fmt: skip
+    text = runner.invoke(app, ["info", str(out)]).stdout
+    assert f"{steps:,} steps in {epochs} epochs" in text
