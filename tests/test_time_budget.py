@@ -239,7 +239,7 @@ def test_cli_time_budget(tmp_path):
     assert "stopped on time" in result.stderr
     info = runner.invoke(app, ["info", str(out), "-v"])
     assert info.exit_code == 0, info.stderr
-    assert "of a 2s budget" in info.stdout and "  step  epoch  train loss" in info.stdout
+    assert "a 2s budget" in info.stdout and "  step  epoch  train loss" in info.stdout
     assert f"(step {summary['best_step']:,})" in info.stdout
 
 
