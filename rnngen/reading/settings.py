@@ -75,6 +75,6 @@ class Adaptation:
     def __post_init__(self):
         if self.dynamic is not None and self.stats is None:
             raise ConfigError(
-                "--dynamic needs gradient statistics, and this model file has none (it predates "
-                "them); give --dynamic-stats TRAINING_TEXT to compute them"
+                "--dynamic needs gradient statistics, and this model file has none; give "
+                "--dynamic-stats TRAINING_TEXT to compute them"
             )
