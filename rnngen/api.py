@@ -39,7 +39,7 @@ from .files.storage import (
     save_model,
 )
 from .reading import adapt
-from .reading.continuation import SampleLog, generation_limit, printed_pieces
+from .reading.continuation import Generated, SampleLog, generation_limit, printed_pieces
 from .reading.evaluate import EvalResult, evaluate, perplexity, score_sequences
 from .reading.generate import generate, random_start_id
 from .reading.sampling import SamplerSettings, bind
@@ -575,7 +575,7 @@ def sample_pieces(
     params = _device_params(model)
     limit = generation_limit(length, stops)
     ids = _continue(params, model.config, list(begin.ids), limit, rng, settings, adaptation)
-    records = ((model.vocab.tokens[i], None, []) for i in ids)
+    records = (Generated(i, model.vocab.tokens[i], math.nan) for i in ids)
     yield from printed_pieces(begin.text, begin.tokens, records, model.tokenizer, stops, log)
 
 

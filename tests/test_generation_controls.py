@@ -19,6 +19,7 @@ from rnngen.reading import dry
 from rnngen.reading import sampling as S
 from rnngen.reading.continuation import (
     UNTIL_STOP_CAP,
+    Generated,
     SampleLog,
     generation_limit,
     printed_pieces,
@@ -141,7 +142,7 @@ def test_a_start_text_of_unknown_words_only_is_refused():
 
 
 def records(tokens):
-    return [(t, -1.0 - i, []) for i, t in enumerate(tokens)]
+    return [Generated(i, t, -1.0 - i) for i, t in enumerate(tokens)]
 
 
 def printed(start_text, start_tokens, generated, tokenizer=BOOK, stops=()):
@@ -163,7 +164,7 @@ def test_the_start_text_is_echoed_as_typed_and_the_continuation_spaced_after_it(
     full = detokenize(tokens + GENERATED, BOOK)
     assert out == start + full[len(detokenize(tokens, BOOK)) :]
     assert out.startswith(start + " said the captain. “Go!”\n\nHe went.")
-    assert [t for t, _, _ in log.tokens] == GENERATED and log.stop is None
+    assert [g.token for g in log.tokens] == GENERATED and log.stop is None
     out, _ = printed("Wendy ", ["Wendy"], [",", "and", "then"])
     assert out == "Wendy , and then"  # the space typed stays...
     out, _ = printed("Wendy ", ["Wendy"], ["and", "then"])
@@ -173,12 +174,12 @@ def test_the_start_text_is_echoed_as_typed_and_the_continuation_spaced_after_it(
 def test_stops_cut_the_text_and_the_tokens_after_them():
     out, log = printed("The", ["The"], GENERATED, stops=[SENTENCE])
     assert out == "The said the captain."
-    assert [t for t, _, _ in log.tokens] == ["said", "the", "captain", "."]
+    assert [g.token for g in log.tokens] == ["said", "the", "captain", "."]
     assert log.stop == parse_stop(SENTENCE)
     out, log = printed("The", ["The"], GENERATED, stops=["paragraph"])
-    assert out == "The said the captain. “Go!”\n\n" and log.tokens[-1][0] == "\n\n"
+    assert out == "The said the captain. “Go!”\n\n" and log.tokens[-1].token == "\n\n"
     out, log = printed("The", ["The"], GENERATED, stops=["capt"])
-    assert out == "The said the capt" and log.tokens[-1][0] == "captain"
+    assert out == "The said the capt" and log.tokens[-1].token == "captain"
     out, log = printed("The.", ["The", "."], GENERATED, stops=[SENTENCE])
     assert out == "The. said the captain."  # the start text's own sentence end does not count
 

@@ -321,10 +321,10 @@ def _sample_json(start_text, text: str, log: SampleLog) -> dict:
         return {"token": t, "prob": math.exp(logprob), "logprob": logprob}
 
     tokens = []
-    for t, logprob, top in log.tokens:
-        entry = token(t, logprob)
-        if top:
-            entry["top"] = [token(u, lp) for u, lp in top]
+    for record in log.tokens:
+        entry = token(record.token, record.logprob)
+        if record.top:
+            entry["top"] = [token(u, lp) for u, lp in record.top]
         tokens.append(entry)
     return {
         "text": text,

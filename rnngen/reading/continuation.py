@@ -14,6 +14,7 @@ that matched.
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..text.tokenize import StreamDetokenizer
 from .stops import StopMatcher
@@ -21,11 +22,22 @@ from .stops import StopMatcher
 UNTIL_STOP_CAP = 100_000  # tokens at most where --length 0 generates until a stop condition
 
 
+class Generated(NamedTuple):
+    """One generated token: its id and string, its log-probability under the model (as adapted
+    when it was drawn) before the sampler chain, and the likeliest tokens at its position with
+    theirs ((token, logprob) pairs; empty unless asked for)."""
+
+    id: int
+    token: str
+    logprob: float
+    top: tuple = ()
+
+
 @dataclass
 class SampleLog:
     """What one sample generated, filled in as it streams."""
 
-    tokens: list = field(default_factory=list)  # (token string, logprob, [(token, logprob)])
+    tokens: list = field(default_factory=list)  # Generated, the tokens whose text was printed
     stop: object = None  # the stops.Stop that ended the sample; None: the token limit did
 
 
@@ -38,8 +50,8 @@ def printed_pieces(
     start_text: str, start_tokens: Iterable[str], records: Iterable, tokenizer, stops=(),
     log: SampleLog | None = None,
 ) -> Iterator[str]:  # fmt: skip
-    """The sample's text a piece at a time. records: (token string, logprob, top) per generated
-    token, drawn as the pieces are asked for (stopping early stops generating)."""
+    """The sample's text a piece at a time. records: a Generated per generated token, drawn as
+    the pieces are asked for (stopping early stops generating)."""
     log = log if log is not None else SampleLog()
     yield start_text
     stream = StreamDetokenizer(tokenizer)
@@ -61,10 +73,10 @@ def printed_pieces(
         return matcher.push(piece)
 
     count = 0
-    for token, logprob, top in records:
-        log.tokens.append((token, logprob, top))
+    for record in records:
+        log.tokens.append(record)
         count += 1
-        piece = stream.push(token)
+        piece = stream.push(record.token)
         if skip:
             skip -= 1
             continue
