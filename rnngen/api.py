@@ -837,6 +837,21 @@ def evaluate_adapted(
     return AdaptedReport(report, result, adaptation, static_seconds, seconds)
 
 
+def token_log_probs(
+    model: TrainedModel, text: str, adaptation: adapt.Adaptation | None = None, on_progress=None
+) -> tuple:
+    """The text's tokens (as tokenised for the model) and the log-probability of each after
+    all before it, as `eval` scores them (one stream; adapting as it reads with an
+    adaptation): (tokens, (n-1,) float64 for tokens[1:])."""
+    tokens = tokenize(text, model.tokenizer)
+    ids = model.vocab.encode(tokens)
+    params = _device_params(model)
+    nll = adapt.adapted_token_nll(
+        params, model.config, ids, adaptation or adapt.Adaptation(), on_progress
+    )
+    return tokens, -nll
+
+
 def score_lines_cached(
     model: TrainedModel, lines: Iterable[str], settings: adapt.CacheSettings
 ) -> Iterator[tuple]:

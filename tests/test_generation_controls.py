@@ -285,3 +285,23 @@ def test_cli_score_json_lines_match_the_columns(trained, tmp_path):
             assert f"{row['perplexity']:.4f}" == perplexity
         else:
             assert row["perplexity"] is None and perplexity == "nan"
+
+
+def test_cli_eval_tokens_add_up_to_the_report(trained, tmp_path):
+    model, _ = trained
+    text = tmp_path / "held.txt"
+    text.write_text("Wendy said the Neverland was far.\n\nThe zebra flew away.\n", encoding="utf-8")
+    for extra in ([], ["--cache"]):
+        report = runner.invoke(app, ["eval", str(text), "-m", str(model), "--json", *extra])
+        rows = runner.invoke(app, ["eval", str(text), "-m", str(model), "--tokens", *extra])
+        assert report.exit_code == 0 and rows.exit_code == 0, rows.stderr
+        values = json.loads(report.stdout)
+        tokens = [json.loads(row) for row in rows.stdout.splitlines()]
+        assert [t["position"] for t in tokens] == list(range(1, len(tokens) + 1))
+        assert len(tokens) == values["tokens"]
+        mean = -sum(t["logprob"] for t in tokens) / len(tokens)
+        scored = values["adapted"] if extra else values  # with --cache, as read adapting
+        assert mean == pytest.approx(scored["cross_entropy"], rel=1e-6)
+        assert all(t["prob"] == pytest.approx(np.exp(t["logprob"])) for t in tokens)
+        unknown = [t["token"] for t in tokens if t.get("unk")]
+        assert "zebra" in unknown and "Wendy" not in unknown

@@ -1,5 +1,6 @@
 """`rnngen eval`: score a text."""
 
+import math
 import time
 from typing import Annotated
 
@@ -7,6 +8,7 @@ import typer
 
 from .. import api
 from ..core import backend
+from ..errors import ConfigError
 from ..text.corpus import TextOptions, read_text
 from . import reports
 from .common import Messages, errors_to_exit, one_stdin, print_json
@@ -39,6 +41,14 @@ def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
     model: in_panel(ModelPath, INPUT) = "model.npz",
     as_json: AsJson = False,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens",
+            help="Instead of the report, one JSON object per token scored (JSON Lines): its "
+            "position in the text's tokens, the token, its log-probability and probability.",
+        ),
+    ] = False,
     cache: UseCache = False,
     cache_size: CacheSize = None,
     cache_theta: CacheTheta = None,
@@ -75,6 +85,13 @@ def eval_command(
         )
         began = time.perf_counter()
         text = read_text(input, options)
+        if tokens:
+            if as_json:
+                raise ConfigError("--tokens prints JSON Lines already; drop --json")
+            with EvalDisplay(quiet) as display:
+                words, logprobs = api.token_log_probs(trained, text, adaptation, display)
+            _print_tokens(words, logprobs, trained.vocab)
+            return
         with EvalDisplay(quiet) as display:
             if adaptation is None:
                 values = api.evaluate_text(trained, text, on_progress=display).to_dict()
@@ -85,3 +102,13 @@ def eval_command(
         else:
             print("\n".join(reports.eval_lines(values)))
         say.detail(f"scored {values['tokens']:,} tokens in {time.perf_counter() - began:.2f}s")
+
+
+def _print_tokens(words, logprobs, vocab) -> None:
+    """One JSON line per scored token (words[1:]; the first is context only)."""
+    for position, (word, logprob) in enumerate(zip(words[1:], logprobs, strict=True), 1):
+        row = {"position": position, "token": word, "logprob": float(logprob),
+               "prob": math.exp(logprob)}  # fmt: skip
+        if word not in vocab:
+            row["unk"] = True  # scored as <unk>
+        print_json(row)
