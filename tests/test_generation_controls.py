@@ -305,3 +305,34 @@ def test_cli_eval_tokens_add_up_to_the_report(trained, tmp_path):
         assert all(t["prob"] == pytest.approx(np.exp(t["logprob"])) for t in tokens)
         unknown = [t["token"] for t in tokens if t.get("unk")]
         assert "zebra" in unknown and "Wendy" not in unknown
+
+
+def test_cli_sample_json_gives_each_tokens_probability_before_the_chain(trained):
+    model, _ = trained
+    args = ["--start", "Wendy said", "--length", "15", "--temperature", "0.7", "--top-k", "5"]
+    plain = sample(model, *args, "--width", "0", "--no-stream")
+    result = sample(model, *args, "--json", "--top-probs", "3", "--count", "2")
+    assert result.exit_code == 0, result.stderr
+    first, second = (json.loads(row) for row in result.stdout.splitlines())
+    assert first["text"] == plain.stdout.rstrip("\n") and second["text"] != first["text"]
+    assert first["start"] == "Wendy said" and first["stop"] is None and first["unknown"] == []
+    assert len(first["tokens"]) == 15
+    for t in first["tokens"]:
+        assert 0 < t["prob"] <= 1 and t["prob"] == pytest.approx(np.exp(t["logprob"]))
+        top = [u["logprob"] for u in t["top"]]
+        assert len(top) == 3 and top == sorted(top, reverse=True)
+        assert t["logprob"] <= top[0] + 1e-12  # the model's own odds, not the chain's
+    # the probabilities are the model's: the same text read by eval scores each token the same
+    model_of = api.load_model(model)
+    tokens, logprobs = api.token_log_probs(model_of, first["text"])
+    assert [t["token"] for t in first["tokens"]] == tokens[-15:]
+    np.testing.assert_allclose([t["logprob"] for t in first["tokens"]], logprobs[-15:], rtol=1e-5)
+
+
+def test_cli_greedy_json_takes_the_top_token_unless_dry_steps_in(trained):
+    model, _ = trained
+    args = ["--start", "Wendy", "--length", "40", "--greedy", "--json", "--top-probs", "1"]
+    plain = json.loads(sample(model, *args, "--dry-multiplier", "0").stdout)
+    assert all(t["token"] == t["top"][0]["token"] for t in plain["tokens"])
+    dry = json.loads(sample(model, *args).stdout)
+    assert any(t["token"] != t["top"][0]["token"] for t in dry["tokens"])

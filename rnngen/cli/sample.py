@@ -72,9 +72,9 @@ def sample(
         list[str] | None,
         typer.Option(
             rich_help_panel=SAMPLING,
-            help="End the sample after a sentence, a paragraph, or this text (\\n: a line "
+            help="End the sample after `sentence`, `paragraph`, or this TEXT (\\n: a line "
             "break), whichever comes first; repeatable.",
-            metavar="sentence|paragraph|TEXT",
+            metavar="TEXT",
         ),
     ] = None,
     strict: Annotated[
