@@ -59,6 +59,16 @@ class Columns(NamedTuple):
     values: object  # (H+1, R)
 
 
+class TiedProduct(NamedTuple):
+    """The tied output matrix's gradient (V, E), left as its factors: rows[lo:hi] of it are
+    d[:, lo:hi].T @ h plus the embedding's rows, made chunk by chunk inside the step."""
+
+    d: object  # (M, V) the scaled softmax minus one-hot
+    h: object  # (M, E) the last layer's outputs
+    rows: object  # (R,) the segment's input tokens, increasing
+    values: object  # (R, E) the embedding's gradient at them
+
+
 def _quiet():
     """Overflow in an adapted pass is caught by the guard; NumPy's own warning is not for users."""
     return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
@@ -101,6 +111,10 @@ class DynamicWeights:
         self.params = {k: v.copy() for k, v in params.items()}
 
     def _set_rates(self, stats) -> None:
+        with _quiet():  # a huge lr overflows here; its first step is then dropped
+            self._set_rates_of(stats)
+
+    def _set_rates_of(self, stats) -> None:
         xp = backend.xp
         rms = {k: xp.sqrt(xp.asarray(stats[k], dtype=v.dtype)) for k, v in self.trained.items()}
         total = sum(float(r.sum(dtype=xp.float64)) for r in rms.values())
@@ -202,26 +216,23 @@ class DynamicWeights:
             grads.update({prefix + k: v for k, v in layer_grads.items()})
         rows = embedding_backward(dx, embed_cache, sparse=True)
         if cfg.tie_weights:
-            grads["embed"][rows.rows] += rows.values
+            grads["embed"] = grads["embed"]._replace(rows=rows.rows, values=rows.values)
         else:
             grads["embed"] = rows
         return LossAndGrads(nll * scale, grads, dstate0, fwd.state, token_nll, fwd.top)
 
     def _tied_output_backward(self, out, scale):
-        """dtop (M, H), the output matrix's gradient as (V, E) and the bias's (V,), from the
-        forward cache (its exponentials become the scaled softmax minus one-hot)."""
+        """dtop (M, H), the output matrix's gradient's factors and the bias's gradient (V,),
+        from the forward cache (its exponentials become the scaled softmax minus one-hot)."""
         xp = backend.xp
         h, expz, s, targets = out.h, out.expz, out.s, out.targets
         out.spent[0] = True
         M = len(h)
         expz[xp.arange(M), targets] -= s  # expz / s is now softmax - one_hot
         inv = (scale / s).astype(h.dtype)  # (M,)
-        embed = self._params["embed"]
-        dtop = expz @ embed  # (M, E)
+        dtop = expz @ self._params["embed"]  # (M, E)
         dtop *= inv[:, None]
-        g = self.workspace.take("dyn.embed", embed.shape, embed.dtype)
-        xp.matmul(expz.T, h * inv[:, None], out=g)  # (V, E)
-        return dtop, g, inv @ expz
+        return dtop, TiedProduct(expz, h * inv[:, None], None, None), inv @ expz
 
     def _output_pass(self, inputs, targets, state) -> LossAndGrads:
         """The forward pass and the output layer's gradient at the words S (module doc)."""
@@ -256,23 +267,23 @@ class DynamicWeights:
         dropped at once."""
         self._log = []
         finite = True
-        staged = []
+        dense = {}
         for k, g in grads.items():
             if isinstance(g, RowSparse):
                 finite &= self._update_units(k, (g.rows,), g.values, g.rows)
             elif isinstance(g, Columns):
                 finite &= self._update_units(k, (slice(None), g.cols), g.values, None)
             else:
-                finite &= self._update_dense(k, g)
-                staged.append(k)
+                dense[k] = g
+        finite &= self._update_dense(dense)
         if not finite:
             self._restore_log()
             self.dropped += 1
             self._undoable = False
             return
-        for k in staged:
+        for k in dense:
             self._params[k], self._spare[k] = self._spare[k], self._params[k]
-        self._swapped = staged
+        self._swapped = list(dense)
         self.steps += 1
         self._undoable = True
 
@@ -319,28 +330,55 @@ class DynamicWeights:
         g *= step_size
         out -= g
 
-    def _update_dense(self, k, g) -> bool:
-        """The step on weight k, written into its spare buffer; False if it is not finite."""
+    def _update_dense(self, grads: dict) -> bool:
+        """The step on the weights of grads, written into their spare buffers, in chunks of
+        about backend.CHUNK weights spread over the cores in one go; False if not finite."""
         xp = backend.xp
-        arrays = (self._params[k], self.trained[k], self.pull[k], self.step_size[k], g)
-        if not all(a.flags.c_contiguous for a in arrays):  # reshape would copy
-            raise ValueError("dynamic evaluation updates the weights in place: need contiguous")
-        theta, t0, pull, step, flat_g = (a.reshape(-1) for a in arrays)
-        out = self._spare[k].reshape(-1)
-        size = theta.size
-        chunk = backend.CHUNK if xp is np else size  # one chunk on a GPU
-        sums = [0.0] * -(-size // chunk)
+        tasks = []
+        for k, g in grads.items():
+            arrays = (self._params[k], self.trained[k], self.pull[k], self.step_size[k])
+            if not all(a.flags.c_contiguous for a in (*arrays, self._spare[k])):
+                raise ValueError("dynamic evaluation needs contiguous weights")
+            if isinstance(g, TiedProduct):  # chunks of whole rows, each row's gradient made there
+                rows = max(1, backend.CHUNK // arrays[0].shape[1]) if xp is np else len(g.d.T)
+                where = xp.searchsorted(g.rows, xp.arange(0, len(arrays[0]) + rows, rows))
+                tasks += [(k, lo, lo + rows, g, where[i : i + 2])
+                          for i, lo in enumerate(range(0, len(arrays[0]), rows))]  # fmt: skip
+                continue
+            size = arrays[0].size
+            chunk = backend.CHUNK if xp is np else size  # one chunk on a GPU
+            tasks += [(k, lo, lo + chunk, g.reshape(-1), None) for lo in range(0, size, chunk)]
+        sums = [0.0] * len(tasks)
 
         def work(i, slot):
-            lo, hi = i * chunk, min((i + 1) * chunk, size)
-            diff = self._buffer(theta.dtype, slot, hi - lo)[: hi - lo]
+            k, lo, hi, g, where = tasks[i]
             with _quiet():
-                self._step(theta[lo:hi], t0[lo:hi], pull[lo:hi], step[lo:hi], flat_g[lo:hi],
-                           diff, out[lo:hi])  # fmt: skip
-                sums[i] = float(out[lo:hi] @ out[lo:hi])  # inf or NaN if any weight is
+                sums[i] = self._update_chunk(k, lo, hi, g, where, slot)
 
-        backend.run_chunked(work, len(sums), self.workers)
+        backend.run_chunked(work, len(tasks), self.workers)
         return math.isfinite(sum(sums))
+
+    def _update_chunk(self, k, lo, hi, g, where, slot) -> float:
+        """One chunk of the dense step (flat weights lo:hi, or rows lo:hi for a TiedProduct);
+        the new weights' sum of squares (inf or NaN if any is)."""
+        xp = backend.xp
+        theta, t0, pull, step, out = (
+            a[lo:hi] if where is not None else a.reshape(-1)[lo:hi]
+            for a in (self._params[k], self.trained[k], self.pull[k], self.step_size[k],
+                      self._spare[k])
+        )  # fmt: skip
+        if where is not None:  # the tied output matrix: this chunk's rows of d.T @ h
+            gc = self._buffer(theta.dtype, ("g", slot), theta.size)[: theta.size]
+            gc = gc.reshape(theta.shape)
+            xp.matmul(g.d[:, lo:hi].T, g.h, out=gc)
+            a, b = int(where[0]), int(where[1])
+            gc[g.rows[a:b] - lo] += g.values[a:b]
+        else:
+            gc = g[lo:hi]
+        diff = self._buffer(theta.dtype, slot, theta.size)[: theta.size].reshape(theta.shape)
+        self._step(theta, t0, pull, step, gc, diff, out)
+        flat = out.reshape(-1)
+        return float(flat @ flat)
 
     def _catch_up(self, rows) -> None:
         """Apply the decay the embedding rows `rows` have been spared since they were last up to

@@ -67,7 +67,10 @@ class DynamicSettings:
             )
 
     def to_dict(self) -> dict:
-        return {"lr": self.lr, "decay": self.decay, "length": self.length, "params": self.params}
+        out = {"lr": self.lr, "decay": self.decay, "length": self.length}
+        if self.params != "all":  # as files and reports without it read: every weight
+            out["params"] = self.params
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "DynamicSettings":
