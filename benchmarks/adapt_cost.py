@@ -97,9 +97,11 @@ def main(argv=None) -> int:
         stats = gradient_stats(params, cfg, ids["train"][:5000])
         ratios = {}
         for r in range(args.rounds):
-            static = timed(lambda: adapt.adapted_token_nll(params, cfg, text, adapt.Adaptation()))
+            static = timed(
+                lambda p=params, c=cfg: adapt.adapted_token_nll(p, c, text, adapt.Adaptation())
+            )
             for label, fn in methods(adapt, stats, args.old).items():
-                seconds = timed(lambda fn=fn: fn(params, cfg, text))
+                seconds = timed(lambda fn=fn, p=params, c=cfg: fn(p, c, text))
                 ratios.setdefault(label, []).append(seconds / static)
                 log(f"{name} round {r}: {label} {seconds:.2f} s, static {static:.2f} s")
         rows.append([name] + [f"{statistics.median(v):.2f}x" for v in ratios.values()])
