@@ -368,9 +368,12 @@ def adapt_settings(data) -> dict:
         raise ValueError("adapt settings are not an object of cache and dynamic settings")
     for part, values in data.items():
         cls, types = parts[part]
-        if not isinstance(values, dict) or set(values) != set(types):
+        optional = {"params": str} if part == "dynamic" else {}  # absent from older files
+        if not isinstance(values, dict) or not set(types) <= set(values) <= {*types, *optional}:
             raise ValueError(f"adapt {part} settings need exactly: {', '.join(types)}")
-        for key, kind in types.items():
+        for key, kind in {**types, **optional}.items():
+            if key not in values:
+                continue
             value = values[key]
             if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[kind]):
                 raise ValueError(

@@ -42,11 +42,17 @@ class CacheSettings:
         return cls(int(data["size"]), float(data["theta"]), float(data["lambda"]))
 
 
+DYNAMIC_PARAMS = ("all", "output")  # what dynamic evaluation adapts (reading/dynamic.py)
+
+
 @dataclass(frozen=True)
 class DynamicSettings:
     lr: float = 0.0001  # step size, in units of each weight's gradient RMS on training data
     decay: float = 0.0003  # pull back toward the trained weights per segment
     length: int = 50  # n, tokens per segment (one step after each)
+    # "all": every weight, the exact method; "output": the output layer at the segment's words
+    # and their likeliest alternatives only (cheaper; dynamic.py says what it does)
+    params: str = "all"
 
     def __post_init__(self):
         _positive_finite("--dynamic-lr", self.lr)
@@ -55,13 +61,22 @@ class DynamicSettings:
             raise ConfigError(
                 f"--dynamic-len must be a whole number of at least 1, got {self.length}"
             )
+        if self.params not in DYNAMIC_PARAMS:
+            raise ConfigError(
+                f"--dynamic-params must be one of {', '.join(DYNAMIC_PARAMS)}, got {self.params!r}"
+            )
 
     def to_dict(self) -> dict:
-        return {"lr": self.lr, "decay": self.decay, "length": self.length}
+        out = {"lr": self.lr, "decay": self.decay, "length": self.length}
+        if self.params != "all":  # as files and reports without it read: every weight
+            out["params"] = self.params
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "DynamicSettings":
-        return cls(float(data["lr"]), float(data["decay"]), int(data["length"]))
+        # files written before "params" existed adapted every weight
+        params = data.get("params", "all")
+        return cls(float(data["lr"]), float(data["decay"]), int(data["length"]), params)
 
 
 @dataclass(frozen=True)
