@@ -13,6 +13,7 @@ import typer
 from ..errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
 from ..text.corpus import decode_text
 from ..text.tokenize import TokenizerConfig
+from .options import flag
 
 
 def err(message: str) -> None:
@@ -39,6 +40,9 @@ def errors_to_exit(verbose: bool = False):
     an unexpected exception is one line saying it is a bug (its traceback with -v)."""
     try:
         yield
+    except ConfigError as e:
+        err(f"error: {e.named(flag)}")  # the settings named by the flags that set them
+        raise typer.Exit(e.exit_code) from None
     except RnngenError as e:
         err(f"error: {e}")
         raise typer.Exit(e.exit_code) from None

@@ -1,4 +1,5 @@
-"""Option declarations that more than one command takes, declared once."""
+"""Option declarations that more than one command takes, declared once; and FLAGS, the flag that
+sets each library setting, for naming the settings in error messages."""
 
 from typing import Annotated
 
@@ -10,6 +11,57 @@ from .helptext import (
     ADAPT,
     choices,
 )
+
+# The library names a setting by its field (errors.ConfigError); the command line by its flag.
+FLAGS = {
+    "cache.size": "--cache-size",
+    "cache.theta": "--cache-theta",
+    "cache.lambda": "--cache-lambda",
+    "dynamic": "--dynamic",
+    "dynamic.lr": "--dynamic-lr",
+    "dynamic.decay": "--dynamic-decay",
+    "dynamic.length": "--dynamic-len",
+    "dynamic.stats": "--dynamic-stats",
+    "model.vocab_size": "the vocabulary size",
+    "model.cell": "--cell",
+    "model.hidden": "--hidden",
+    "model.embed": "--embed",
+    "model.layers": "--layers",
+    "model.dropout": "--dropout",
+    "model.softmax": "--softmax",
+    "model.class_bounds": "the class bounds",
+    "model.tie_weights": "--tie-weights",
+    "train.optimizer": "--optimizer",
+    "train.dtype": "--dtype",
+    "train.val_frac": "--val-frac",
+    "train.epochs": "--epochs",
+    "train.batch_size": "--batch-size",
+    "train.seq_len": "--seq-len",
+    "train.time_limit": "--time",
+    "train.val_every": "--val-every",
+    "train.lr": "--lr",
+    "train.lr_decay": "--lr-decay",
+    "train.clip": "--clip",
+    "train.seed": "--seed",
+    "train.patience": "--patience",
+    "train.state_reset": "--state-reset",
+    "sampling.greedy": "--greedy",
+    "sampling.temperature": "--temperature",
+    "sampling.top_k": "--top-k",
+    "sampling.top_p": "--top-p",
+    "sampling.min_p": "--min-p",
+    "sampling.repeat_penalty": "--repeat-penalty",
+    "sampling.repeat_last_n": "--repeat-last-n",
+    "tokenizer.level": "--level",
+    "tokenizer.scheme": "--tokenizer",
+    "tokenizer.lines": "--lines",
+}
+
+
+def flag(field: str) -> str:
+    """The flag that sets a library setting (the field itself where no flag does)."""
+    return FLAGS.get(field, field)
+
 
 Level = Annotated[
     str | None,

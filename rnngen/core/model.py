@@ -64,16 +64,17 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; give --cell one of: {', '.join(CELLS)}")
+            raise ConfigError(f"must be one of {', '.join(CELLS)}, got {self.cell!r}", "model.cell")
         for name in ("vocab_size", "hidden", "embed", "layers"):  # hidden first: embed follows it
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                what = "the vocabulary size" if name == "vocab_size" else f"--{name}"
-                raise ConfigError(f"{what} must be a whole number of at least 1, got {value!r}")
+                raise ConfigError(
+                    f"must be a whole number of at least 1, got {value!r}", f"model.{name}"
+                )
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"must be in [0, 1), got {self.dropout}", "model.dropout")
         if self.softmax not in SOFTMAXES:
-            raise ConfigError(f"unknown softmax {self.softmax!r}; give --softmax full or class")
+            raise ConfigError(f"must be full or class, got {self.softmax!r}", "model.softmax")
         bounds = tuple(int(b) for b in self.class_bounds)
         object.__setattr__(self, "class_bounds", bounds)  # JSON gives a list
         if self.softmax == "class" and not (
@@ -82,13 +83,15 @@ class ModelConfig:
             and bounds[-1] == self.vocab_size
             and all(a < b for a, b in zip(bounds, bounds[1:]))  # noqa: B905
         ):
-            raise ConfigError("class softmax needs increasing class bounds from 0 to vocab_size")
+            raise ConfigError("must increase from 0 to the vocabulary size", "model.class_bounds")
         if self.softmax == "full" and bounds:
-            raise ConfigError("class bounds are only for --softmax class")
+            raise ConfigError("{0} are only for {1} class", "model.class_bounds", "model.softmax")
         if self.tie_weights and self.embed != self.hidden:
             raise ConfigError(
-                "--tie-weights needs --embed equal to --hidden "
-                f"(now {self.embed} and {self.hidden})"
+                f"{{0}} needs {{1}} equal to {{2}} (now {self.embed} and {self.hidden})",
+                "model.tie_weights",
+                "model.embed",
+                "model.hidden",
             )
 
     def to_dict(self) -> dict:
