@@ -199,7 +199,8 @@ def test_a_file_without_the_setting_keeps_its_lines(tmp_path):
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     result = runner.invoke(app, ["train", str(path), "-o", str(tmp_path / "m.npz"), "-q"])
-    assert result.exit_code == 65 and "tokenizer.lines must be one of auto, keep, join, got 'sometimes'" in result.stderr
+    wanted = "tokenizer.lines must be one of auto, keep, join, got 'sometimes'"
+    assert result.exit_code == 65 and wanted in result.stderr
 
 
 @pytest.mark.parametrize("lines, breaks", [("keep", 4), ("auto", 0), ("join", 0), (None, 0)])

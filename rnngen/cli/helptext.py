@@ -215,8 +215,10 @@ class Group(_Tidy, TyperGroup):
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
             near = closest(name, self.list_commands(ctx))
-            hint = f"did you mean {near}?" if near else "the commands are: " + ", ".join(
-                self.list_commands(ctx)
+            hint = (
+                f"did you mean {near}?"
+                if near
+                else "the commands are: " + ", ".join(self.list_commands(ctx))
             )
             raise click.UsageError(f"{name!r} is not an rnngen command; {hint}", ctx)
         return super().resolve_command(ctx, args)

@@ -55,6 +55,7 @@ FLAGS = {
     "tokenizer.level": "--level",
     "tokenizer.scheme": "--tokenizer",
     "tokenizer.lines": "--lines",
+    "output.force": "--force",
 }
 
 
@@ -96,6 +97,13 @@ Quiet = Annotated[
 Verbose = Annotated[
     bool,
     typer.Option("-v", "--verbose", help="More detail on stderr; tracebacks of unexpected errors."),
+]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an existing output file that is not an rnngen file of the kind written.",
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 Device = Annotated[

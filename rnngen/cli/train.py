@@ -26,6 +26,7 @@ from .common import (
     one_stdin,
     print_json,
     tokenizer_config,
+    train_outputs,
 )
 from .helptext import (
     CHECKPOINTS,
@@ -41,6 +42,7 @@ from .options import (
     Device,
     Encoding,
     Errors,
+    Force,
     Level,
     Lines,
     Lowercase,
@@ -89,8 +91,12 @@ def train_command(
         ),
     ] = None,
     out: Annotated[
-        str, typer.Option("-o", "--out", help="Where to save the model.", rich_help_panel=OUTPUT)
+        str,
+        typer.Option(
+            "-o", "--out", help="Where to save the model (- for stdout).", rich_help_panel=OUTPUT
+        ),
     ] = "model.npz",
+    force: in_panel(Force, OUTPUT) = False,
     valid: Annotated[
         str | None,
         typer.Option(
@@ -326,6 +332,9 @@ def train_command(
         say = Messages(quiet, verbose)
         backend.use_device(device)
         one_stdin(INPUT=input, **{"--valid": valid})
+        model_out, checkpoint = train_outputs(
+            out, checkpoint, log_file, (input, valid), resume, force, as_json
+        )
         if sparse_embedding and dense_embedding:
             raise ConfigError("--sparse-embedding and --dense-embedding contradict; give one")
         if tie_weights and untie_weights:
@@ -381,7 +390,6 @@ def train_command(
                 time_limit=seconds,
                 val_every=val_every,
             )
-        checkpoint = checkpoint or api.default_checkpoint_path(out)
         header = (
             f"{model_cfg.layers}x{model_cfg.hidden} {model_cfg.cell}, "
             f"vocabulary {len(corpus.vocab):,}"
@@ -407,7 +415,7 @@ def train_command(
                 corpus,
                 model_cfg,
                 train_cfg,
-                out,
+                model_out.path,
                 val_ids,
                 runlog.combine(log, display),
                 checkpoint=checkpoint,
@@ -443,5 +451,6 @@ def train_command(
                 f"continue with: {again}"
             )
             raise typer.Exit(EXIT_INTERRUPTED)
+        model_out.send()
         if as_json:
             print_json(api.training_summary(outcome.model, out))

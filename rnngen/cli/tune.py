@@ -9,7 +9,7 @@ from ..core import backend
 from ..errors import ConfigError
 from ..text.corpus import TextOptions, read_text
 from . import reports
-from .common import Messages, errors_to_exit, one_stdin, print_json
+from .common import Messages, Output, errors_to_exit, one_stdin, print_json
 from .options import AsJson, Device, Encoding, Errors, Quiet, Verbose
 from .progress import StepDisplay
 
@@ -41,6 +41,8 @@ def tune_command(
         one_stdin(MODEL=model, INPUT=input)
         if write and model == "-":
             raise ConfigError("--write needs a model file, not standard input")
+        if write:
+            Output(model, "model", [input])  # the model file is replaced by itself, tuned
         trained = api.open_model(model)
         text = read_text(input, TextOptions(encoding, errors))
         if trained.stats is None:

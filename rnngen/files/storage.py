@@ -375,9 +375,8 @@ def adapt_settings(data) -> dict:
         try:
             cls.from_dict(values)  # the ranges
         except ConfigError as e:  # named as in the file, not as a command-line option
-            with_dynamic = " (tuned with dynamic)" if part == "both" else ""
-            reason = e.named(lambda name: f"the model file's tuned {name}{with_dynamic}")
-            raise ValueError(reason) from None
+            tuned = "the model file's tuned {}" + (" (with dynamic)" if part == "both" else "")
+            raise ValueError(e.named(tuned.format)) from None
     if "both" in data and "dynamic" not in data:
         raise ValueError("adapt settings for cache with dynamic need the dynamic settings")
     return data

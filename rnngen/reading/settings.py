@@ -30,7 +30,9 @@ class CacheSettings:
 
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise ConfigError(f"must be a whole number of at least 1, got {self.size}", "cache.size")
+            raise ConfigError(
+                f"must be a whole number of at least 1, got {self.size}", "cache.size"
+            )
         _positive_finite("cache.theta", self.theta)
         _positive_finite("cache.lambda", self.lam, high=1.0, high_open=True)
 

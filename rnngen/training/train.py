@@ -109,7 +109,9 @@ class TrainConfig:
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"must be at least 1, got {value!r}", f"train.{name}")
         if self.time_limit is not None and not 0 < self.time_limit < math.inf:
-            raise ConfigError(f"must be longer than zero, got {self.time_limit}s", "train.time_limit")
+            raise ConfigError(
+                f"must be longer than zero, got {self.time_limit}s", "train.time_limit"
+            )
         if not isinstance(self.val_every, int) or self.val_every < 0:
             raise ConfigError(f"must not be negative, got {self.val_every}", "train.val_every")
         if self.val_every and self.time_limit is None:
