@@ -21,6 +21,7 @@ from .core import backend
 from .core.class_softmax import make_class_bounds
 from .core.model import (
     ModelConfig,
+    check_memory,
     count_params,
     init_state,
     join_output,
@@ -416,6 +417,8 @@ def _device_params_of(arrays: dict) -> dict:
 def _device_params(model: TrainedModel) -> dict:
     """The model's parameters on the array module's device, in the layout the model computes
     with (out.Wb joined from the file's out.W and out.b)."""
+    if backend.xp is not np:  # on the CPU the weights are in memory already, read from the file
+        check_memory(model.config, 1, 1, training=False)
     return _device_params_of(model.params)
 
 

@@ -86,6 +86,27 @@ def use_device(name: str) -> None:
     use(cupy)
 
 
+def available_memory() -> int | None:
+    """Bytes the current device can still allocate: on the GPU its free memory, on the CPU the
+    kernel's estimate of what can be had without swapping (MemAvailable); None where unknown."""
+    if xp is not numpy:
+        try:
+            return int(xp.cuda.runtime.memGetInfo()[0])
+        except Exception:  # not CuPy, or no device: CuPy raises its own runtime error types
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def to_numpy(array) -> numpy.ndarray:
     """A host NumPy array of an array from the current array module."""
     if type(array) is numpy.ndarray:

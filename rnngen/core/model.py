@@ -378,3 +378,59 @@ def step(params, cfg: ModelConfig, ids, state):
 
 def count_params(params) -> int:
     return int(sum(p.size for p in params.values()))
+
+
+# Arrays a batch keeps per position and layer, in units of H, through a forward and a backward
+# pass (the cell's gates and states, their gradients, the dropout masks): a count that errs high.
+_PER_POSITION = {"rnn": 4, "gru": 9, "lstm": 12}
+
+
+def memory_parts(cfg: ModelConfig, batch: int, seq_len: int, itemsize=4, slots=2, training=True):
+    """Estimated bytes (weights' part, a batch's part) of training on N=batch streams of T=seq_len
+    steps: weights, their gradients and `slots` optimiser arrays each (Adam 2, Adagrad 1, SGD 0),
+    and the activations of the N x T positions (embedding, each layer, the output scores and
+    their gradient). Without training: the weights and one step of N positions."""
+    weights = sum(math.prod(shape) for shape in param_shapes(cfg).values())
+    if cfg.softmax == "class":
+        bounds = cfg.class_bounds
+        scores = cfg.n_classes + max(b - a for a, b in zip(bounds, bounds[1:]))  # noqa: B905
+    else:
+        scores = cfg.vocab_size
+    per_position = cfg.embed + cfg.layers * cfg.hidden * _PER_POSITION[cfg.cell] + 2 * scores
+    if not training:
+        return itemsize * weights, itemsize * batch * per_position
+    return itemsize * weights * (2 + slots), itemsize * batch * seq_len * per_position
+
+
+def memory_bytes(cfg: ModelConfig, batch: int, seq_len: int, itemsize=4, slots=2, training=True):
+    """Estimated bytes that training (or, without, running) the model needs: see memory_parts."""
+    return sum(memory_parts(cfg, batch, seq_len, itemsize, slots, training))
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def check_memory(cfg: ModelConfig, batch: int, seq_len: int, itemsize=4, slots=2, training=True):
+    """Refuse, before allocating anything, a model that needs more memory than the device has
+    free (backend.available_memory; nothing is refused where that is unknown). When training, the
+    error names the sizes to make smaller: the model's, or the batch's if the activations weigh
+    most."""
+    available = backend.available_memory()
+    parts = memory_parts(cfg, batch, seq_len, itemsize, slots, training)
+    needed = sum(parts)
+    if available is None or needed <= available:
+        return
+    what = f"about {_size(needed)} of memory, and {_size(available)} is free"
+    if not training:
+        raise ConfigError(f"running this model needs {what}; use a machine with more memory")
+    fields = ("model.hidden", "model.embed") if parts[0] >= parts[1] else (
+        "train.batch_size", "train.seq_len")  # fmt: skip
+    raise ConfigError(
+        f"training this model needs {what} ({_size(parts[0])} for the weights, their gradients "
+        f"and optimiser state, {_size(parts[1])} for a batch); make {{0}} or {{1}} smaller",
+        *fields,
+    )

@@ -28,7 +28,14 @@ import numpy as np
 
 from ..core import backend
 from ..core.layers import Workspace
-from ..core.model import ModelConfig, count_params, init_params, init_state, loss_and_grads
+from ..core.model import (
+    ModelConfig,
+    check_memory,
+    count_params,
+    init_params,
+    init_state,
+    loss_and_grads,
+)
 from ..core.optim import DEFAULT_CLIP, DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
 from ..errors import ConfigError, RnngenError
 from ..reading.evaluate import evaluate, perplexity, unigram_eval
@@ -263,6 +270,9 @@ class TrainResult:
 def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int) -> TrainState:
     """The state before the first step: parameters initialised from the seed."""
     rng = np.random.default_rng(cfg.seed)
+    slots = {"sgd": 0, "adagrad": 1}.get(cfg.optimizer, 2)  # arrays the optimiser keeps a weight
+    itemsize = np.dtype(DTYPES[cfg.dtype]).itemsize
+    check_memory(model_cfg, cfg.batch_size, cfg.seq_len, itemsize, slots)  # before allocating
     params = init_params(model_cfg, rng, DTYPES[cfg.dtype])
     optimizer = make_optimizer(
         cfg.optimizer,
