@@ -400,7 +400,7 @@ def open_model(path: str) -> TrainedModel:
             shutil.copyfileobj(sys.stdin.buffer, f)
         if spool.stat().st_size == 0:
             raise InputDataError("standard input is empty; pipe a model file into `-m -`")
-        return load_model(spool)
+        return load_model(spool, "standard input")
 
 
 def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator) -> list:

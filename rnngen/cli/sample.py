@@ -117,7 +117,9 @@ def sample(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(rich_help_panel=SAMPLING, help="Random seed: same seed, same text."),
+        typer.Option(
+            rich_help_panel=SAMPLING, help="Random seed: same seed, same text. [default: random]"
+        ),
     ] = None,
     count: Annotated[
         int,

@@ -56,5 +56,7 @@ def score(
             sys.stdout.flush()
             lines += 1
             tokens += result.tokens
+        if lines == 0:
+            say.say(f"note: {'standard input' if input == '-' else input} has no lines to score")
         seconds = time.perf_counter() - began
         say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")
