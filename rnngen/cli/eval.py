@@ -28,6 +28,7 @@ from .options import (
     Errors,
     ModelPath,
     Quiet,
+    Threads,
     UseCache,
     UseDynamic,
     Verbose,
@@ -51,6 +52,7 @@ def eval_command(
     encoding: Encoding = "utf-8",
     errors: Errors = "strict",
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):

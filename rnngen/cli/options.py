@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from ..core import backend
 from ..core.backend import DEVICES
 from ..text.tokenize import LEVELS, LINES, SCHEMES
 from .helptext import (
@@ -56,6 +57,7 @@ FLAGS = {
     "tokenizer.scheme": "--tokenizer",
     "tokenizer.lines": "--lines",
     "output.force": "--force",
+    "threads": "--threads",
 }
 
 
@@ -110,6 +112,23 @@ Device = Annotated[
     str,
     typer.Option(
         metavar=choices(DEVICES), help="cpu (NumPy), or gpu (CuPy: pip install 'rnngen[gpu]')."
+    ),
+]
+
+
+def _use_threads(value: int | None) -> int | None:
+    backend.set_threads(value)  # before the command runs: it sets how all of its work runs
+    return value
+
+
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "-t",
+        "--threads",
+        min=1,
+        callback=_use_threads,
+        help="CPU cores to use, for matrix products and the optimiser. [default: all]",
     ),
 ]
 Encoding = Annotated[

@@ -40,6 +40,7 @@ from .options import (
     DynamicStats,
     ModelPath,
     Quiet,
+    Threads,
     UseCache,
     UseDynamic,
     Verbose,
@@ -149,6 +150,7 @@ def sample(
     dynamic_len: DynamicLen = None,
     dynamic_stats: DynamicStats = None,
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):

@@ -48,6 +48,7 @@ from .options import (
     Lowercase,
     MaxVocab,
     MinCount,
+    Threads,
     Tokenizer,
     Verbose,
 )
@@ -314,6 +315,7 @@ def train_command(
         ),
     ] = False,
     device: in_panel(Device, SPEED) = "cpu",
+    threads: in_panel(Threads, SPEED) = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress or summary.")] = False,
     verbose: Verbose = False,
 ):

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..text.corpus import TextOptions, read_text
 from . import reports
 from .common import Messages, Output, errors_to_exit, one_stdin, print_json
-from .options import AsJson, Device, Encoding, Errors, Quiet, Verbose
+from .options import AsJson, Device, Encoding, Errors, Quiet, Threads, Verbose
 from .progress import StepDisplay
 
 
@@ -27,6 +27,7 @@ def tune_command(
     encoding: Encoding = "utf-8",
     errors: Errors = "strict",
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
