@@ -131,7 +131,7 @@ def test_char_and_whitespace_keep_their_lines():
         assert config.lines == "keep" and not config.joins_lines
     with pytest.raises(ConfigError, match="tokenizer.lines join is for word-level book text"):
         TokenizerConfig(level="char", lines="join")
-    with pytest.raises(ConfigError, match="unknown --lines 'some'"):
+    with pytest.raises(ConfigError, match="tokenizer.lines must be one of .*, got 'some'"):
         TokenizerConfig(lines="some")
 
 

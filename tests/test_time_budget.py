@@ -169,7 +169,7 @@ def test_val_every():
     assert steps[:-1] == list(range(5, 5 * len(steps), 5)) and steps[-1] >= steps[-2]
     with pytest.raises(ConfigError, match="train.val_every needs train.time_limit"):
         TrainConfig(val_every=5)
-    with pytest.raises(ConfigError, match="--epochs or --time"):
+    with pytest.raises(ConfigError, match="train.epochs or train.time_limit"):
         TrainConfig(epochs=None)
 
 

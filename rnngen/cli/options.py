@@ -33,7 +33,6 @@ FLAGS = {
     "model.layers": "--layers",
     "model.dropout": "--dropout",
     "model.softmax": "--softmax",
-    "model.class_bounds": "the class bounds",
     "model.tie_weights": "--tie-weights",
     "train.optimizer": "--optimizer",
     "train.dtype": "--dtype",

@@ -83,9 +83,11 @@ class ModelConfig:
             and bounds[-1] == self.vocab_size
             and all(a < b for a, b in zip(bounds, bounds[1:]))  # noqa: B905
         ):
-            raise ConfigError("must increase from 0 to the vocabulary size", "model.class_bounds")
+            raise ConfigError(
+                "{0} class needs increasing class bounds from 0 to V", "model.softmax"
+            )
         if self.softmax == "full" and bounds:
-            raise ConfigError("{0} are only for {1} class", "model.class_bounds", "model.softmax")
+            raise ConfigError("class bounds are only for {0} class", "model.softmax")
         if self.tie_weights and self.embed != self.hidden:
             raise ConfigError(
                 f"{{0}} needs {{1}} equal to {{2}} (now {self.embed} and {self.hidden})",
