@@ -8,9 +8,11 @@ configurations: tanh RNN 1x256, LSTM 2x200 (Zaremba et al.'s small network), GRU
 embedding = hidden (rnngen's default, which ties the output layer to the embedding; the PyTorch
 example's model is untied).
 
-- rnngen: `rnngen.train.train` with `TrainConfig(time_limit=B)`, exactly what `rnngen train --time
-  B` runs; every other setting (optimiser, learning rate, clip, batch, seq-len, dropout, state
-  resets, validation) is rnngen's default.
+- rnngen: `rnngen.api.run_training` with `TrainConfig(time_limit=B)`, the function `rnngen train
+  --time B` runs, on the train and validation parts written out as text: its wall time covers
+  everything the budget covers (reading and encoding the text, training, validation, the
+  end-of-run score and the gradient statistics, saving); every other setting (optimiser,
+  learning rate, clip, batch, seq-len, dropout, state resets, validation) is rnngen's default.
 - PyTorch: the word_language_model example's model and recipe (its RNNModel: embedding and decoder
   uniform in +-0.1, PyTorch's own initialisation for the recurrent layers; SGD lr 20, clip 0.25,
   dropout 0.2, batch 20, seq-len 35, lr / 4 when a validation does not improve, the best model
@@ -85,11 +87,11 @@ def main(argv=None) -> int:
     from reference_torch import evaluate_torch
     from torch import nn
 
-    from rnngen.api import model_config
-    from rnngen.reading.evaluate import evaluate, unigram_eval
+    from rnngen import api
+    from rnngen.reading.evaluate import unigram_eval
     from rnngen.text.batching import iter_batches, make_streams
     from rnngen.text.tokenize import detokenize
-    from rnngen.training.train import TrainConfig, train
+    from rnngen.training.train import TrainConfig
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -205,6 +207,14 @@ def main(argv=None) -> int:
         f"vocabulary {V:,}; unigram test perplexity {unigram.perplexity:.1f}"
     )
 
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="time-to-quality-"))
+    texts = {"out": folder / "model.npz", "test_text": detokenize(parts["test"], tok_cfg)}
+    for part in ("train", "valid"):  # what `rnngen train --valid` reads
+        texts[part] = folder / f"{part}.txt"
+        texts[part].write_text(detokenize(parts[part], tok_cfg), encoding="utf-8")
+
     def bpc(nll: float) -> float:
         return nll / math.log(2) / test_chars
 
@@ -219,13 +229,19 @@ def main(argv=None) -> int:
             if not args.skip_rnngen:
                 # what `rnngen train --cell C --layers L --hidden H` builds: the embedding
                 # as wide as the hidden state, the output layer tied to it
-                model_cfg = model_config(vocab, hidden=H, layers=L, cell=cell)
                 train_cfg = TrainConfig(epochs=None, time_limit=seconds, seed=args.seed)
                 log(f"{minutes:g} min, rnngen {cell} {L}x{H}")
-                t0, c0 = time.perf_counter(), time.process_time()
-                result = train(ids["train"], model_cfg, train_cfg, val_ids=ids["valid"])
-                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                test = evaluate(result.params, model_cfg, ids["test"], 1, 100)
+                request = api.TrainRequest(
+                    str(texts["train"]), str(texts["out"]), str(texts["valid"]), tok_cfg,
+                    args.max_vocab, model={"hidden": H, "layers": L, "cell": cell},
+                    train=train_cfg,
+                )  # fmt: skip
+                t0, c0 = time.monotonic(), time.process_time()
+                outcome = api.run_training(request, started=t0)
+                wall, cpu = time.monotonic() - t0, time.process_time() - c0
+                model_cfg = outcome.model.config
+                test = api.evaluate_text(outcome.model, texts["test_text"], 1, 100).result
+                result = outcome.model
                 h = result.history
                 row = {
                     "budget": minutes,

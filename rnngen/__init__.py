@@ -3,7 +3,7 @@
 import os
 import sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # OpenBLAS (NumPy's BLAS) keeps its idle worker threads spinning for 2^28 cycles, about 0.1 s,
 # after every matrix product. A training step alternates products with elementwise passes (the

@@ -6,12 +6,12 @@ errors to exit codes.
 
 import math
 import os
-import shlex
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from .text.corpus import (
     default_corpus_path,
     encode_file,
     open_input,
+    read_text,
 )
 from .text.tokenize import (
     EOS,
@@ -63,7 +64,9 @@ from .text.tokenize import (
     tokenize,
 )
 from .text.vocab import Vocab
-from .training.stats import gradient_stats
+from .training.events import EpochEnd, Finishing, Sampled, Validated
+from .training.schedule import END_MARGIN, EndWork
+from .training.stats import gradient_stats, stats_tokens
 from .training.train import TrainConfig, split_data, train
 
 
@@ -155,61 +158,6 @@ def default_checkpoint_path(out) -> str:
     return stem + ".ckpt.npz"
 
 
-def checkpoint_options(ckpt: Checkpoint) -> dict:
-    """The value each `train` option that sets the model, the training or the tokenizer has in a
-    checkpoint, keyed by the option's name: a resumed run takes these from the checkpoint."""
-    m, t, tok = ckpt.model, ckpt.train, ckpt.tokenizer
-    return {
-        "--cell": m.cell,
-        "--hidden": m.hidden,
-        "--embed": m.embed,
-        "--layers": m.layers,
-        "--dropout": m.dropout,
-        "--tie-weights": m.tie_weights,
-        "--untie-weights": not m.tie_weights,
-        "--softmax": m.softmax,
-        "--classes": m.n_classes if m.softmax == "class" else None,
-        "--seq-len": t.seq_len,
-        "--batch-size": t.batch_size,
-        "--optimizer": t.optimizer,
-        "--lr": t.learning_rate(m.cell),
-        "--lr-decay": t.lr_decay,
-        "--patience": t.patience,
-        "--val-every": t.val_every,
-        "--clip": t.clip,
-        "--state-reset": t.state_reset,
-        "--unigram-bias": t.unigram_bias,
-        "--zero-bias": not t.unigram_bias,
-        "--sparse-embedding": t.lazy_adam,
-        "--dense-embedding": not t.lazy_adam,
-        "--val-frac": t.val_frac,
-        "--seed": t.seed,
-        "--dtype": t.dtype,
-        "--level": tok.level,
-        "--tokenizer": tok.scheme,
-        "--lowercase": tok.lowercase,
-        "--lines": tok.lines,
-    }
-
-
-def check_resume_options(ckpt: Checkpoint, given: dict) -> None:
-    """Refuse options given with --resume that contradict the checkpoint: `given` maps the options
-    the user gave (by name, as checkpoint_options keys them) to their values; options the
-    checkpoint settles are fine when they equal its values, other options are not looked at."""
-    held = checkpoint_options(ckpt)
-    differ = [
-        f"{name} {given[name]} (the checkpoint's: {held[name]})"
-        for name in held
-        if name in given and given[name] != held[name]
-    ]
-    if differ:
-        raise ConfigError(
-            "--resume takes the model and training settings from the checkpoint, but "
-            f"{'; '.join(differ)}; drop {'this option' if len(differ) == 1 else 'these options'} "
-            "or train a new model without --resume"
-        )
-
-
 def check_seed(seed: int | None) -> None:
     if seed is not None and seed < 0:
         raise ConfigError(f"--seed must not be negative, got {seed}")
@@ -222,30 +170,81 @@ def check_checkpoint_every(steps: int) -> None:
         )
 
 
-def resume_command(
-    checkpoint: str, input: str | None = None, out: str = "model.npz", options: dict | None = None
-) -> str:
-    """The shell command that continues an interrupted `rnngen train` run from `checkpoint`, each
-    word quoted for a POSIX shell: the same input (None: the bundled corpus), -o out, and
-    `options` (option name -> value; True: a flag given; None or False: left out), which must
-    hold every other option the resumed run needs (--valid, --checkpoint, --log-file ...)."""
-    words = ["rnngen", "train"]
-    if input is not None:  # a file named like an option is given as ./-name
-        words.append(f"./{input}" if input.startswith("-") and input != "-" else input)
-    words += ["-o", str(out)]
-    for name, value in (options or {}).items():
-        if value is True:
-            words.append(name)
-        elif value is not None and value is not False:
-            words += [name, str(value)]
-    return shlex.join([*words, "--resume", str(checkpoint)])
-
-
 @dataclass
 class TrainOutcome:
-    model: TrainedModel | None  # the best model (None if stopped before any epoch ended)
+    model: TrainedModel | None  # the best model (None if stopped before any validation)
     interrupted: bool  # stopped by should_stop(); a checkpoint was written
     checkpoint: str | None  # where the checkpoint is, if one was written
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What a `train` run is asked to do, from reading the text to saving the model."""
+
+    input: str | None = None  # text, `-`, an `encode` output, or None: the bundled corpus
+    out: str = "model.npz"
+    valid: str | None = None  # a separate validation text (default: the input's tail)
+    tokenizer: TokenizerConfig | None = None
+    max_vocab: int | None = None
+    min_count: int = 1
+    text_options: TextOptions = STRICT_UTF8
+    model: dict = field(default_factory=dict)  # model_config's keyword arguments
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: str | None = None  # default: beside `out` (default_checkpoint_path)
+    checkpoint_every: int = 0
+    resume: Checkpoint | None = None  # its settings replace model, train and tokenizer
+    show_samples: int = 0  # tokens of text generated after each validation (0: none)
+
+
+def run_training(
+    request: TrainRequest, on_event=None, should_stop=None, comm=None, started=None,
+    clock=time.monotonic,
+) -> TrainOutcome:  # fmt: skip
+    """A whole `rnngen train` run: read and encode the text, train, score the saved model on the
+    whole validation text, compute the gradient statistics, save. With a time budget, all of it
+    counts against the budget from `started` (a `clock()` reading taken when the command began;
+    default: now). The CLI and benchmarks/time_to_quality.py both run this."""
+    started = clock() if started is None else started
+    ckpt = request.resume
+    tokenizer = request.tokenizer if ckpt is None else ckpt.tokenizer
+    vocab = None if ckpt is None else ckpt.vocab
+    if ckpt is None:
+        corpus = training_corpus(request.input, tokenizer, request.max_vocab,
+                                 request.min_count, request.text_options)  # fmt: skip
+    else:
+        corpus = training_corpus(request.input, tokenizer, options=request.text_options,
+                                 vocab=vocab)  # fmt: skip
+    val_ids = None
+    if request.valid is not None:
+        val_ids = encode_for(corpus, read_text(request.valid, request.text_options))
+    if ckpt is None:
+        model_cfg, train_cfg = model_config(corpus.vocab, **request.model), request.train
+    else:
+        model_cfg, train_cfg = ckpt.model, ckpt.train
+    if request.show_samples and on_event is not None:
+        on_event = _with_samples(on_event, model_cfg, corpus, request.show_samples)
+    return train_model(corpus, model_cfg, train_cfg, request.out, val_ids, on_event,
+                       request.checkpoint or default_checkpoint_path(request.out),
+                       request.checkpoint_every, ckpt, should_stop, comm, started,
+                       clock)  # fmt: skip
+
+
+SAMPLE_SEED = 0  # every sample a run shows starts from the same random state
+
+
+def _with_samples(on_event, model_cfg: ModelConfig, corpus: Corpus, length: int):
+    """on_event, and after each validation a Sampled event: `length` tokens generated from the
+    current weights (plain sampling, the same seed each time)."""
+
+    def on_validated(event):
+        on_event(event)
+        if isinstance(event, EpochEnd | Validated) and event.params is not None:
+            params = split_output(event.params)
+            model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, {})
+            rng = np.random.default_rng(SAMPLE_SEED)
+            on_event(Sampled(sample_text(model, None, length, rng)))
+
+    return on_validated
 
 
 def train_model(
@@ -260,16 +259,22 @@ def train_model(
     resume: Checkpoint | None = None,
     should_stop=None,
     comm=None,
+    started: float | None = None,
+    clock=time.monotonic,
 ) -> TrainOutcome:
-    """Train on the corpus, saving the best model to `out` whenever validation improves.
+    """Train on the corpus, saving the best model to `out` whenever validation improves; at the
+    end (not after should_stop() ended the run) score it on the whole validation text and save
+    it again with its gradient statistics, in what is left of the time budget (run_training).
 
     Validation uses val_ids when given, else the tail of the corpus. A checkpoint goes to
     `checkpoint` every `checkpoint_every` steps and when should_stop() ends the run early;
     `resume` continues from a loaded checkpoint, which must come from the same data. With `comm`
     (a distributed.Communicator) this is one rank of a data-parallel run; only rank 0 writes."""
+    started = clock() if started is None else started
     check_checkpoint_every(checkpoint_every)
     check_writable(out)
-    fingerprint = data_fingerprint(*split_data(corpus.ids, train_cfg, val_ids))
+    train_ids, held_out = split_data(corpus.ids, train_cfg, val_ids)
+    fingerprint = data_fingerprint(train_ids, held_out)
     if resume is not None and resume.data != fingerprint:
         raise ConfigError(
             "the checkpoint was made on other training or validation data; give the same input "
@@ -277,6 +282,7 @@ def train_model(
         )
     if checkpoint is not None:
         check_writable(checkpoint)
+    origin = started - (0.0 if resume is None else resume.state.elapsed)  # the run's clock zero
     written = []
 
     def save_best(params, history):
@@ -290,28 +296,101 @@ def train_model(
             save_checkpoint(checkpoint, ckpt)
             written.append(checkpoint)
 
-    result = train(
-        corpus.ids,
-        model_cfg,
-        train_cfg,
-        val_ids,
-        on_event,
-        save_best,
-        resume=None if resume is None else resume.state,
-        on_checkpoint=save_state,
-        checkpoint_every=checkpoint_every,
-        should_stop=should_stop,
-        comm=comm,
-    )
+    end_work = EndWork(len(held_out), stats_tokens(len(train_ids)))
+    result = train(corpus.ids, model_cfg, train_cfg, val_ids, on_event, save_best,
+                   None if resume is None else resume.state, save_state, checkpoint_every,
+                   should_stop, comm, clock, started, end_work)  # fmt: skip
     model = None
     if result.params is not None and (comm is None or comm.rank == 0):
         params = split_output(result.params)  # a TrainedModel holds the file layout
         model = TrainedModel(model_cfg, corpus.tokenizer, corpus.vocab, params, result.history)
-        # dynamic evaluation's gradient statistics, from the training part (adapt.py)
-        train_ids = split_data(corpus.ids, train_cfg, val_ids)[0]
-        model.stats = split_output(gradient_stats(result.params, model_cfg, train_ids))
-        save_model(out, model)  # the best parameters again, with the history and the statistics
+        if not result.interrupted:  # on Ctrl-C: no more than the step and the saves it made
+            ending = _Ending(model, result.params, train_cfg.time_limit, origin, clock, on_event)
+            st = result.state
+            per_token = st.val_seconds / max(st.validations * max(st.val_limit, 1), 1)
+            ending.score(held_out, per_token if st.validations and st.val_limit else None)
+            ending.gradient_stats(train_ids, should_stop)
+            model.history["seconds"] = clock() - origin  # the whole run, saving aside
+            save_model(out, model)  # the best parameters again, with the figures and statistics
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
+
+
+EVAL_SEQ_LEN = 128  # evaluate_text's segment length: the end-of-run figure is scored as `eval`
+
+
+@dataclass
+class _Ending:
+    """The work after a run's last step, inside its time budget (if it has one)."""
+
+    model: TrainedModel
+    params: dict  # the best parameters, on the device, in the training layout
+    time_limit: float | None
+    origin: float  # the clock's reading when the run began
+    clock: object
+    on_event: object
+
+    def time_left(self) -> float | None:
+        if self.time_limit is None:
+            return None
+        return self.time_limit - (self.clock() - self.origin)
+
+    def report(self, what: str, done: int, total: int) -> None:
+        if self.on_event:
+            left = self.time_left()
+            self.on_event(Finishing(what, done, total, self.clock() - self.origin,
+                                    None if left is None else max(left, 0.0)))  # fmt: skip
+
+    def score(self, val_ids, per_token: float | None) -> None:
+        """The saved model's perplexity on the whole validation text, one stream, the state
+        carried throughout: the figure `rnngen eval` gives for that text. Skipped (and the
+        history says so) where, at the validations' measured cost per token, it would overrun
+        the budget: the plan reserved it, but a slow machine may have spent the reserve."""
+        if len(val_ids) < 2:
+            return
+        left = self.time_left()
+        if left is not None and per_token and per_token * len(val_ids) > left - END_MARGIN:
+            self.model.history["val_ppl_skipped"] = "time"
+            return
+        result = evaluate(self.params, self.model.config, val_ids, 1, EVAL_SEQ_LEN,
+                          lambda done, total: self.report("score", done, total))  # fmt: skip
+        history = self.model.history
+        history["val_loss"], history["val_ppl"] = result.cross_entropy, result.perplexity
+        history["val_tokens_scored_at_end"] = result.tokens
+
+    def gradient_stats(self, train_ids, should_stop) -> None:
+        """Dynamic evaluation's statistics, cut short when the budget is spent or on Ctrl-C;
+        the history says how many tokens they cover (0: none)."""
+        history = self.model.history
+        done, segments, began = [0], [0], self.clock()
+        total = stats_tokens(len(train_ids))
+
+        def keep_going() -> bool:
+            if should_stop is not None and should_stop():
+                history["stats_stopped"] = "interrupted"
+                return False
+            left = self.time_left()
+            if left is None:
+                return True
+            per_segment = (self.clock() - began) / max(segments[0], 1)
+            if left - END_MARGIN < per_segment:
+                history["stats_stopped"] = "time"
+                return False
+            return True
+
+        def progress(tokens, whole):
+            done[0] = tokens
+            segments[0] += 1
+            self.report("stats", tokens, whole)
+
+        left = self.time_left()
+        if total < 1 or (left is not None and left < END_MARGIN):
+            history["stats_tokens"] = 0
+            history["stats_stopped"] = "time" if total else "no text"
+            return
+        stats = gradient_stats(self.params, self.model.config, train_ids, keep_going=keep_going,
+                               on_progress=progress)  # fmt: skip
+        self.model.stats = split_output(stats)
+        history["stats_tokens"] = done[0]
 
 
 def open_checkpoint(
@@ -325,7 +404,10 @@ def open_checkpoint(
         ckpt.train = replace(ckpt.train, epochs=epochs)
         st.done = st.done and st.epoch > epochs
     if time_limit is not None:
-        ckpt.train = replace(ckpt.train, time_limit=time_limit)
+        # a run by epochs resumed with a budget runs to the budget's end, as a timed run does;
+        # its best model is scored again on the part its validations score (train.py)
+        patience = ckpt.train.patience if ckpt.train.time_limit is not None else 0
+        ckpt.train = replace(ckpt.train, time_limit=time_limit, patience=patience)
         st.done = st.done and st.elapsed >= time_limit
         if not st.done and "validations" not in st.history:
             st.history["validations"] = []
@@ -579,7 +661,10 @@ def history_summary(history: dict) -> dict:
         "stopped": history.get("stopped"),
         "best_epoch": history.get("best_epoch"),
         "best_step": history.get("best_step"),
-        "best_val_ppl": history.get("best_val_ppl"),
+        "best_val_ppl": history.get("best_val_ppl"),  # in-run: see val_tokens_scored
+        "val_ppl": history.get("val_ppl"),  # the saved model on the whole validation text
+        "stats_tokens": history.get("stats_tokens"),  # None: the run saved none (interrupted)
+        "stats_stopped": history.get("stats_stopped"),
         "unigram_val_ppl": history.get("unigram_val_ppl"),
         "final_train_loss": last.get("train_loss"),
         "final_lr": last.get("lr"),
@@ -624,6 +709,7 @@ def model_info(model: TrainedModel, path: str | None = None, top: int = 10) -> d
         },
         "tokenizer": model.tokenizer.to_dict(),
         "history": history_summary(model.history),
+        "gradient_statistics": model.stats is not None,  # for --dynamic
     }
     return info
 

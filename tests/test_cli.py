@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from rnngen import api
 from rnngen.cli.app import app
+from rnngen.cli.resume import resume_command
 from rnngen.files.storage import load_corpus, load_model
 from rnngen.text.tokenize import tokenize
 
@@ -449,7 +450,7 @@ def test_resume_refuses_model_and_training_options_that_differ_from_the_checkpoi
 
 def test_resume_command_parses_back_to_the_options_it_was_given():
     """The printed resume command, split as a shell splits it, gives `train` the same values."""
-    line = api.resume_command(
+    line = resume_command(
         "c k.npz", "-odd $name.txt", "out dir/m.npz",
         {"--valid": "a;b.txt", "--log-file": "it's.jsonl", "--json": True, "--checkpoint": None,
          "--errors": "replace", "--checkpoint-every": 50},
@@ -462,7 +463,7 @@ def test_resume_command_parses_back_to_the_options_it_was_given():
     assert params["valid"] == "a;b.txt" and params["log_file"] == "it's.jsonl"
     assert params["as_json"] and params["errors"] == "replace" and params["checkpoint"] is None
     assert params["checkpoint_every"] == 50 and params["resume"] == "c k.npz"
-    assert shlex.split(api.resume_command("c.npz", None, "m.npz")) == [
+    assert shlex.split(resume_command("c.npz", None, "m.npz")) == [
         "rnngen", "train", "-o", "m.npz", "--resume", "c.npz"
     ]  # fmt: skip
 
@@ -521,7 +522,6 @@ def test_verbose_adds_detail(model_file, text_file, tmp_path):
 
 
 def test_unexpected_error_is_one_line_or_a_traceback_with_verbose(model_file, monkeypatch):
-    from rnngen import api
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero\nsecond line")

@@ -288,3 +288,27 @@ def test_encoding_options(tmp_path):
     assert "café" in load_corpus(tmp_path / "b.npz").vocab.tokens
     assert "\ufffd" in load_corpus(tmp_path / "c.npz").vocab.tokens  # a mark of its own
     assert np.all(load_corpus(tmp_path / "b.npz").ids >= 0)
+
+
+def test_sigint_runs_no_statistics_pass_and_exits_within_a_step_and_a_save(book, tmp_path):
+    """Ctrl-C in a default-sized run: exit 130 within a step and the saves (no gradient
+    statistics, no end-of-run scoring: 0.1 computed statistics over 100,000 tokens here), the
+    checkpoint written and the best model so far saved without statistics."""
+    args = ["-o", "m.npz", "--epochs", "400", "--patience", "0", "--batch-size", "4",
+            "--seq-len", "8", "--log-file", "log.jsonl"]  # fmt: skip
+    proc = _rnngen("train", str(book), *args, cwd=tmp_path)
+    _wait_for(proc, "epoch   1/400")
+    proc.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    _, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - signalled
+    assert proc.returncode == 130, stderr
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["event"] == "step"]
+    step_seconds = 1 / steps[-1]["tokens_per_second"] * 4 * 8  # one batch of 4 x 8 tokens
+    # a step, the checkpoint and a model file (a few MB each), with room for a loaded machine
+    assert took < 5 + 20 * step_seconds, (took, step_seconds)
+    model = load_model(tmp_path / "m.npz")
+    assert model.stats is None and "stats_tokens" not in model.history
+    assert "val_ppl" not in model.history  # no end-of-run scoring either
+    assert load_checkpoint(tmp_path / "m.ckpt.npz").state.epoch >= 2

@@ -13,8 +13,10 @@ Evaluation (`EvalDisplay`): a bar on a terminal that disappears when done, a pla
 `interval` seconds elsewhere.
 """
 
+import json
 import sys
 import time
+from dataclasses import asdict
 
 from rich.console import Console
 from rich.progress import (
@@ -28,9 +30,9 @@ from rich.progress import (
 from rich.text import Text
 
 from ..reading.evaluate import perplexity
+from ..training.events import EpochEnd, Finishing, Sampled, Started, Validated
+from ..training.events import Progress as StepProgress
 from ..training.schedule import format_duration
-from ..training.train import EpochEnd, Started, Validated
-from ..training.train import Progress as StepProgress
 
 INTERVAL = 30.0  # seconds between plain progress lines off a terminal
 BAR = 40  # the widest the bar gets; it narrows to leave its texts room, to 10 at least
@@ -81,7 +83,7 @@ def epoch_line(event: EpochEnd, tokens_per_second: float, width: int | None = No
     best = "(best)" if event.is_best and event.val_loss is not None else ""
     if not event.is_best:
         best = "(no gain: stopping)" if event.stopping else f"(no gain: lr {event.lr:.3g})"
-    remaining = event.elapsed / event.epoch * (event.epochs - event.epoch)
+    left = event.elapsed / event.epoch * (event.epochs - event.epoch)
     return fit(
         [
             (f"epoch {event.epoch:>3}/{event.epochs}", 0),
@@ -91,7 +93,7 @@ def epoch_line(event: EpochEnd, tokens_per_second: float, width: int | None = No
             (best, 0),
             (_speed(tokens_per_second), 5),
             (f"elapsed {_clock(event.elapsed)}", 4),
-            (f"remaining {_clock(remaining)}", 2),
+            (f"left {_clock(left)}", 2),
         ],
         width,
     )
@@ -141,28 +143,45 @@ def progress_line(event: StepProgress, width: int | None = None) -> str:
     )
 
 
+def run_counts(history: dict) -> str:
+    """`1,234 steps in 3 epochs (the last partial)`, or for a run by epochs `5 epochs`: the
+    counts `--json`, `info` and `plot` give too (the history's "epochs" counts every epoch a
+    step was trained in)."""
+    n = history.get("epochs", 0)
+    epochs = f"{n} epoch{'s' if n != 1 else ''}"
+    if "validations" not in history:
+        return epochs
+    steps = history.get("steps", 0)
+    per_epoch = history.get("steps_per_epoch")
+    partial = " (the last partial)" if per_epoch and steps < n * per_epoch else ""
+    return f"{steps:,} step{'s' if steps != 1 else ''} in {epochs}{partial}"
+
+
 def summary_line(out, history: dict, width: int | None = None) -> str:
     """The closing line of a training run (fitted to `width`, but never cut: a long path may
-    still make it wider)."""
-    n = history["epochs"]
-    if "validations" in history:  # a run with a time budget
-        steps = history.get("steps", 0)
-        done = f"{steps:,} step{'s' if steps != 1 else ''} ({n} full epoch{'s' if n != 1 else ''})"
-    else:
-        done = f"{n} epoch{'s' if n != 1 else ''}"
+    still make it wider). Its perplexity is the saved model's on the whole validation text, as
+    `rnngen eval` scores it; the in-run figure is labelled as the prefix it was scored on."""
+    stopped = {"time": "stopped on time,", "patience": "stopped for lack of gain,"}
     parts = [
-        (f"saved {out}: {done} in {history['seconds']:.0f}s,", 0),
+        (f"saved {out}: {run_counts(history)} in {history['seconds']:.0f}s,", 0),
         (f"{history['tokens_per_second']:,.0f} tok/s,", 3),
-        ("stopped on time," if history.get("stopped") == "time" else "", 1),
+        (stopped.get(history.get("stopped"), ""), 1),
     ]
+    if "val_ppl" in history:
+        parts.append((f"validation perplexity {history['val_ppl']:.2f}", 0))
     if "best_val_ppl" in history:
         best_step = history.get("best_step")
         where = f"epoch {history['best_epoch']}" if best_step is None else f"step {best_step:,}"
+        scored = history.get("val_tokens_scored")
+        on = f"first {scored:,} tokens" if scored else "whole text"
+        best = f"{history['best_val_ppl']:.2f} at {where}"
         parts += [
-            (f"best validation perplexity {history['best_val_ppl']:.2f}", 0),
-            (f"({where}; unigram baseline {history['unigram_val_ppl']:.2f})", 2),
+            (f"(in-run validation, {on} with zero-state starts: {best};", 2),
+            (f"unigram baseline {history['unigram_val_ppl']:.2f})", 2),
         ]
-    return fit(parts, width, sep=" ", cut=False).rstrip(",")
+    if history.get("stats_tokens") == 0:
+        parts.append(("no gradient statistics: the time was spent", 1))
+    return fit(parts, width, sep=" ", cut=False).rstrip(",;")
 
 
 class _Live(ProgressColumn):
@@ -237,9 +256,14 @@ class _Display:
         self._last_line = now
         return True
 
-    def __exit__(self, *exc):
+    def close(self) -> None:
+        """Take the bar off the screen (it is not redrawn after), so the last line stays last."""
         if self._progress is not None:
             self._progress.stop()
+            self._progress = None
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class TrainingDisplay(_Display):
@@ -247,14 +271,16 @@ class TrainingDisplay(_Display):
 
     def __init__(
         self,
-        header: str = "training",
+        header: str | None = None,
         quiet: bool = False,
         console: Console | None = None,
         interval: float = INTERVAL,
         clock=time.monotonic,
+        verbose: bool = False,
     ):
         super().__init__(quiet, console, interval, clock)
-        self.header = header  # what is being trained, for the first line
+        self.header = header  # what is being trained, for the first line (None: from Started)
+        self.verbose = verbose
         self.tokens_per_second = 0.0
         self.val_ppl = None
         self._last = None  # the last Progress event and the clock's reading when it came
@@ -302,23 +328,7 @@ class TrainingDisplay(_Display):
 
     def __call__(self, event) -> None:
         if isinstance(event, Started):
-            budget = (
-                "" if event.time_limit is None else f"{format_duration(event.time_limit)} budget"
-            )
-            self.message(
-                fit(
-                    [
-                        (f"{self.header}:", 0),
-                        (f"{event.train_tokens:,} training and", 0),
-                        (f"{event.val_tokens:,} validation tokens,", 0),
-                        (f"{event.n_params:,} parameters,", 3),
-                        (f"{event.steps_per_epoch} steps per epoch,", 2),
-                        (budget, 1),
-                    ],
-                    self.width,
-                    sep=" ",
-                ).rstrip(",")
-            )
+            self.started(event)
         elif isinstance(event, StepProgress):
             self.tokens_per_second = event.tokens_per_second
             if self._progress is not None:
@@ -331,6 +341,42 @@ class TrainingDisplay(_Display):
                 self.val_ppl = event.val_perplexity
             line = epoch_line if isinstance(event, EpochEnd) else validation_line
             self.message(line(event, self.tokens_per_second, self.width))
+        elif isinstance(event, Finishing):
+            self.finishing(event)
+        elif isinstance(event, Sampled):
+            self.message("sample: " + " ".join(event.text.split()))
+
+    def finishing(self, event: Finishing) -> None:
+        """The work after the last step, on the bar (or a plain line now and then)."""
+        what = {"score": "scoring the validation text", "stats": "gradient statistics"}
+        head = what.get(event.what, event.what)
+        left = "" if event.time_left is None else f"left {_clock(event.time_left)}"
+        tail = fit([(f"{event.done:,}/{event.total:,} tokens", 0), (left, 0)], None)
+        self._last = None
+        if self._progress is not None:
+            self._update(event.done / max(event.total, 1), head, tail)
+        elif self.due():
+            self.message(f"{head}: {tail}")
+
+    def started(self, event: Started) -> None:
+        model = event.model
+        header = self.header
+        if header is None:
+            header = "training" if model is None else f"{model.layers}x{model.hidden} {model.cell}"
+        if self.verbose and model is not None:
+            shown = {k: v for k, v in model.to_dict().items() if k != "class_bounds"}
+            self.message(f"model: {json.dumps(shown)}")
+            self.message(f"training: {json.dumps(asdict(event.train))}")
+        budget = "" if event.time_limit is None else f"{format_duration(event.time_limit)} budget"
+        parts = [
+            (f"{header}:", 0),
+            (f"{event.train_tokens:,} training and", 0),
+            (f"{event.val_tokens:,} validation tokens,", 0),
+            (f"{event.n_params:,} parameters,", 3),
+            (f"{event.steps_per_epoch} steps per epoch,", 2),
+            (budget, 1),
+        ]
+        self.message(fit(parts, self.width, sep=" ").rstrip(","))
 
 
 class EvalDisplay(_Display):

@@ -40,8 +40,8 @@ def info_lines(info: dict) -> list:
         max_epochs = h.get("max_epochs")
         of = f" of {max_epochs}" if max_epochs and max_epochs != h["epochs"] else ""
         done = f"{h['epochs']} epoch{'s' if h['epochs'] != 1 else ''}{of}"
-        if h.get("time_limit") is not None:  # a run with a time budget
-            done = f"{h['steps']:,} steps ({done}) of a {format_duration(h['time_limit'])} budget"
+        if h.get("time_limit") is not None:  # a run with a time budget: the summary's counts
+            done = f"{h['steps']:,} steps in {done}, a {format_duration(h['time_limit'])} budget"
         rows.append(
             (
                 "training",
@@ -73,6 +73,7 @@ def info_lines(info: dict) -> list:
                     f"{_number(h['unigram_val_ppl'], '.2f')}",
                 )
             )
+        rows += _end_rows(h, info.get("gradient_statistics"))
     else:
         rows.append(("training", "no history in the file"))
     width = max(len(name) for name, _ in rows) + 2
@@ -135,6 +136,24 @@ def _adapted_lines(adapted: dict | None) -> list:
         f"adapted cross-entropy  {adapted['cross_entropy']:.4f} nats/token",
         f"adapted perplexity     {adapted['perplexity']:.2f}",
     ]
+
+
+def _end_rows(h: dict, has_stats) -> list:
+    """The saved model's figure on the whole validation text, and its gradient statistics."""
+    rows = []
+    if h.get("val_ppl") is not None:
+        rows.append(("validated", f"perplexity {h['val_ppl']:.2f} on the whole validation text, "
+                     "as `rnngen eval` scores it"))  # fmt: skip
+    if h.get("stats_tokens"):
+        cut = " (cut short: the time was up)" if h.get("stats_stopped") == "time" else ""
+        rows.append(("statistics", f"gradient statistics from {h['stats_tokens']:,} tokens{cut}"))
+    elif h.get("stats_tokens") == 0:
+        rows.append(("statistics", "none: the time budget was spent; for --dynamic give "
+                     "--dynamic-stats TRAINING_TEXT"))  # fmt: skip
+    elif h.get("epochs") and has_stats is False:
+        why = "saved before the run ended (interrupted)"
+        rows.append(("statistics", f"none: {why}; for --dynamic give --dynamic-stats TEXT"))
+    return rows
 
 
 def tune_lines(values: dict) -> list:

@@ -1,10 +1,11 @@
 """`rnngen train`: train a model and save the best one."""
 
 import contextlib
-import json
 import signal
 import threading
-from dataclasses import asdict
+import time
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
@@ -14,7 +15,7 @@ from ..core import backend
 from ..core.model import CELLS, SOFTMAXES, ModelConfig
 from ..core.optim import OPTIMIZERS
 from ..errors import EXIT_INTERRUPTED, ConfigError
-from ..text.corpus import TextOptions, read_text
+from ..text.corpus import TextOptions
 from ..training import distributed, runlog
 from ..training.schedule import parse_duration
 from ..training.train import DTYPES, TrainConfig
@@ -53,6 +54,7 @@ from .options import (
     Verbose,
 )
 from .progress import TrainingDisplay, summary_line
+from .resume import check_resume_options, resume_command
 
 
 class StopOnInterrupt:
@@ -118,8 +120,10 @@ def train_command(
         typer.Option(
             "--time",
             metavar="DURATION",
-            help="Wall-clock budget for the whole run (90s, 10m, 1.5h), validation included; "
-            "the schedule is planned for it. With --resume, the new total.",
+            help="Wall-clock budget for the whole run (90s, 10m, 1.5h), from reading the text "
+            "to the saved model; the schedule is planned for it. With --resume, the new "
+            "total. [default: no limit]",
+            show_default=False,
             rich_help_panel=TRAINING,
         ),
     ] = None,
@@ -209,11 +213,14 @@ def train_command(
         ),
     ] = TrainConfig.lr_decay,
     patience: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Stop after this many epochs without gain (0: never).", rich_help_panel=TRAINING
+            help="Stop after this many validations without gain (0: never). "
+            "[default: 3; with --time: 0, the run lasts its budget]",
+            show_default=False,
+            rich_help_panel=TRAINING,
         ),
-    ] = TrainConfig.patience,
+    ] = None,
     clip: Annotated[
         float | None,
         typer.Option(
@@ -308,6 +315,16 @@ def train_command(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    show_samples: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            help="After each validation, print N tokens generated from the current weights "
+            "on stderr (the same seed each time), to watch the text improve. [default: none]",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = 0,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -326,133 +343,106 @@ def train_command(
 
     Example: rnngen train book.txt -o book.npz --cell gru --layers 2 --dropout 0.5
     """
+    started = time.monotonic()  # the budget counts from here: reading the text is the run's
+    opts = SimpleNamespace(**{k: v for k, v in locals().items() if k != "ctx"})
     with errors_to_exit(verbose):
-        comm = distributed.world()  # under mpiexec: one rank of a data-parallel run
-        lead = comm is None or comm.rank == 0
-        if not lead:  # only rank 0 speaks and writes
-            quiet, verbose, as_json, log_file = True, False, False, None
-        say = Messages(quiet, verbose)
-        backend.use_device(device)
-        one_stdin(INPUT=input, **{"--valid": valid})
-        model_out, checkpoint = train_outputs(
-            out, checkpoint, log_file, (input, valid), resume, force, as_json
-        )
-        if sparse_embedding and dense_embedding:
-            raise ConfigError("--sparse-embedding and --dense-embedding contradict; give one")
-        if tie_weights and untie_weights:
-            raise ConfigError("--tie-weights and --untie-weights contradict; give one")
-        if zero_bias and unigram_bias:
-            raise ConfigError("--zero-bias and --unigram-bias contradict; give one")
-        options = TextOptions(encoding, errors)
-        api.check_checkpoint_every(checkpoint_every)
-        seconds = None if time_limit is None else parse_duration(time_limit)
-        ckpt = None if resume is None else api.open_checkpoint(resume, epochs, seconds)
-        if ckpt is not None:
-            api.check_resume_options(ckpt, given_options(ctx))
-        if ckpt is None:
-            corpus = api.training_corpus(
-                input,
-                tokenizer_config(level, tokenizer, lowercase, lines),
-                max_vocab,
-                min_count,
-                options,
-            )
-        else:
-            corpus = api.training_corpus(input, ckpt.tokenizer, options=options, vocab=ckpt.vocab)
-        val_ids = None if valid is None else api.encode_for(corpus, read_text(valid, options))
-        if ckpt is not None:
-            model_cfg, train_cfg = ckpt.model, ckpt.train
-        else:
-            model_cfg = api.model_config(
-                corpus.vocab,
-                softmax,
-                classes,
-                embed=embed,
-                hidden=hidden,
-                layers=layers,
-                cell=cell,
-                dropout=dropout,
-                tie_weights=True if tie_weights else False if untie_weights else None,
-            )
-            train_cfg = TrainConfig(
-                epochs=epochs if epochs is not None or seconds is not None else TrainConfig.epochs,
-                batch_size=batch_size,
-                seq_len=seq_len,
-                optimizer=optimizer,
-                lr=lr,
-                lr_decay=lr_decay,
-                patience=patience,
-                clip=clip,
-                state_reset=state_reset,
-                unigram_bias=not zero_bias,
-                lazy_adam=sparse_embedding and not dense_embedding,
-                val_frac=val_frac,
-                seed=seed,
-                dtype=dtype,
-                time_limit=seconds,
-                val_every=val_every,
-            )
-        header = (
-            f"{model_cfg.layers}x{model_cfg.hidden} {model_cfg.cell}, "
-            f"vocabulary {len(corpus.vocab):,}"
-        )
-        model_settings = {k: v for k, v in model_cfg.to_dict().items() if k != "class_bounds"}
-        say.detail(f"model: {json.dumps(model_settings)}")
-        say.detail(f"training: {json.dumps(asdict(train_cfg))}")
-        with contextlib.ExitStack() as stack:
-            log = None
-            if log_file is not None:
-                settings = {
-                    "input": input or "(bundled corpus)",
-                    "out": out,
-                    "model": model_settings,
-                    "train": asdict(train_cfg),
-                }
-                lr0 = train_cfg.learning_rate(model_cfg.cell)
-                log = stack.enter_context(runlog.RunLog(log_file, lr0, settings))
-                say.detail(f"logging to {log_file} as run {log.run}")
-            display = stack.enter_context(TrainingDisplay(header, quiet))
-            stop = stack.enter_context(StopOnInterrupt(display.message))
-            outcome = api.train_model(
-                corpus,
-                model_cfg,
-                train_cfg,
-                model_out.path,
-                val_ids,
-                runlog.combine(log, display),
-                checkpoint=checkpoint,
-                checkpoint_every=checkpoint_every,
-                resume=ckpt,
-                should_stop=stop.requested,
-                comm=comm,
-            )
-            if not outcome.interrupted and lead:
-                display.message(summary_line(out, outcome.model.history, display.width))
-        if outcome.interrupted and not lead:
-            raise typer.Exit(EXIT_INTERRUPTED)
-        if outcome.interrupted:
-            best = f"the best model so far in {out}" if outcome.model else "no epoch finished yet"
-            again = api.resume_command(
-                outcome.checkpoint,
-                input,
-                out,
-                {
-                    "--valid": valid,
-                    "--checkpoint": None if checkpoint == api.default_checkpoint_path(out)
-                    else checkpoint,
-                    "--checkpoint-every": checkpoint_every or None,
-                    "--log-file": log_file,
-                    "--encoding": None if encoding == "utf-8" else encoding,
-                    "--errors": None if errors == "strict" else errors,
-                    "--device": None if device == "cpu" else device,
-                    "--json": as_json,
-                },
-            )  # fmt: skip
-            err(
-                f"interrupted: checkpoint saved to {outcome.checkpoint}, {best}; "
-                f"continue with: {again}"
-            )
-            raise typer.Exit(EXIT_INTERRUPTED)
-        model_out.send()
-        if as_json:
-            print_json(api.training_summary(outcome.model, out))
+        _train(ctx, opts)
+
+
+def _train(ctx: typer.Context, o: SimpleNamespace) -> None:
+    """train_command's work, its options in `o`."""
+    comm = distributed.world()  # under mpiexec: one rank of a data-parallel run
+    lead = comm is None or comm.rank == 0
+    if not lead:  # only rank 0 speaks and writes
+        o.quiet, o.verbose, o.as_json, o.log_file = True, False, False, None
+    say = Messages(o.quiet, o.verbose)
+    backend.use_device(o.device)
+    one_stdin(INPUT=o.input, **{"--valid": o.valid})
+    model_out, o.checkpoint = train_outputs(
+        o.out, o.checkpoint, o.log_file, (o.input, o.valid), o.resume, o.force, o.as_json
+    )
+    _check_pairs(o)
+    if o.show_samples < 0:
+        raise ConfigError(f"--show-samples must not be negative, got {o.show_samples}")
+    api.check_checkpoint_every(o.checkpoint_every)
+    seconds = None if o.time_limit is None else parse_duration(o.time_limit)
+    ckpt = None if o.resume is None else api.open_checkpoint(o.resume, o.epochs, seconds)
+    if ckpt is not None:
+        check_resume_options(ckpt, given_options(ctx))
+    request = replace(_request(o, ckpt, seconds), out=model_out.path)  # -o -: a stand-in
+    with contextlib.ExitStack() as stack:
+        log = None
+        if o.log_file is not None:
+            settings = {"input": o.input or "(bundled corpus)", "out": o.out}
+            log = stack.enter_context(runlog.RunLog(o.log_file, settings))
+            say.detail(f"logging to {o.log_file} as run {log.run}")
+        display = stack.enter_context(TrainingDisplay(quiet=o.quiet, verbose=o.verbose))
+        stop = stack.enter_context(StopOnInterrupt(display.message))
+        outcome = api.run_training(request, runlog.combine(log, display), stop.requested, comm,
+                                   o.started)  # fmt: skip
+        display.close()  # the bar goes before the last line
+        if not outcome.interrupted and lead:
+            display.message(summary_line(o.out, outcome.model.history, display.width))
+    if outcome.interrupted:
+        _interrupted(o, outcome, request, lead)
+    model_out.send()
+    if o.as_json:
+        print_json(api.training_summary(outcome.model, o.out))
+
+
+def _check_pairs(o) -> None:
+    """Flags given with their opposites."""
+    for one, other, name, opposite in (
+        (o.sparse_embedding, o.dense_embedding, "--sparse-embedding", "--dense-embedding"),
+        (o.tie_weights, o.untie_weights, "--tie-weights", "--untie-weights"),
+        (o.zero_bias, o.unigram_bias, "--zero-bias", "--unigram-bias"),
+    ):
+        if one and other:
+            raise ConfigError(f"{name} and {opposite} contradict; give one")
+
+
+def _request(o, ckpt, seconds) -> api.TrainRequest:
+    """The run the options ask for."""
+    model = {
+        "softmax": o.softmax, "classes": o.classes, "embed": o.embed, "hidden": o.hidden,
+        "layers": o.layers, "cell": o.cell, "dropout": o.dropout,
+        "tie_weights": True if o.tie_weights else False if o.untie_weights else None,
+    }  # fmt: skip
+    train_cfg = None
+    if ckpt is None:
+        train_cfg = TrainConfig(
+            epochs=o.epochs if o.epochs is not None or seconds is not None else TrainConfig.epochs,
+            batch_size=o.batch_size, seq_len=o.seq_len, optimizer=o.optimizer, lr=o.lr,
+            lr_decay=o.lr_decay, patience=o.patience, clip=o.clip, state_reset=o.state_reset,
+            unigram_bias=not o.zero_bias, lazy_adam=o.sparse_embedding and not o.dense_embedding,
+            val_frac=o.val_frac, seed=o.seed, dtype=o.dtype, time_limit=seconds,
+            val_every=o.val_every,
+        )  # fmt: skip
+    return api.TrainRequest(
+        o.input, o.out, o.valid, tokenizer_config(o.level, o.tokenizer, o.lowercase, o.lines),
+        o.max_vocab, o.min_count, TextOptions(o.encoding, o.errors), model,
+        train_cfg or TrainConfig(), o.checkpoint, o.checkpoint_every, ckpt, o.show_samples,
+    )  # fmt: skip
+
+
+def _interrupted(o, outcome, request, lead) -> None:
+    """After Ctrl-C: where the checkpoint and the best model are, how to continue; exit 130."""
+    if not lead:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    best = f"the best model so far in {o.out}" if outcome.model else "no validation yet"
+    default = api.default_checkpoint_path(o.out)
+    again = resume_command(
+        outcome.checkpoint, o.input, o.out,
+        {
+            "--valid": o.valid,
+            "--checkpoint": None if request.checkpoint in (None, default) else o.checkpoint,
+            "--checkpoint-every": o.checkpoint_every or None,
+            "--log-file": o.log_file,
+            "--encoding": None if o.encoding == "utf-8" else o.encoding,
+            "--errors": None if o.errors == "strict" else o.errors,
+            "--device": None if o.device == "cpu" else o.device,
+            "--json": o.as_json,
+        },
+    )  # fmt: skip
+    err(f"interrupted: checkpoint saved to {outcome.checkpoint}, {best}; continue with: {again}")
+    raise typer.Exit(EXIT_INTERRUPTED)

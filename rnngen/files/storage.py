@@ -222,8 +222,11 @@ def open_archive(path, what, name=None):
                 ) from None
 
 
-def read_meta(reader: NpzReader, expected_format: str, keys: set, optional=frozenset()) -> dict:
-    """The meta JSON, read first (it is small and capped) because it says what else to expect."""
+def read_meta(
+    reader: NpzReader, expected_format: str, keys: set, optional=frozenset(), versions=(VERSION,)
+) -> dict:
+    """The meta JSON, read first (it is small and capped) because it says what else to expect;
+    its format version must be one of `versions`."""
     if "meta" not in reader.names:
         held = ", ".join(sorted(reader.names)) or "nothing"
         raise ValueError(f"no meta member; it holds: {held}")
@@ -241,8 +244,9 @@ def read_meta(reader: NpzReader, expected_format: str, keys: set, optional=froze
     if meta.get("format") != expected_format:
         raise ValueError(f"format is {meta.get('format')!r}, expected {expected_format!r}")
     version = meta.get("version")
-    if type(version) is not int or version != VERSION:
-        raise ValueError(f"format version {version!r}; this rnngen reads version {VERSION}")
+    if type(version) is not int or version not in versions:
+        readable = " and ".join(str(v) for v in versions)
+        raise ValueError(f"format version {version!r}; this rnngen reads version {readable}")
     if not keys <= set(meta) <= keys | optional:
         missing, unknown = sorted(keys - set(meta)), sorted(set(meta) - keys - optional)
         raise ValueError(f"meta keys missing: {missing or 'none'}, unknown: {unknown or 'none'}")

@@ -77,8 +77,8 @@ class Adaptation:
     def __post_init__(self):
         if self.dynamic is not None and self.stats is None:
             raise ConfigError(
-                "{0} needs gradient statistics, and this model file has none (it predates "
-                "them); give {1} TRAINING_TEXT to compute them",
+                "{0} needs gradient statistics, and this model file has none; give "
+                "{1} TRAINING_TEXT to compute them",
                 "dynamic",
                 "dynamic.stats",
             )

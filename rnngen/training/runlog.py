@@ -17,12 +17,12 @@ import json
 import math
 import secrets
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from ..errors import InputDataError, MissingInputError, OutputError
 from ..reading.evaluate import perplexity
-from .train import EpochEnd, Progress, Started, Validated
+from .events import EpochEnd, Progress, Started, Validated
 
 
 def _finite(value):
@@ -38,11 +38,11 @@ def _perplexity(loss):
 class RunLog:
     """Append one JSON line per Started, Progress and EpochEnd event to `path`.
 
-    lr: the learning rate training starts with; settings: extra fields for the start record
-    (model and training settings, input and output paths). The file is opened at once, so a path
-    that cannot be written fails before training starts."""
+    settings: extra fields for the start record (input and output paths); the model and
+    training settings and the starting learning rate come with the Started event. The file is
+    opened at once, so a path that cannot be written fails before training starts."""
 
-    def __init__(self, path, lr: float, settings: dict | None = None):
+    def __init__(self, path, settings: dict | None = None):
         self.path = str(path)
         try:
             self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
@@ -51,7 +51,7 @@ class RunLog:
         started = datetime.now(timezone.utc)
         self.run = f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"  # unique in the file
         self._started = started
-        self.lr = lr  # the learning rate in force
+        self.lr = None  # the learning rate in force (from Started's settings)
         self.settings = settings or {}
         self.steps_per_epoch = 1
         self.tokens_per_second = 0.0
@@ -74,76 +74,93 @@ class RunLog:
             raise OutputError(f"cannot write the log {self.path}: {e.strerror}") from None
 
     def __call__(self, event) -> None:
-        if isinstance(event, Started):
-            self.steps_per_epoch = max(event.steps_per_epoch, 1)
-            self._write(
-                {
-                    "event": "start",
-                    "time": self._started.isoformat(timespec="seconds"),
-                    "lr": self.lr,
-                    "train_tokens": event.train_tokens,
-                    "val_tokens": event.val_tokens,
-                    "steps_per_epoch": event.steps_per_epoch,
-                    "parameters": event.n_params,
-                    **self.settings,
-                }
-            )
-        elif isinstance(event, Progress):
-            self.tokens_per_second = event.tokens_per_second
-            self._write(
-                {
-                    "event": "step",
-                    "step": (event.epoch - 1) * self.steps_per_epoch + event.step,
-                    "epoch": event.epoch,
-                    "loss": event.loss,
-                    "perplexity": _perplexity(event.loss),
-                    "val_loss": None,
-                    "val_perplexity": None,
-                    "lr": self.lr if event.lr is None else event.lr,
-                    "tokens_per_second": event.tokens_per_second,
-                    "elapsed": event.elapsed,
-                    **({} if event.time_left is None else {"time_left": event.time_left}),
-                }
-            )
-        elif isinstance(event, EpochEnd):
-            self._write(
-                {
-                    "event": "eval",
-                    "step": event.epoch * self.steps_per_epoch,
-                    "epoch": event.epoch,
-                    "loss": event.train_loss,
-                    "perplexity": _perplexity(event.train_loss),
-                    "val_loss": event.val_loss,
-                    "val_perplexity": event.val_perplexity,
-                    "lr": self.lr,  # the rate this epoch trained with
-                    "next_lr": event.lr,
-                    "is_best": event.is_best,
-                    "stopping": event.stopping,
-                    "tokens_per_second": self.tokens_per_second,
-                    "elapsed": event.elapsed,
-                }
-            )
-            self.lr = event.lr
-        elif isinstance(event, Validated):
-            self._write(
-                {
-                    "event": "eval",
-                    "step": event.step,
-                    "epoch": event.epoch,
-                    "loss": event.train_loss,
-                    "perplexity": _perplexity(event.train_loss),
-                    "val_loss": event.val_loss,
-                    "val_perplexity": event.val_perplexity,
-                    "lr": event.lr,  # the rate of the last step (it falls every step)
-                    "next_lr": None,
-                    "is_best": event.is_best,
-                    "stopping": event.final,
-                    "stopped": event.stopped,
-                    "tokens_per_second": self.tokens_per_second,
-                    "elapsed": event.elapsed,
-                    "time_left": event.time_left,
-                }
-            )
+        write = {
+            Started: self._start,
+            Progress: self._step,
+            EpochEnd: self._epoch_end,
+            Validated: self._validated,
+        }.get(type(event))
+        if write is not None:
+            write(event)
+
+    def _start(self, event: Started) -> None:
+        self.steps_per_epoch = max(event.steps_per_epoch, 1)
+        settings = dict(self.settings)
+        if event.model is not None and event.train is not None:
+            self.lr = event.train.learning_rate(event.model.cell)
+            model = {k: v for k, v in event.model.to_dict().items() if k != "class_bounds"}
+            settings = {**settings, "model": model, "train": asdict(event.train)}
+        self._write(
+            {
+                "event": "start",
+                "time": self._started.isoformat(timespec="seconds"),
+                "lr": self.lr,
+                "train_tokens": event.train_tokens,
+                "val_tokens": event.val_tokens,
+                "steps_per_epoch": event.steps_per_epoch,
+                "parameters": event.n_params,
+                **settings,
+            }
+        )
+
+    def _step(self, event: Progress) -> None:
+        self.tokens_per_second = event.tokens_per_second
+        self._write(
+            {
+                "event": "step",
+                "step": (event.epoch - 1) * self.steps_per_epoch + event.step,
+                "epoch": event.epoch,
+                "loss": event.loss,
+                "perplexity": _perplexity(event.loss),
+                "val_loss": None,
+                "val_perplexity": None,
+                "lr": self.lr if event.lr is None else event.lr,
+                "tokens_per_second": event.tokens_per_second,
+                "elapsed": event.elapsed,
+                **({} if event.time_left is None else {"time_left": event.time_left}),
+            }
+        )
+
+    def _epoch_end(self, event: EpochEnd) -> None:
+        self._write(
+            {
+                "event": "eval",
+                "step": event.epoch * self.steps_per_epoch,
+                "epoch": event.epoch,
+                "loss": event.train_loss,
+                "perplexity": _perplexity(event.train_loss),
+                "val_loss": event.val_loss,
+                "val_perplexity": event.val_perplexity,
+                "lr": self.lr,  # the rate this epoch trained with
+                "next_lr": event.lr,
+                "is_best": event.is_best,
+                "stopping": event.stopping,
+                "tokens_per_second": self.tokens_per_second,
+                "elapsed": event.elapsed,
+            }
+        )
+        self.lr = event.lr
+
+    def _validated(self, event: Validated) -> None:
+        self._write(
+            {
+                "event": "eval",
+                "step": event.step,
+                "epoch": event.epoch,
+                "loss": event.train_loss,
+                "perplexity": _perplexity(event.train_loss),
+                "val_loss": event.val_loss,
+                "val_perplexity": event.val_perplexity,
+                "lr": event.lr,  # the rate of the last step (it falls every step)
+                "next_lr": None,
+                "is_best": event.is_best,
+                "stopping": event.final,
+                "stopped": event.stopped,
+                "tokens_per_second": self.tokens_per_second,
+                "elapsed": event.elapsed,
+                "time_left": event.time_left,
+            }
+        )
 
 
 def combine(*callbacks):

@@ -16,6 +16,14 @@ Training stops when `left` reaches 0 (after at least one step) and validates a l
     lr(k) = lr0 * (1 - k / (k + left))
 a linear decay to zero at the planned end, re-aimed as the estimate moves.
 
+The budget covers the whole run, from the moment the command began (reading the text counts)
+to the saved model file: `left` also leaves time for the work after the last step (EndWork):
+scoring the whole validation text once in one stream (the figure the run reports, at the cost
+per token the validations measured, or before the first one at the training cost), and dynamic
+evaluation's gradient statistics (at STATS_COST times the training cost per token, on at most
+STATS_SHARE of the budget; the pass is cut short if it runs over), and END_MARGIN seconds for
+saving the model.
+
 Validation comes every `val_every` steps, or by default every budget / VALIDATIONS seconds after
 the previous one ended (longer, where the validations measured so far would otherwise take more
 than VAL_SHARE of the time, and none in the last half interval before the final one), so a run
@@ -39,13 +47,20 @@ from ..errors import ConfigError
 VALIDATIONS = 8
 VAL_SHARE = 0.05
 VAL_MIN_TOKENS = 2000  # the least a capped validation scores
+# A statistics token costs about this many training tokens (a forward and backward pass in 16
+# streams instead of 32, no update), and the pass may take this share of the budget at most.
+STATS_COST = 1.5
+STATS_SHARE = 0.1
+END_MARGIN = 0.5  # seconds kept for saving the model file at the end
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([smh])")
+_DURATION = re.compile(r"((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)([smh])")
+MAX_DURATION = 365 * 24 * 3600.0  # a year: a longer budget is a typing slip
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration written as a number and a unit: `90s`, `10m`, `1.5h`."""
+    """Seconds in a duration written as a number and a unit: `90s`, `10m`, `1.5h`, `2e3s`; at
+    most MAX_DURATION."""
     match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise ConfigError(
@@ -53,8 +68,13 @@ def parse_duration(text: str) -> float:
             "90s, 10m, 1.5h"
         )
     seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if not 0 < seconds < math.inf:
+    if not 0 < seconds:
         raise ConfigError(f"--time must be longer than zero, got {text!r}")
+    if seconds > MAX_DURATION:
+        raise ConfigError(
+            f"--time {text.strip()} is too long: the most is a year (8760h); give a shorter "
+            "budget, or leave --time out to train by epochs"
+        )
     return seconds
 
 
@@ -81,13 +101,44 @@ class Timings(NamedTuple):
     val_tokens: int  # tokens each validation scores (0: not fixed before the first)
 
 
+class EndWork(NamedTuple):
+    """The work a run does after its last step, which its budget must leave time for."""
+
+    score_tokens: int = 0  # validation tokens scored once in one stream (0: none)
+    stats_tokens: int = 0  # training tokens the gradient statistics read (0: none)
+
+
 @dataclass(frozen=True)
 class Budget:
     """A run's time budget and validation rule; the measurements come with each question."""
 
     seconds: float  # the whole run's budget
-    val_every: int = 0  # steps between validations; 0: every seconds / VALIDATIONS seconds
+    val_every: int = 0  # steps between validations; 0: every seconds / validations seconds
     max_steps: int | None = None  # the epochs' bound on the steps, if there is one
+    end_work: EndWork = EndWork()
+    validations: int = VALIDATIONS  # per run, without val_every
+    val_share: float = VAL_SHARE  # of the budget, for the validations together
+
+    def stats_seconds(self, meas: Timings) -> float:
+        """What the gradient statistics are given: their estimated cost, at most STATS_SHARE
+        of the budget (the pass stops where the time runs out)."""
+        if not meas.tokens_seen or not self.end_work.stats_tokens:
+            return 0.0
+        cost = self.end_work.stats_tokens * STATS_COST * meas.train_seconds / meas.tokens_seen
+        return min(cost, STATS_SHARE * self.seconds)
+
+    def end_seconds(self, meas: Timings) -> float:
+        """The time to keep after the last step: the whole validation text scored once, the
+        statistics, and saving."""
+        if self.end_work == EndWork():  # nothing after the last step (a library caller's run)
+            return 0.0
+        if not meas.tokens_seen:
+            return END_MARGIN
+        per_token = meas.train_seconds / meas.tokens_seen
+        if meas.validations and meas.val_tokens:  # one validation scores val_tokens at least
+            per_token = meas.val_seconds / meas.validations / meas.val_tokens
+        score = self.end_work.score_tokens * per_token
+        return score + self.stats_seconds(meas) + END_MARGIN
 
     def val_seconds(self, meas: Timings, n_val: int) -> float:
         """v: the mean measured validation time, or before any, the tokens it will score at the
@@ -100,8 +151,9 @@ class Budget:
 
     def interval(self, v: float) -> float:
         """Seconds from the end of a validation to the next, without val_every: budget /
-        VALIDATIONS, or longer where validations would take more than VAL_SHARE of the time."""
-        return max(self.seconds / VALIDATIONS, v * (1 - VAL_SHARE) / VAL_SHARE)
+        validations, or longer where validations would take more than val_share of the time."""
+        share = self.val_share
+        return max(self.seconds / self.validations, v * (1 - share) / share)
 
     def latest(self, v: float) -> float:
         """The latest an intermediate validation may begin, without val_every: half an
@@ -127,6 +179,7 @@ class Budget:
             s = meas.train_seconds / meas.steps
             v = self.val_seconds(meas, n_val)
             spare = self.seconds - meas.elapsed - v * self.validations_to_come(meas, s, v)
+            spare -= self.end_seconds(meas)
             left = max(math.floor(spare / s) - 1, 0)  # a step to spare: times vary
         if self.max_steps is not None:
             left = min(left, max(self.max_steps - meas.steps, 0))
@@ -148,12 +201,12 @@ class Budget:
             return meas.val_tokens
         if not meas.train_seconds or not meas.tokens_seen:
             return n_val
-        count = VALIDATIONS
+        count = self.validations
         if self.val_every:
             s = meas.train_seconds / meas.steps
             count = max(1, math.ceil((self.seconds - meas.elapsed) / s / self.val_every))
         tokens_per_second = meas.tokens_seen / meas.train_seconds
-        cap = math.floor(VAL_SHARE * self.seconds / count * tokens_per_second)
+        cap = math.floor(self.val_share * self.seconds / count * tokens_per_second)
         return min(n_val, max(cap, VAL_MIN_TOKENS))
 
 

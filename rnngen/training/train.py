@@ -41,7 +41,10 @@ from ..errors import ConfigError, RnngenError
 from ..reading.evaluate import evaluate, perplexity, unigram_eval
 from ..text.batching import iter_batches, make_streams, n_batches, split_tail
 from .distributed import SingleProcess
-from .schedule import Budget, Timings, decayed_lr
+from .events import EpochEnd, Progress, Started, Validated
+from .schedule import VAL_SHARE, VALIDATIONS, Budget, EndWork, Timings, decayed_lr
+
+__all__ = ["EpochEnd", "Progress", "Started", "Validated"]  # the events, where they were
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 # Nats per token past which a run has diverged: exp(700) is near float64's limit, and a model that
@@ -61,7 +64,9 @@ class TrainConfig:
     optimizer: str = "adam"  # "adam", "sgd" or "adagrad"
     lr: float | None = None  # learning rate; None: a default for the optimizer and cell
     lr_decay: float = 4.0  # divide the learning rate by this when validation does not improve
-    patience: int = 3  # stop after this many epochs without improvement (0: never stop early)
+    # Stop after this many validations without improvement (0: never stop early). None: 3 for
+    # a run by epochs, 0 for one with a time budget (it runs to the end of its budget).
+    patience: int | None = None
     clip: float | None = None  # maximum global gradient norm (0: no clipping); None: DEFAULT_CLIP
     val_frac: float = 0.1  # share of the text held out, from its end, for validation
     seed: int = 0  # seeds initialisation and dropout
@@ -93,6 +98,8 @@ class TrainConfig:
     # schedule is planned for it (schedule.py) instead of by epochs. None: no budget.
     time_limit: float | None = None
     val_every: int = 0  # with time_limit: steps between validations (0: about 8 in the budget)
+    validations: int = VALIDATIONS  # with time_limit and no val_every: validations per run
+    val_share: float = VAL_SHARE  # with time_limit: the budget's share the validations may take
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -101,6 +108,8 @@ class TrainConfig:
             )
         if self.clip is None:
             object.__setattr__(self, "clip", DEFAULT_CLIP[self.optimizer])
+        if self.patience is None:
+            object.__setattr__(self, "patience", 3 if self.time_limit is None else 0)
         if self.dtype not in DTYPES:
             raise ConfigError(f"must be float32 or float64, got {self.dtype!r}", "train.dtype")
         if not 0 <= self.val_frac < 1:
@@ -146,6 +155,10 @@ class TrainConfig:
             raise ConfigError(f"must not be negative, got {self.patience}", "train.patience")
         if not 0 <= self.state_reset <= 1:
             raise ConfigError(f"must be in [0, 1], got {self.state_reset}", "train.state_reset")
+        if not isinstance(self.validations, int) or self.validations < 1:
+            raise ConfigError(f"validations per run must be at least 1, got {self.validations}")
+        if not 0 < self.val_share < 1:
+            raise ConfigError(f"the validations' share must be in (0, 1), got {self.val_share}")
         if self.val_streams < 1 or self.val_starts < 0:
             raise ConfigError("validation needs at least 1 stream and 0 or more zero-state starts")
 
@@ -156,80 +169,6 @@ class TrainConfig:
         """Whether training `model` updates only the embedding rows a batch uses (for Adam:
         lazily); the gradient itself always holds only those rows, unless weights are tied."""
         return self.lazy_adam and not model.tie_weights  # tied: every row has a gradient
-
-
-@dataclass(frozen=True)
-class Started:
-    train_tokens: int
-    val_tokens: int
-    steps_per_epoch: int
-    n_params: int
-    time_limit: float | None = None  # the run's budget in seconds, if it has one
-
-
-@dataclass(frozen=True)
-class Progress:
-    epoch: int  # 1-based
-    epochs: int | None  # None: no bound but the time budget
-    step: int  # steps done in this epoch
-    steps_per_epoch: int
-    loss: float  # mean training loss since the epoch began (with a budget: since the last
-    # validation), nats per token
-    tokens_per_second: float
-    elapsed: float  # seconds since training began
-    time_left: float | None = None  # seconds left of the budget, if there is one
-    planned_steps: int | None = None  # with a budget: the steps the run is now planned for
-    lr: float | None = None  # with a budget: the learning rate of the step just done
-
-    @property
-    def total_steps(self) -> int:
-        """Steps done since training began."""
-        return (self.epoch - 1) * self.steps_per_epoch + self.step
-
-    @property
-    def fraction_done(self) -> float:
-        if self.planned_steps:
-            return min(self.total_steps / self.planned_steps, 1.0)
-        if self.time_left is not None:  # nothing planned yet: the share of the budget spent
-            return self.elapsed / (self.elapsed + self.time_left)
-        return self.total_steps / (self.epochs * self.steps_per_epoch)
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    epoch: int
-    epochs: int
-    train_loss: float
-    val_loss: float | None  # None without a validation part
-    is_best: bool
-    elapsed: float
-    lr: float  # the learning rate for the next epoch
-    stopping: bool = False  # no improvement for `patience` epochs: training ends here
-
-    @property
-    def val_perplexity(self) -> float | None:
-        return None if self.val_loss is None else perplexity(self.val_loss)
-
-
-@dataclass(frozen=True)
-class Validated:
-    """A validation of a run with a time budget: every `val_every` steps (or about 8 times a
-    run), and once at its end."""
-
-    step: int  # steps done since training began
-    epoch: int  # the epoch that step belongs to
-    train_loss: float  # mean training loss since the previous validation
-    val_loss: float | None  # None without a validation part
-    is_best: bool
-    elapsed: float
-    time_left: float  # seconds left of the budget
-    lr: float  # the learning rate of the last step
-    final: bool = False  # training ends here: the time is up, or the epochs are run
-    stopped: str | None = None  # with final: "time" or "epochs"
-
-    @property
-    def val_perplexity(self) -> float | None:
-        return None if self.val_loss is None else perplexity(self.val_loss)
 
 
 @dataclass
@@ -333,7 +272,9 @@ def train(
     checkpoint_every: int = 0,
     should_stop=None,
     comm=None,
-    clock=time.perf_counter,
+    clock=time.monotonic,
+    started: float | None = None,
+    end_work: EndWork | None = None,
 ) -> TrainResult:
     """Train a model on ids (n_tokens,) and return the parameters with the best validation loss.
 
@@ -345,71 +286,164 @@ def train(
     there is no validation part, whenever the training loss does); on_checkpoint(state) every
     `checkpoint_every` steps and before returning early because should_stop() said so, and (with
     checkpoint_every) once more at the end. `resume` continues from a saved state of the same data
-    and configs. `clock()` gives the seconds the budget is measured in (a fake one in tests).
+    and configs. `clock()` gives the seconds the budget is measured in (a fake one in tests);
+    `started` is its reading when the run began (before the text was read; default: now), and
+    `end_work` the work the caller does after the last step, which the budget leaves time for.
 
     With `comm` (distributed.Communicator) this process is one rank of a data-parallel run: it
     trains on its share of the streams, gradients are averaged over the ranks before each update,
     and only rank 0 receives events and callbacks (every rank must pass the same arguments).
     Without, the loop talks to a distributed.SingleProcess, whose collective calls do nothing.
     """
-    start = clock() - (resume.elapsed if resume is not None else 0.0)
-    xp = backend.xp
-    dtype = DTYPES[cfg.dtype]
-    train_ids, val_ids = split_data(ids, cfg, val_ids)
-    streams = make_streams(train_ids, cfg.batch_size)
-    steps_per_epoch = n_batches(streams, cfg.seq_len)
-    st = resume
-    if st is None:
-        st = new_state(model_cfg, cfg, len(train_ids), len(val_ids))
-        if cfg.unigram_bias and model_cfg.softmax == "full":
-            set_unigram_bias(st.params, train_ids, model_cfg.vocab_size)
-    history = st.history
-    workspace = Workspace()  # the gradients are applied before the next step reuses it
-    comm = comm or SingleProcess()
-    columns = comm.columns(cfg.batch_size)
-    streams = streams[:, columns]  # this rank's share of the streams
-    if resume is None:
-        comm.broadcast(st.params)  # everyone starts from rank 0's weights
-    elif st.hidden is not None:
-        st.hidden = st.hidden[:, :, columns]  # a checkpoint holds every rank's state
-    if comm.rank != 0:
-        on_event = on_best = None
-    if len(val_ids) and "unigram_val_ppl" not in history:
-        history["unigram_val_ppl"] = unigram_eval(
-            train_ids, val_ids, model_cfg.vocab_size
-        ).perplexity
-    if on_event:
-        on_event(
-            Started(
-                len(train_ids),
-                len(val_ids),
-                steps_per_epoch,
-                count_params(st.params),
-                cfg.time_limit,
+    loop = _Loop(ids, model_cfg, cfg, val_ids, resume, comm or SingleProcess(), clock, started)
+    loop.callbacks(on_event, on_best, on_checkpoint, checkpoint_every, should_stop)
+    return loop.run(end_work or EndWork())
+
+
+class _Loop:
+    """One training run: the data cut into streams, the state, the clock and the callbacks;
+    run() steps through the epochs with a schedule (_EpochSchedule or _TimedSchedule)."""
+
+    def __init__(self, ids, model_cfg, cfg, val_ids, resume, comm, clock, started):
+        now = clock()  # the loop's first reading (a fake clock in tests counts them)
+        began = now if started is None else started
+        self.start = began - (resume.elapsed if resume is not None else 0.0)
+        self.clock, self.comm, self.model_cfg, self.cfg = clock, comm, model_cfg, cfg
+        self.train_ids, self.val_ids = split_data(ids, cfg, val_ids)
+        streams = make_streams(self.train_ids, cfg.batch_size)
+        self.steps_per_epoch = n_batches(streams, cfg.seq_len)
+        self.streams = streams[:, comm.columns(cfg.batch_size)]  # this rank's share
+        st = resume
+        if st is None:
+            st = new_state(model_cfg, cfg, len(self.train_ids), len(self.val_ids))
+            if cfg.unigram_bias and model_cfg.softmax == "full":
+                set_unigram_bias(st.params, self.train_ids, model_cfg.vocab_size)
+            comm.broadcast(st.params)  # everyone starts from rank 0's weights
+        elif st.hidden is not None:
+            st.hidden = st.hidden[:, :, comm.columns(cfg.batch_size)]  # a checkpoint holds all
+        st.elapsed = comm.agree(now - self.start)  # reading the text: neither train nor validation
+        self.st = st
+        self.workspace = Workspace()  # the gradients are applied before the next step reuses it
+
+    def callbacks(self, on_event, on_best, on_checkpoint, checkpoint_every, should_stop):
+        lead = self.comm.rank == 0
+        self.on_event, self.on_best = (on_event, on_best) if lead else (None, None)
+        self.on_checkpoint, self.checkpoint_every = on_checkpoint, checkpoint_every
+        self.should_stop = should_stop
+
+    def run(self, end_work: EndWork) -> TrainResult:
+        st, cfg = self.st, self.cfg
+        history = st.history
+        history["steps_per_epoch"] = self.steps_per_epoch
+        if len(self.val_ids) and "unigram_val_ppl" not in history:
+            history["unigram_val_ppl"] = unigram_eval(
+                self.train_ids, self.val_ids, self.model_cfg.vocab_size
+            ).perplexity
+        if self.on_event:
+            self.on_event(
+                Started(
+                    len(self.train_ids),
+                    len(self.val_ids),
+                    self.steps_per_epoch,
+                    count_params(st.params),
+                    cfg.time_limit,
+                    self.model_cfg,
+                    cfg,
+                    st.elapsed,
+                )  # fmt: skip
             )
-        )
+        run = _Run(st, self.model_cfg, cfg, self.train_ids, self.val_ids, self.measure,
+                   self.on_event, self.on_best)  # fmt: skip
+        if cfg.time_limit is None:
+            self.schedule = _EpochSchedule(run)
+        else:
+            self.schedule = _TimedSchedule(run, self.steps_per_epoch, end_work)
+        while not st.done and (cfg.epochs is None or st.epoch <= cfg.epochs):
+            if not self.epoch():
+                return self.stop_here()
+        st.done = True
+        if self.checkpoint_every:
+            self.checkpoint()  # the final state, so a later run can train for more epochs
+        self.comm.barrier()
+        return TrainResult(st.best_params, history, st)
 
-    def checkpoint() -> None:
-        if not on_checkpoint:
-            return
-        own = st.hidden  # gathered by every rank (a collective call), written by rank 0
-        if own is not None:
-            st.hidden = comm.gather_columns(own, axis=2)
-        if comm.rank == 0:
-            on_checkpoint(st)
-        st.hidden = own
+    def epoch(self) -> bool:
+        """Train the rest of the current epoch and validate at its end; False when should_stop()
+        asked to stop (the state is then where a resumed run continues)."""
+        st, cfg = self.st, self.cfg
+        epoch = st.epoch
+        if st.hidden is None:
+            st.hidden = init_state(self.model_cfg, self.streams.shape[1], DTYPES[cfg.dtype])
+        for inputs, targets in islice(iter_batches(self.streams, cfg.seq_len), st.step, None):
+            done = (epoch - 1) * self.steps_per_epoch + st.step
+            if not self.schedule.before_step(done):  # out of time
+                break
+            self.step(inputs, targets)
+            self.schedule.after_step(done + 1)
+            if st.done:  # patience ran out at a validation
+                return True
+            if st.step < self.steps_per_epoch:  # at an epoch's end, validate first
+                if self.stop_requested():
+                    return False
+                self.maybe_checkpoint(done + 1)
+        if st.done:  # out of time
+            return True
+        self.schedule.end_epoch(epoch * self.steps_per_epoch)
+        if self.stop_requested() and not st.done:
+            return False
+        self.maybe_checkpoint(epoch * self.steps_per_epoch)
+        return True
 
-    def stop_requested() -> bool:  # all ranks stop at the same step
-        return should_stop is not None and comm.any(should_stop())
+    def step(self, inputs, targets) -> None:
+        """One step of training on a batch (T, N) of this rank's streams, and its report."""
+        st, cfg, comm = self.st, self.cfg, self.comm
+        xp = backend.xp
+        epoch = st.epoch
+        rng = comm.dropout_rng(st.rng, cfg.seed, epoch, st.step)
+        x, y = xp.asarray(inputs), xp.asarray(targets)
+        result = loss_and_grads(st.params, self.model_cfg, x, y, st.hidden, rng, True,
+                                self.workspace)  # fmt: skip
+        comm.average_grads(result.grads)
+        loss = comm.mean(result.loss)
+        if not math.isfinite(loss) or loss > MAX_LOSS:
+            raise TrainingDiverged(
+                f"the loss became {loss} in epoch {epoch}, step {st.step + 1}; the best "
+                f"model so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip "
+                f"(now {cfg.clip:g})"
+            )
+        clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
+        # drawn from (seed, epoch, step), the same on every rank, for the whole batch
+        reset_rng = np.random.default_rng([cfg.seed, epoch, st.step, 0x5E7])
+        columns = comm.columns(cfg.batch_size)
+        st.hidden = reset_states(result.state, cfg.state_reset, reset_rng, columns, cfg.batch_size)
+        st.step += 1
+        n = inputs.size * comm.size
+        st.loss_sum += loss * n
+        st.loss_tokens += n
+        st.tokens_seen += n
+        elapsed = self.measure("train")
+        done = (epoch - 1) * self.steps_per_epoch + st.step
+        st.history["steps"] = done
+        st.history["epochs"] = max(st.history.get("epochs", 0), epoch)  # begun, the last maybe not
+        if self.on_event and (st.step % cfg.log_every == 0 or st.step == self.steps_per_epoch):
+            speed = st.tokens_seen / max(st.train_seconds, 1e-9)
+            self.on_event(
+                Progress(
+                    epoch,
+                    cfg.epochs,
+                    st.step,
+                    self.steps_per_epoch,
+                    st.loss_sum / st.loss_tokens,
+                    speed,
+                    elapsed,
+                    *self.schedule.outlook(done - 1, elapsed),
+                )  # fmt: skip
+            )
 
-    def stop_here() -> TrainResult:
-        checkpoint()
-        comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
-        return TrainResult(st.best_params, history, st, interrupted=True)
-
-    def measure(kind: str) -> float:
+    def measure(self, kind: str) -> float:
         """Read the clock; the time since the last reading was spent on `kind`."""
-        elapsed = comm.agree(clock() - start)  # the same on every rank, so the same plan
+        st = self.st
+        elapsed = self.comm.agree(self.clock() - self.start)  # the same on every rank
         if kind == "train":
             st.train_seconds += elapsed - st.elapsed
         else:
@@ -419,75 +453,28 @@ def train(
         st.elapsed = elapsed
         return elapsed
 
-    run = _Run(st, model_cfg, cfg, train_ids, val_ids, measure, on_event, on_best)
-    schedule = (
-        _EpochSchedule(run) if cfg.time_limit is None else _TimedSchedule(run, steps_per_epoch)
-    )
-    while not st.done and (cfg.epochs is None or st.epoch <= cfg.epochs):
-        epoch = st.epoch
-        if st.hidden is None:
-            st.hidden = init_state(model_cfg, streams.shape[1], dtype)
-        for inputs, targets in islice(iter_batches(streams, cfg.seq_len), st.step, None):
-            global_step = (epoch - 1) * steps_per_epoch + st.step
-            if not schedule.before_step(global_step):  # out of time
-                break
-            rng = comm.dropout_rng(st.rng, cfg.seed, epoch, st.step)
-            x, y = xp.asarray(inputs), xp.asarray(targets)
-            result = loss_and_grads(st.params, model_cfg, x, y, st.hidden, rng, True, workspace)
-            comm.average_grads(result.grads)
-            loss = comm.mean(result.loss)
-            if not math.isfinite(loss) or loss > MAX_LOSS:
-                raise TrainingDiverged(
-                    f"the loss became {loss} in epoch {epoch}, step {st.step + 1}; the best "
-                    f"model so far is kept; lower --lr (now {st.optimizer.lr:g}) or --clip "
-                    f"(now {cfg.clip:g})"
-                )
-            clip_and_update(st.optimizer, st.params, result.grads, cfg.clip)
-            # drawn from (seed, epoch, step), the same on every rank, for the whole batch
-            reset_rng = np.random.default_rng([cfg.seed, epoch, st.step, 0x5E7])
-            st.hidden = reset_states(
-                result.state, cfg.state_reset, reset_rng, columns, cfg.batch_size
-            )
-            st.step += 1
-            global_step += 1
-            n = inputs.size * comm.size
-            st.loss_sum += loss * n
-            st.loss_tokens += n
-            st.tokens_seen += n
-            elapsed = measure("train")
-            history["steps"] = global_step
-            if on_event and (st.step % cfg.log_every == 0 or st.step == steps_per_epoch):
-                on_event(
-                    Progress(
-                        epoch,
-                        cfg.epochs,
-                        st.step,
-                        steps_per_epoch,
-                        st.loss_sum / st.loss_tokens,
-                        st.tokens_seen / elapsed,
-                        elapsed,
-                        *schedule.outlook(global_step - 1, elapsed),
-                    )
-                )
-            schedule.after_step(global_step)
-            if st.step < steps_per_epoch:  # at an epoch's end, validate first
-                if stop_requested():
-                    return stop_here()
-                if checkpoint_every and global_step % checkpoint_every == 0:
-                    checkpoint()
-        if st.done:  # out of time
-            break
-        schedule.end_epoch(epoch * steps_per_epoch)
-        if stop_requested() and not st.done:
-            return stop_here()
-        if checkpoint_every and (epoch * steps_per_epoch) % checkpoint_every == 0:
-            checkpoint()
+    def checkpoint(self) -> None:
+        if not self.on_checkpoint:
+            return
+        st, comm = self.st, self.comm
+        own = st.hidden  # gathered by every rank (a collective call), written by rank 0
+        if own is not None:
+            st.hidden = comm.gather_columns(own, axis=2)
+        if comm.rank == 0:
+            self.on_checkpoint(st)
+        st.hidden = own
 
-    st.done = True
-    if checkpoint_every:
-        checkpoint()  # the final state, so a later run can train for more epochs
-    comm.barrier()
-    return TrainResult(st.best_params, history, st)
+    def maybe_checkpoint(self, steps: int) -> None:
+        if self.checkpoint_every and steps % self.checkpoint_every == 0:
+            self.checkpoint()
+
+    def stop_requested(self) -> bool:  # all ranks stop at the same step
+        return self.should_stop is not None and self.comm.any(self.should_stop())
+
+    def stop_here(self) -> TrainResult:
+        self.checkpoint()
+        self.comm.barrier()  # no rank leaves (and maybe exits) before rank 0 has written
+        return TrainResult(self.st.best_params, self.st.history, self.st, interrupted=True)
 
 
 def validation_loss(params, model_cfg, val_ids, val_streams: int, cfg: TrainConfig) -> float:
@@ -517,12 +504,14 @@ class _Run:
     def val_streams(self) -> int:
         return min(self.cfg.val_streams, max(1, len(self.val_ids) // 2))
 
-    def validation_loss(self, val_ids, where: str) -> float | None:
-        """The validation loss (None without a validation part); a diverged one is an error."""
+    def validation_loss(self, val_ids, where: str, params=None) -> float | None:
+        """The validation loss of params (default: the current ones), None without a validation
+        part; a diverged one is an error."""
         if not len(val_ids):
             return None
         st, cfg = self.st, self.cfg
-        val_loss = validation_loss(st.params, self.model_cfg, val_ids, self.val_streams, cfg)
+        params = st.params if params is None else params
+        val_loss = validation_loss(params, self.model_cfg, val_ids, self.val_streams, cfg)
         if not math.isfinite(val_loss) or val_loss > MAX_LOSS:
             raise TrainingDiverged(
                 f"the validation loss became {val_loss} {where}; the best model so far is kept; "
@@ -530,14 +519,32 @@ class _Run:
             )
         return val_loss
 
-    def keep_if_best(self, score: float) -> bool:
-        """Whether score (a loss) beats the best so far; if so, keep a copy of the parameters."""
-        st = self.st
+    def record(self, train_loss: float, val_loss, epoch: int, step: int | None) -> bool:
+        """The one bookkeeping of a validation, for both schedules: keep the parameters if they
+        beat the best so far (on val_loss, or without a validation part on train_loss), count
+        validations without gain, note the best in the history and hand it to on_best. Returns
+        whether it is the best."""
+        st, history = self.st, self.st.history
+        score = val_loss if val_loss is not None else train_loss
         if score >= st.best_loss:
+            st.bad_epochs += 1
             return False
-        st.best_loss = score
+        st.best_loss, st.bad_epochs = score, 0
         st.best_params = {k: v.copy() for k, v in st.params.items()}
+        history["best_epoch"] = epoch
+        if step is not None:
+            history["best_step"] = step
+        if val_loss is not None:
+            history["best_val_loss"] = val_loss
+            history["best_val_ppl"] = perplexity(val_loss)
         return True
+
+    def give_best(self, is_best: bool) -> None:
+        if is_best and self.on_best:
+            self.on_best(self.st.best_params, self.st.history)
+
+    def out_of_patience(self) -> bool:
+        return self.cfg.patience > 0 and self.st.bad_epochs >= self.cfg.patience
 
 
 class _EpochSchedule:
@@ -561,75 +568,49 @@ class _EpochSchedule:
         move the state to the start of the next epoch."""
         run, st, cfg = self.run, self.run.st, self.run.cfg
         history = st.history
-        train_loss = st.loss_sum / max(st.loss_tokens, 1)
-        val_loss = run.validation_loss(run.val_ids, f"after epoch {st.epoch}")
-        is_best = run.keep_if_best(val_loss if val_loss is not None else train_loss)
-        if is_best:
-            st.bad_epochs = 0
-        else:
-            st.bad_epochs += 1
-            st.optimizer.lr /= cfg.lr_decay
-        stopping = cfg.patience > 0 and st.bad_epochs >= cfg.patience
-        elapsed = run.measure("validation")
         epoch = st.epoch
+        train_loss = st.loss_sum / max(st.loss_tokens, 1)
+        val_loss = run.validation_loss(run.val_ids, f"after epoch {epoch}")
+        is_best = run.record(train_loss, val_loss, epoch, None)
+        if not is_best:
+            st.optimizer.lr /= cfg.lr_decay
+        stopping = run.out_of_patience()
+        elapsed = run.measure("validation")
         history["epochs"] = epoch
         history["seconds"] = elapsed
-        history["tokens_per_second"] = st.tokens_seen / elapsed
+        history["tokens_per_second"] = st.tokens_seen / max(st.train_seconds, 1e-9)
         history["per_epoch"].append(
             {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": st.optimizer.lr}
         )
-        if is_best:
-            history["best_epoch"] = epoch
-            if val_loss is not None:
-                history["best_val_loss"] = val_loss
-                history["best_val_ppl"] = perplexity(val_loss)
         st.epoch += 1
         st.step, st.hidden, st.loss_sum, st.loss_tokens = 0, None, 0.0, 0
         st.done = stopping or st.epoch > cfg.epochs
         if st.done:
             history["stopped"] = "patience" if stopping else "epochs"
-        if is_best and run.on_best:
-            run.on_best(st.best_params, history)
+        run.give_best(is_best)
         if run.on_event:
-            run.on_event(
-                EpochEnd(
-                    epoch,
-                    cfg.epochs,
-                    train_loss,
-                    val_loss,
-                    is_best,
-                    elapsed,
-                    st.optimizer.lr,
-                    stopping,
-                )
-            )
+            run.on_event(EpochEnd(epoch, cfg.epochs, train_loss, val_loss, is_best, elapsed,
+                                  st.optimizer.lr, stopping, st.params))  # fmt: skip
 
 
 class _TimedSchedule:
     """With a time budget (schedule.Budget): the learning rate set before every step for the
     steps that still fit, a validation when one is due (on the first `val_limit` validation
-    tokens), and a last one when the time is up or the epochs are run."""
+    tokens), and a last one when the time is up, the epochs are run or patience runs out."""
 
-    def __init__(self, run: _Run, steps_per_epoch: int):
+    def __init__(self, run: _Run, steps_per_epoch: int, end_work: EndWork):
         cfg = run.cfg
         max_steps = None if cfg.epochs is None else cfg.epochs * steps_per_epoch
         self.run = run
-        self.budget = Budget(cfg.time_limit, cfg.val_every, max_steps)
+        self.budget = Budget(cfg.time_limit, cfg.val_every, max_steps, end_work,
+                             cfg.validations, cfg.val_share)  # fmt: skip
         self.lr0 = cfg.learning_rate(run.model_cfg.cell)
         self.left = math.inf  # the steps that fit, as last estimated
 
     def timings(self, steps: int) -> Timings:
         st = self.run.st
-        return Timings(
-            steps,
-            st.elapsed,
-            st.train_seconds,
-            st.tokens_seen,
-            st.validations,
-            st.val_seconds,
-            st.last_val,
-            st.val_limit,
-        )
+        return Timings(steps, st.elapsed, st.train_seconds, st.tokens_seen, st.validations,
+                       st.val_seconds, st.last_val, st.val_limit)  # fmt: skip
 
     def before_step(self, steps: int) -> bool:
         """Set the learning rate for the step after `steps`, or finish if it does not fit."""
@@ -652,7 +633,6 @@ class _TimedSchedule:
     def end_epoch(self, steps: int) -> None:
         """The data is used up: start the next epoch, or with --epochs run, finish."""
         st = self.run.st
-        st.history["epochs"] = st.epoch
         if self.run.cfg.epochs is not None and st.epoch >= self.run.cfg.epochs:
             self.finish(steps, "epochs")
         st.epoch += 1
@@ -668,25 +648,35 @@ class _TimedSchedule:
             return
         self.validate(steps, final=True, stopped=stopped)
 
-    def validate(self, steps: int, final: bool = False, stopped: str | None = None) -> None:
+    def fix_val_limit(self, steps: int) -> None:
+        """At the first validation of a timed run: how much of the validation text every
+        validation scores. A best model carried from a run that scored another part (a resumed
+        run by epochs) is scored again on this one, so the two compare."""
         run, st = self.run, self.run.st
         history, all_val = st.history, run.val_ids
-        if not st.val_limit and len(all_val):
-            st.val_limit = self.budget.val_limit(self.timings(steps), len(all_val))
-            if st.val_limit < len(all_val):  # the baseline on the same tokens
-                history["unigram_val_ppl"] = unigram_eval(
-                    run.train_ids, all_val[: st.val_limit], run.model_cfg.vocab_size
-                ).perplexity
-            history["val_tokens_scored"] = st.val_limit
+        st.val_limit = self.budget.val_limit(self.timings(steps), len(all_val))
+        if st.val_limit < len(all_val):  # the baseline on the same tokens
+            history["unigram_val_ppl"] = unigram_eval(
+                run.train_ids, all_val[: st.val_limit], run.model_cfg.vocab_size
+            ).perplexity
+        history["val_tokens_scored"] = st.val_limit
+        if st.best_params is not None:
+            best = run.validation_loss(all_val[: st.val_limit], "of the best model",
+                                       st.best_params)  # fmt: skip
+            st.best_loss = best
+            history["best_val_loss"], history["best_val_ppl"] = best, perplexity(best)
+
+    def validate(self, steps: int, final: bool = False, stopped: str | None = None) -> None:
+        run, st = self.run, self.run.st
+        history = st.history
+        if not st.val_limit and len(run.val_ids):
+            self.fix_val_limit(steps)
         train_loss = st.loss_sum / max(st.loss_tokens, 1)
-        val_loss = run.validation_loss(all_val[: st.val_limit], f"after step {steps}")
-        is_best = run.keep_if_best(val_loss if val_loss is not None else train_loss)
+        val_loss = run.validation_loss(run.val_ids[: st.val_limit], f"after step {steps}")
         epoch = st.epoch if st.step else st.epoch - 1  # the epoch of the last step
-        if is_best:
-            history["best_epoch"], history["best_step"] = epoch, steps
-            if val_loss is not None:
-                history["best_val_loss"] = val_loss
-                history["best_val_ppl"] = perplexity(val_loss)
+        is_best = run.record(train_loss, val_loss, epoch, steps)
+        if not final and run.out_of_patience():
+            final, stopped = True, "patience"
         if final:
             st.done = True
             history["stopped"] = stopped
@@ -698,27 +688,14 @@ class _TimedSchedule:
                 "train_loss": train_loss,
                 "val_loss": val_loss,
                 "lr": lr,
-            }
+            }  # fmt: skip
         )
-        if is_best and run.on_best:
-            run.on_best(st.best_params, history)
+        run.give_best(is_best)
         elapsed = run.measure("validation")
         history["seconds"] = elapsed
-        history["tokens_per_second"] = st.tokens_seen / elapsed
+        history["tokens_per_second"] = st.tokens_seen / max(st.train_seconds, 1e-9)
         st.loss_sum, st.loss_tokens = 0.0, 0
         if run.on_event:
             time_left = max(self.budget.seconds - elapsed, 0.0)
-            run.on_event(
-                Validated(
-                    steps,
-                    epoch,
-                    train_loss,
-                    val_loss,
-                    is_best,
-                    elapsed,
-                    time_left,
-                    lr,
-                    final,
-                    stopped,
-                )  # fmt: skip
-            )
+            run.on_event(Validated(steps, epoch, train_loss, val_loss, is_best, elapsed,
+                                   time_left, lr, final, stopped, st.params))  # fmt: skip
