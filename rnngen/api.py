@@ -21,6 +21,7 @@ from .core import backend
 from .core.class_softmax import make_class_bounds
 from .core.model import (
     ModelConfig,
+    check_memory,
     count_params,
     init_state,
     join_output,
@@ -481,7 +482,7 @@ def open_model(path: str) -> TrainedModel:
             shutil.copyfileobj(sys.stdin.buffer, f)
         if spool.stat().st_size == 0:
             raise InputDataError("standard input is empty; pipe a model file into `-m -`")
-        return load_model(spool)
+        return load_model(spool, "standard input")
 
 
 def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator) -> list:
@@ -498,6 +499,8 @@ def _device_params_of(arrays: dict) -> dict:
 def _device_params(model: TrainedModel) -> dict:
     """The model's parameters on the array module's device, in the layout the model computes
     with (out.Wb joined from the file's out.W and out.b)."""
+    if backend.xp is not np:  # on the CPU the weights are in memory already, read from the file
+        check_memory(model.config, 1, 1, training=False)
     return _device_params_of(model.params)
 
 

@@ -267,7 +267,7 @@ def test_bad_settings_are_config_errors(make):
 
 
 def test_dynamic_without_statistics_names_the_fix():
-    with pytest.raises(ConfigError, match="--dynamic-stats"):
+    with pytest.raises(ConfigError, match="dynamic.stats"):
         adapt.Adaptation(None, adapt.DynamicSettings(), None)
 
 

@@ -161,36 +161,37 @@ def test_default_settings_draw_as_before():
 
 
 @pytest.mark.parametrize(
-    "bad, option",
+    "bad, field",
     [
-        (dict(temperature=math.nan), "--temperature"),
-        (dict(temperature=math.inf), "--temperature"),
-        (dict(temperature=-0.5), "--temperature"),
-        (dict(top_p=math.nan), "--top-p"),
-        (dict(top_p=-0.1), "--top-p"),
-        (dict(top_p=1.5), "--top-p"),
-        (dict(top_p=math.inf), "--top-p"),
-        (dict(min_p=2.0), "--min-p"),
-        (dict(min_p=math.nan), "--min-p"),
-        (dict(repeat_penalty=0.0), "--repeat-penalty"),
-        (dict(repeat_penalty=math.nan), "--repeat-penalty"),
-        (dict(top_k=-1), "--top-k"),
-        (dict(repeat_last_n=-2), "--repeat-last-n"),
+        (dict(temperature=math.nan), "sampling.temperature"),
+        (dict(temperature=math.inf), "sampling.temperature"),
+        (dict(temperature=-0.5), "sampling.temperature"),
+        (dict(top_p=math.nan), "sampling.top_p"),
+        (dict(top_p=-0.1), "sampling.top_p"),
+        (dict(top_p=1.5), "sampling.top_p"),
+        (dict(top_p=math.inf), "sampling.top_p"),
+        (dict(min_p=2.0), "sampling.min_p"),
+        (dict(min_p=math.nan), "sampling.min_p"),
+        (dict(repeat_penalty=0.0), "sampling.repeat_penalty"),
+        (dict(repeat_penalty=math.nan), "sampling.repeat_penalty"),
+        (dict(top_k=-1), "sampling.top_k"),
+        (dict(repeat_last_n=-2), "sampling.repeat_last_n"),
     ],
 )
-def test_out_of_range_settings_name_the_option(bad, option):
-    with pytest.raises(ConfigError, match=option):
+def test_out_of_range_settings_name_the_setting(bad, field):
+    with pytest.raises(ConfigError, match=field) as caught:
         S.SamplerSettings(**bad)
+    assert caught.value.fields == (field,)
 
 
 def test_greedy_with_any_other_option_is_refused():
     for name, value in [("temperature", 0.5), ("top_k", 5), ("top_p", 0.9), ("min_p", 0.1),
                         ("repeat_penalty", 1.1), ("temperature", 1.0)]:  # fmt: skip
-        with pytest.raises(ConfigError, match="--greedy"):
+        with pytest.raises(ConfigError, match="sampling.greedy"):
             S.sampler_settings(True, **{name: value})
     assert S.sampler_settings(True, top_k=None) == S.GREEDY
     assert S.sampler_settings(False, temperature=0.0).greedy
-    with pytest.raises(ConfigError, match="--repeat-last-n"):
+    with pytest.raises(ConfigError, match="sampling.repeat_last_n"):
         S.sampler_settings(False, repeat_last_n=5)
 
 

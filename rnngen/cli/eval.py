@@ -15,42 +15,30 @@ from .helptext import (
     in_panel,
 )
 from .options import (
+    AdaptOptions,
     AsJson,
-    CacheLambda,
-    CacheSize,
-    CacheTheta,
     Device,
-    DynamicDecay,
-    DynamicLen,
-    DynamicLr,
-    DynamicStats,
     Encoding,
     Errors,
     ModelPath,
     Quiet,
-    UseCache,
-    UseDynamic,
+    Threads,
     Verbose,
+    adaptation_options,
 )
 from .progress import EvalDisplay
 
 
+@adaptation_options
 def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
     model: in_panel(ModelPath, INPUT) = "model.npz",
     as_json: AsJson = False,
-    cache: UseCache = False,
-    cache_size: CacheSize = None,
-    cache_theta: CacheTheta = None,
-    cache_lambda: CacheLambda = None,
-    dynamic: UseDynamic = False,
-    dynamic_lr: DynamicLr = None,
-    dynamic_decay: DynamicDecay = None,
-    dynamic_len: DynamicLen = None,
-    dynamic_stats: DynamicStats = None,
+    adapt: AdaptOptions = AdaptOptions(),
     encoding: Encoding = "utf-8",
     errors: Errors = "strict",
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -62,16 +50,16 @@ def eval_command(
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         backend.use_device(device)
-        one_stdin(INPUT=input, **{"--model": model, "--dynamic-stats": dynamic_stats})
+        one_stdin(INPUT=input, **{"--model": model, "--dynamic-stats": adapt.dynamic_stats})
         trained = api.open_model(model)
         options = TextOptions(encoding, errors)
         adaptation = api.adaptation_for(
             trained,
-            cache,
-            {"size": cache_size, "theta": cache_theta, "lam": cache_lambda},
-            dynamic,
-            {"lr": dynamic_lr, "decay": dynamic_decay, "length": dynamic_len},
-            None if dynamic_stats is None else read_text(dynamic_stats, options),
+            adapt.cache,
+            adapt.cache_values(),
+            adapt.dynamic,
+            adapt.dynamic_values(),
+            None if adapt.dynamic_stats is None else read_text(adapt.dynamic_stats, options),
         )
         began = time.perf_counter()
         text = read_text(input, options)

@@ -40,6 +40,7 @@ from .options import (
     DynamicStats,
     ModelPath,
     Quiet,
+    Threads,
     UseCache,
     UseDynamic,
     Verbose,
@@ -117,7 +118,9 @@ def sample(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(rich_help_panel=SAMPLING, help="Random seed: same seed, same text."),
+        typer.Option(
+            rich_help_panel=SAMPLING, help="Random seed: same seed, same text. [default: random]"
+        ),
     ] = None,
     count: Annotated[
         int,
@@ -147,6 +150,7 @@ def sample(
     dynamic_len: DynamicLen = None,
     dynamic_stats: DynamicStats = None,
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):

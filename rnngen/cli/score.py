@@ -13,7 +13,17 @@ from .helptext import (
     INPUT,
     in_panel,
 )
-from .options import CacheLambda, CacheSize, CacheTheta, Device, ModelPath, Quiet, UseCache, Verbose
+from .options import (
+    CacheLambda,
+    CacheSize,
+    CacheTheta,
+    Device,
+    ModelPath,
+    Quiet,
+    Threads,
+    UseCache,
+    Verbose,
+)
 
 
 def score(
@@ -27,6 +37,7 @@ def score(
     cache_theta: CacheTheta = None,
     cache_lambda: CacheLambda = None,
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -56,5 +67,7 @@ def score(
             sys.stdout.flush()
             lines += 1
             tokens += result.tokens
+        if lines == 0:
+            say.say(f"note: {'standard input' if input == '-' else input} has no lines to score")
         seconds = time.perf_counter() - began
         say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")

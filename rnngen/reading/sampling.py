@@ -38,12 +38,12 @@ class SamplerSettings:
     repeat_last_n: int = 64  # tokens the penalty looks back on; -1: all so far, 0: off
 
     def __post_init__(self):
-        _check_float("--temperature", self.temperature, 0.0, None, "at least 0")
-        _check_int("--top-k", self.top_k, 0)
-        _check_float("--top-p", self.top_p, 0.0, 1.0, "between 0 and 1")
-        _check_float("--min-p", self.min_p, 0.0, 1.0, "between 0 and 1")
-        _check_float("--repeat-penalty", self.repeat_penalty, 0.0, None, "above 0", open_low=True)
-        _check_int("--repeat-last-n", self.repeat_last_n, -1)
+        _check_float("temperature", self.temperature, 0.0, None, "at least 0")
+        _check_int("top_k", self.top_k, 0)
+        _check_float("top_p", self.top_p, 0.0, 1.0, "between 0 and 1")
+        _check_float("min_p", self.min_p, 0.0, 1.0, "between 0 and 1")
+        _check_float("repeat_penalty", self.repeat_penalty, 0.0, None, "above 0", open_low=True)
+        _check_int("repeat_last_n", self.repeat_last_n, -1)
 
     @property
     def greedy(self) -> bool:
@@ -68,30 +68,35 @@ def sampler_settings(greedy: bool = False, **given) -> SamplerSettings:
     if unknown:
         raise TypeError(f"unknown sampler settings: {', '.join(sorted(unknown))}")
     if greedy and given:
-        names = ", ".join(_option(name) for name in given)
+        names = ", ".join(f"{{{i + 1}}}" for i in range(len(given)))
         raise ConfigError(
-            f"--greedy takes the likeliest token, so {names} would be ignored; drop one "
-            "(--temperature 0 with other options is greedy after them)"
+            f"{{0}} takes the likeliest token, so {names} would be ignored; drop one "
+            f"({{{len(given) + 1}}} 0 with other settings is greedy after them)",
+            "sampling.greedy",
+            *(f"sampling.{name}" for name in given),
+            "sampling.temperature",
         )
     if "repeat_last_n" in given and "repeat_penalty" not in given:
-        raise ConfigError("--repeat-last-n only applies with --repeat-penalty; give both")
+        raise ConfigError(
+            "{0} only applies with {1}; give both",
+            "sampling.repeat_last_n",
+            "sampling.repeat_penalty",
+        )
     return GREEDY if greedy else SamplerSettings(**given)
 
 
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _check_float(option, value, low, high, wanted, open_low=False):
+def _check_float(name, value, low, high, wanted, open_low=False):
     ok = isinstance(value, (int, float)) and math.isfinite(value)
     ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
     if not ok:
-        raise ConfigError(f"{option} must be a finite number {wanted}, got {value}")
+        raise ConfigError(f"must be a finite number {wanted}, got {value}", f"sampling.{name}")
 
 
-def _check_int(option, value, low):
+def _check_int(name, value, low):
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{option} must be a whole number of at least {low}, got {value}")
+        raise ConfigError(
+            f"must be a whole number of at least {low}, got {value}", f"sampling.{name}"
+        )
 
 
 GREEDY = SamplerSettings(temperature=0.0)
