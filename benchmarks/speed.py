@@ -3,6 +3,7 @@
     python benchmarks/speed.py [--configs a,b,c,c-class,c-class-lazy] [--rounds 5] [--threads 2]
     python benchmarks/speed.py --class-quality [--epochs 2] [--seeds 3]  # class vs full perplexity
     python benchmarks/speed.py --sampling --configs c,c-class  # sampling under sampler settings
+    python benchmarks/speed.py --reading [--rounds 5]  # eval, score and sample through the API
 
 For each configuration both implementations train on the same batches from the same initial
 weights, interleaved round by round in one process (so machine noise hits both alike), and the
@@ -383,6 +384,90 @@ def sampling_speed(names, rounds: int, log) -> None:
             print(f"class softmax on c, sampling ({label}): {ratio:.1f}x the full softmax's")
 
 
+READING_SPEC = dict(cell="rnn", layers=1, hidden=256, embed=256)
+
+
+def reading_model(softmax: str):
+    """A model (random weights, gradient statistics) with peter_pan.txt's vocabulary, as `rnngen
+    train` would configure it (the tokenizer's defaults), and the text to read."""
+    from rnngen import api
+    from rnngen.core.model import split_output
+    from rnngen.files.storage import TrainedModel
+    from rnngen.training.stats import gradient_stats
+
+    path = ROOT / "corpora" / "peter_pan.txt"
+    corpus = api.training_corpus(str(path))
+    cfg = api.model_config(corpus.vocab, softmax=softmax, **READING_SPEC)
+    params = M.init_params(cfg, np.random.default_rng(0), np.float32)
+    stats = gradient_stats(params, cfg, np.asarray(corpus.ids[:20_000]))
+    model = TrainedModel(cfg, corpus.tokenizer, corpus.vocab, split_output(params), {},
+                         split_output(stats))  # fmt: skip
+    return model, path.read_text(encoding="utf-8")
+
+
+def reading_speed(rounds: int, log) -> None:
+    """The reading commands through the API (as the CLI calls it), each timed over rounds
+    (median): `eval` of 40,000 characters, static, and of 8,000 with --cache --dynamic;
+    `score` of 1,000 lines, static and with --cache; `sample` of 200 tokens from a one-word
+    start, with the full and the class softmax. Prints tokens per second; compare two versions
+    of rnngen by running this script from each tree (the names it calls exist in both)."""
+    from rnngen import api
+    from rnngen.reading.settings import Adaptation, CacheSettings, DynamicSettings
+
+    full, text = reading_model("full")
+    cls, _ = reading_model("class")
+    held, short = text[100_000:140_000], text[100_000:108_000]
+    lines = [line for line in text[:200_000].splitlines() if line.strip()][:1000]
+    both = Adaptation(CacheSettings(), DynamicSettings(), api._device_params_of(full.stats))
+    cache = Adaptation(CacheSettings())
+
+    def eval_static():
+        return api.evaluate_text(full, held).result.tokens
+
+    def eval_adapted():
+        if hasattr(api, "evaluate_adapted"):  # before the reader
+            return api.evaluate_adapted(full, short, both).adapted.tokens
+        return api.evaluate_text(full, short, adaptation=both).adapted.result.tokens
+
+    def score(adaptation):
+        def run():
+            if adaptation is None:
+                scored = api.score_lines(full, lines)
+            elif hasattr(api, "score_lines_cached"):  # before the reader
+                scored = api.score_lines_cached(full, lines, adaptation.cache)
+            else:
+                scored = api.score_lines(full, lines, adaptation=adaptation)
+            return sum(s.tokens for _, s in scored)
+
+        return run
+
+    def sample(model):
+        def run():
+            api.sample_text(model, "the", 200, np.random.default_rng(0))
+            return 200
+
+        return run
+
+    cases = {
+        "eval": eval_static,
+        "eval --cache --dynamic": eval_adapted,
+        "score": score(None),
+        "score --cache": score(cache),
+        "sample (full softmax)": sample(full),
+        "sample (class softmax)": sample(cls),
+    }
+    times = {name: [] for name in cases}
+    tokens = {name: run() for name, run in cases.items()}  # warm-up
+    for r in range(rounds):
+        for name, run in cases.items():
+            times[name].append(median_time(run))
+        log(f"  reading round {r + 1}/{rounds}")
+    print("| command | tokens | tok/s |")
+    print("|---|---:|---:|")
+    for name in cases:
+        print(f"| {name} | {tokens[name]:,} | {tokens[name] / np.median(times[name]):,.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="a,b,c,c-class,c-class-lazy")
@@ -392,6 +477,9 @@ def main() -> None:
     parser.add_argument("--class-quality", action="store_true")
     parser.add_argument(
         "--sampling", action="store_true", help="sampling speed only, under several settings"
+    )
+    parser.add_argument(
+        "--reading", action="store_true", help="eval, score and sample through the API only"
     )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3, help="trainings per softmax (quality)")
@@ -409,6 +497,9 @@ def main() -> None:
         return
     if args.sampling:
         sampling_speed(args.configs.split(","), args.rounds, log)
+        return
+    if args.reading:
+        reading_speed(args.rounds, log)
         return
     peak = gemm_peak(args.rounds)
     log(f"float32 matrix-product peak: {peak:.0f} GFLOP/s, {THREADS} threads")
