@@ -418,7 +418,8 @@ def reading_speed(rounds: int, log) -> None:
     cls, _ = reading_model("class")
     held, short = text[100_000:140_000], text[100_000:108_000]
     lines = [line for line in text[:200_000].splitlines() if line.strip()][:1000]
-    both = Adaptation(CacheSettings(), DynamicSettings(), api._device_params_of(full.stats))
+    on_device = getattr(api, "device_arrays", None) or api._device_params_of  # before the reader
+    both = Adaptation(CacheSettings(), DynamicSettings(), on_device(full.stats))
     cache = Adaptation(CacheSettings())
 
     def eval_static():
