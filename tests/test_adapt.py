@@ -288,7 +288,7 @@ def test_tune_finds_settings_that_help():
 
 @pytest.mark.parametrize("name", ["lstm", "rnn-class"])
 def test_tune_never_stores_a_loss(name):
-    """"Both" is a joint search whose grid holds each method off: on the tuning text it is never
+    """ "Both" is a joint search whose grid holds each method off: on the tuning text it is never
     worse than either method alone, and its perplexity is what reading with it gives."""
     cfg, params, stats = setup(name)
     ids, _ = repeated(n=150)

@@ -105,8 +105,9 @@ def test_a_heavy_cache_makes_generation_repeat_the_text(trained):
 V = 30
 CONFIGS = {
     "gru": ModelConfig(V, embed=8, hidden=10, cell="gru", dropout=0.0),
-    "rnn-class": ModelConfig(V, embed=8, hidden=10, cell="rnn", dropout=0.0, softmax="class",
-                             class_bounds=(0, 3, 11, V)),  # fmt: skip
+    "rnn-class": ModelConfig(
+        V, embed=8, hidden=10, cell="rnn", dropout=0.0, softmax="class", class_bounds=(0, 3, 11, V)
+    ),  # fmt: skip
 }
 
 
@@ -166,7 +167,8 @@ def test_lines_score_as_each_alone_with_the_cache_holding_the_lines_before(name)
     cfg, params, adaptation = small(name)
     rng = np.random.default_rng(4)
     lines = [rng.integers(0, V, n) for n in (5, 1, 9, 0, 3, 12, 5, 7)]
-    sequences = [(np.concatenate([[1], ids[:-1]]).astype(np.int32)[: len(ids)], ids) for ids in lines]
+    inputs = [np.concatenate([[1], ids[:-1]]).astype(np.int32)[: len(ids)] for ids in lines]
+    sequences = list(zip(inputs, lines, strict=True))
     cache_only = Adaptation(adaptation.cache)
     for use_cache in (False, True):
         got = Reader(params, cfg, cache_only if use_cache else None).lines(sequences)

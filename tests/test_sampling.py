@@ -9,9 +9,9 @@ import pytest
 
 from rnngen.core import model as M
 from rnngen.core.class_softmax import ClassDistribution, class_log_probs, make_class_bounds
+from rnngen.core.numerics import logsumexp
 from rnngen.errors import ConfigError
 from rnngen.reading import sampling as S
-from rnngen.core.numerics import logsumexp
 from rnngen.reading.generate import generate
 from rnngen.reading.reader import Reader
 
