@@ -26,7 +26,7 @@ from ..text.tokenize import (
     tokenize,
 )
 from .evaluate import EvalResult, perplexity
-from .generate import random_start_id, start_ids
+from .generate import generate, random_start_id, start_ids
 from .reader import Reader, TokenRecord
 from .sampling import SamplerSettings
 from .settings import Adaptation, CacheSettings, DynamicSettings
@@ -146,6 +146,11 @@ def evaluate_text(
     tokens = tokenize(text, model.tokenizer)
     oov = sum(1 for t in tokens if t not in model.vocab) / max(len(tokens), 1)
     ids = model.vocab.encode(tokens)
+    if len(ids) < 2:  # the first token is context only: nothing would be scored
+        count = "1 token" if len(ids) == 1 else f"{len(ids)} tokens"
+        raise InputDataError(
+            f"the text has {count}, too few: at least 2 are needed; give a longer text"
+        )
     characters = scored_characters(text, tokens, model.tokenizer)
     began = time.perf_counter()
     adapted = None
@@ -183,10 +188,8 @@ def generate_records(
     """`length` tokens continuing the prompt ids, each a TokenRecord (its id and log-probability
     under the model as adapted when it was drawn): the start text is read first (dynamic
     evaluation steps on its whole segments, as eval would), then each token is drawn and read."""
-    r = reader(model, adaptation)
-    for _ in r.chunks(prompt, scores=False):
-        pass
-    yield from r.generate(length, rng, settings)
+    yield from generate(device_params(model), model.config, prompt, length, rng, settings,
+                        adaptation, records=True)  # fmt: skip
 
 
 def sample_text(
