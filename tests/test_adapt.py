@@ -287,13 +287,22 @@ def test_tune_finds_settings_that_help():
 
 
 @pytest.mark.parametrize("name", ["lstm", "rnn-class"])
-def test_tune_never_stores_a_loss(name):
-    """ "Both" is a joint search whose grid holds each method off: on the tuning text it is never
-    worse than either method alone, and its perplexity is what reading with it gives."""
+@pytest.mark.parametrize("lrs", [None, (0.1,)])
+def test_tune_never_stores_a_loss(name, lrs, monkeypatch):
+    """The stored "both" is a joint search whose grid holds each method off: on the tuning text
+    it is never worse than either method alone, and its perplexity is what reading with it
+    gives. With only a learning rate too large for the text, dynamic evaluation is best off,
+    alone and with the cache (the cache searched on the dynamic run would store a loss)."""
+    from rnngen.reading import tune as tuning
+
+    if lrs is not None:
+        monkeypatch.setattr(tuning, "DYNAMIC_LRS", lrs)
     cfg, params, stats = setup(name)
     ids, _ = repeated(n=150)
     result = tune(params, cfg, ids, stats)
     assert result.both_ppl <= min(result.cache_ppl, result.dynamic_ppl, result.static)
+    if lrs is not None:
+        assert result.both_dynamic.lr == 0 and result.both_ppl == result.cache_ppl
     for cache, dynamic, ppl in [
         (result.cache, None, result.cache_ppl),
         (None, result.dynamic, result.dynamic_ppl),
