@@ -202,12 +202,17 @@ class ClassDistribution:
         self.class_logp = a - float(logsumexp(a))
         self.bounds = bounds
         self._h, self._W, self._b = h, W, b
+        self._words = {}  # class -> its words' log p, once made
 
     def words(self, c: int) -> np.ndarray:
-        """(|c|,) log p(w | h) of the ids bounds[c]:bounds[c+1]."""
-        lo, hi = self.bounds[c], self.bounds[c + 1]
-        z = backend.to_numpy(self._h @ self._W[:, lo:hi] + self._b[lo:hi]).astype(np.float64)
-        return self.class_logp[c] + (z - float(logsumexp(z)))
+        """(|c|,) log p(w | h) of the ids bounds[c]:bounds[c+1] (read-only: kept for reuse)."""
+        if c not in self._words:
+            lo, hi = self.bounds[c], self.bounds[c + 1]
+            z = backend.to_numpy(self._h @ self._W[:, lo:hi] + self._b[lo:hi]).astype(np.float64)
+            out = self.class_logp[c] + (z - float(logsumexp(z)))
+            out.flags.writeable = False
+            self._words[c] = out
+        return self._words[c]
 
     def full(self) -> np.ndarray:
         """(V,) log p(w | h) of every word, in one product."""

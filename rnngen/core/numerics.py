@@ -11,6 +11,11 @@ def logsumexp(x, axis=-1, keepdims: bool = False):
     """log(sum(exp(x))) along `axis`, without overflow: the largest value is taken out before
     the exponentials. The exponentials stay in x's dtype (float32 for a float32 model, the cost
     of a (N, V) pass) and are summed in float64. Rows that are all -inf give -inf, not NaN."""
+    if x.ndim == 1 and not keepdims:  # one distribution (sampling): scalars, less overhead
+        top = x.max()
+        if not np.isfinite(top):
+            return top
+        return np.log(np.exp(x - top).sum(dtype=np.float64)) + top
     top = x.max(axis=axis, keepdims=True)
     shift = np.where(np.isfinite(top), top, 0)
     total = np.exp(x - shift).sum(axis=axis, keepdims=True, dtype=np.float64)

@@ -171,8 +171,8 @@ class Reader:
                 return dist
             logp = dist.full()
         else:
-            z = backend.to_numpy(top @ W + b)[0].astype(np.float64)  # (V,) logits
-            logp = z - float(logsumexp(z))
+            z = backend.to_numpy(top @ W + b)[0]  # (V,) logits, the model's dtype
+            logp = z.astype(np.float64) - float(logsumexp(z))  # exps in that dtype: faster
         if self.cache is not None:
             p_cache = self.cache.probs(top[0], self.cfg.vocab_size)
             if p_cache is not None:
