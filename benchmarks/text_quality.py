@@ -234,7 +234,7 @@ def _budget(args) -> str:
 
 def samples(args) -> str:
     model = api.load_model(war_and_peace_model(args, "auto"))
-    params = api._device_params(model)
+    params = api.device_params(model)
     n, length = args.samples, args.sample_length
     rows = [
         "## Samples from a War and Peace model",

@@ -9,9 +9,11 @@ import pytest
 
 from rnngen.core import model as M
 from rnngen.core.class_softmax import ClassDistribution, class_log_probs, make_class_bounds
+from rnngen.core.numerics import logsumexp
 from rnngen.errors import ConfigError
 from rnngen.reading import sampling as S
-from rnngen.reading.generate import generate, prime
+from rnngen.reading.generate import generate
+from rnngen.reading.reader import Reader
 
 NEG = -np.inf
 
@@ -343,15 +345,16 @@ def small_model(softmax="full", cell="rnn", layers=2, V=30):
 
 
 def stepwise(params, cfg, prompt, length, rng, settings):
-    """The former generation loop: the prompt one `step` per token, then the chain on the full
-    vector of logits (log-probabilities for the class softmax)."""
+    """The generation loop written out: the prompt one `step` per token, then the chain on the
+    full vector of log-probabilities (the log-softmax of the logits)."""
     h = M.init_state(cfg, 1, np.float64)
     for token in prompt[:-1]:
         _, h = M.step(params, cfg, np.asarray([token]), h)
     current, history, out = prompt[-1], list(prompt), []
     for _ in range(length):
         logits, h = M.step(params, cfg, np.asarray([current]), h)
-        current = S.sample_token(logits[0], settings, history, rng)
+        logp = logits[0] - logsumexp(logits[0])
+        current = S.sample_token(logp, settings, history, rng)
         history.append(current)
         out.append(current)
     return out, h
@@ -361,13 +364,16 @@ def stepwise(params, cfg, prompt, length, rng, settings):
 def test_prompt_in_one_forward_gives_the_stepwise_state(cell):
     cfg, params = small_model(cell=cell)
     prompt = [1, 5, 2, 9, 9, 0, 4]
-    top, state = prime(params, cfg, prompt)
+    reader = Reader(params, cfg)
+    for _ in reader.chunks(prompt, scores=False):
+        pass
     h = M.init_state(cfg, 1, np.float64)
     for token in prompt:
         logits, h = M.step(params, cfg, np.asarray([token]), h)
-    np.testing.assert_allclose(state, h, rtol=1e-13, atol=1e-15)
-    Wb, _ = M.output_weights(params)
-    np.testing.assert_allclose(top @ Wb[:-1] + Wb[-1], logits, rtol=1e-13, atol=1e-14)
+    want = logits[0] - logsumexp(logits[0])
+    np.testing.assert_allclose(reader.next_log_probs(), want, rtol=1e-13, atol=1e-14)
+    reader.push(3)  # the state after the last token, forwarded ahead of its successor
+    np.testing.assert_allclose(reader.state, h, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("softmax", ["full", "class"])

@@ -64,10 +64,10 @@ def eval_command(
         began = time.perf_counter()
         text = read_text(input, options)
         with EvalDisplay(quiet) as display:
-            if adaptation is None:
-                values = api.evaluate_text(trained, text, on_progress=display).to_dict()
-            else:
-                values = api.evaluate_adapted(trained, text, adaptation, display).to_dict()
+            values = api.evaluate_text(trained, text, adaptation, display).to_dict()
+        if "adapted" in values and adaptation.dynamic is not None:
+            dropped = values["adapted"]["dropped_steps"]
+            say.detail(f"dynamic evaluation: {dropped:,} steps undone by the divergence guard")
         if as_json:
             print_json(values)
         else:

@@ -57,10 +57,8 @@ def score(
         adaptation = api.adaptation_for(
             trained, cache, {"size": cache_size, "theta": cache_theta, "lam": cache_lambda}
         )
-        if adaptation is None:
-            scored = api.score_lines(trained, api.iter_lines(input))
-        else:  # the cache holds the lines before, in input order
-            scored = api.score_lines_cached(trained, api.iter_lines(input), adaptation.cache)
+        # with a cache, the cache holds the lines before, in input order
+        scored = api.score_lines(trained, api.iter_lines(input), adaptation=adaptation)
         for line, result in scored:
             row = f"{result.logprob:.6f}\t{result.tokens}\t{result.perplexity:.4f}"
             sys.stdout.write(row + (f"\t{line}\n" if with_text else "\n"))

@@ -357,14 +357,15 @@ def model_shapes(config: ModelConfig, reader: NpzReader) -> dict:
 
 def adapt_settings(data) -> dict:
     """Tuned adaptation settings, checked: {"cache": {size, theta, lambda}, "dynamic": {lr, decay,
-    length}, "both": {the cache's, when used with dynamic}}, each part optional, each value of
-    its type and in its range."""
+    length}, "both": {the cache's, when used with dynamic}, "both_dynamic": {dynamic's, when used
+    with the cache}}, each part optional, each value of its type and in its range."""
     from ..reading.settings import CacheSettings, DynamicSettings
 
     parts = {
         "cache": (CacheSettings, {"size": int, "theta": float, "lambda": float}),
         "dynamic": (DynamicSettings, {"lr": float, "decay": float, "length": int}),
         "both": (CacheSettings, {"size": int, "theta": float, "lambda": float}),  # with dynamic
+        "both_dynamic": (DynamicSettings, {"lr": float, "decay": float, "length": int}),
     }
     if not isinstance(data, dict) or not set(data) <= set(parts):
         raise ValueError("adapt settings are not an object of cache and dynamic settings")

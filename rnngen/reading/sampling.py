@@ -1,12 +1,18 @@
 """Choosing the next token: the sampler chain of `rnngen sample`, as pure functions on a (V,)
-vector of scores (logits, or log-probabilities: softmax gives the same distribution for both).
+vector of scores. The reader hands it log-probabilities on every path (the full softmax, the
+class softmax and the cache's mixture: the last two have no logits), so the options act on
+log p; all but the repeat penalty are the same on logits, which differ by a constant.
 
 The options have llama.cpp's names and meanings, and are applied in llama.cpp's default order
 (its `common_params_sampling.samplers`: penalties, top-k, top-p, min-p, temperature, then the
 draw; the samplers rnngen lacks, DRY, typical-p, XTC and top-n-sigma, left out):
 
 1. repeat penalty: each token among the last `repeat_last_n` tokens (the start text counts) has
-   a positive score divided by `repeat_penalty` and a negative one multiplied by it;
+   its score multiplied by `repeat_penalty` where it is zero or negative and divided by it where
+   positive. On log-probabilities (never positive) that is log p -> R log p, p -> p^R before the
+   renormalisation: a penalty R > 1 always lowers a recent token's probability, and more so the
+   less likely it already was (llama.cpp applies the same rule to logits, whose zero point is
+   arbitrary: there a positive logit is divided, so R acts on the logit's distance from zero);
 2. top-k: keep the k highest scores (exactly k: ties broken by the lower id, which in an rnngen
    vocabulary is the more frequent token);
 3. top-p (nucleus): keep the likeliest tokens whose probabilities, normalised over the tokens
@@ -25,6 +31,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ..core.numerics import logsumexp
 from ..errors import ConfigError
 
 
@@ -116,8 +123,9 @@ def recent_ids(history, settings: SamplerSettings) -> np.ndarray:
 
 
 def repeat_penalty(scores, ids, penalty: float) -> np.ndarray:
-    """scores (V,) with the scores of `ids` (distinct) penalised as llama.cpp does: divided by
-    `penalty` where positive, multiplied by it where zero or negative."""
+    """scores (V,) with the scores of `ids` (distinct) penalised: multiplied by `penalty` where
+    zero or negative (every log-probability), divided by it where positive (llama.cpp's rule
+    for logits)."""
     out = np.array(scores, dtype=np.float64)
     ids = np.asarray(ids, dtype=np.int64)
     if penalty != 1 and len(ids):
@@ -154,7 +162,7 @@ def top_p(scores, p: float, log_total: float | None = None) -> np.ndarray:
     if len(ids) == 0:
         return s
     if log_total is None:
-        log_total = _logsumexp(s[ids])
+        log_total = float(logsumexp(s[ids]))
     order = ids[np.argsort(-s[ids], kind="stable")]
     cumulative = np.cumsum(np.exp(s[order] - log_total))
     cut = int(np.searchsorted(cumulative, p, side="left"))  # first index reaching p
@@ -215,21 +223,12 @@ def choose(scores, settings: SamplerSettings, rng: np.random.Generator) -> int:
 
 
 def sample_token(scores, settings: SamplerSettings, history, rng: np.random.Generator) -> int:
-    """The next id from a full (V,) vector of logits or log-probabilities, after the whole chain.
-    history: the ids so far (start text and generated), for the repeat penalty. Everything but
-    the repeat penalty is the same for scores shifted by a constant; the penalty acts on the
-    values given (llama.cpp's logits; log-probabilities, all negative, are multiplied)."""
+    """The next id from a full (V,) vector of log-probabilities, after the whole chain.
+    history: the ids so far (start text and generated), for the repeat penalty."""
     s = np.asarray(scores, dtype=np.float64)
     if settings.penalises:
         s = repeat_penalty(s, recent_ids(history, settings), settings.repeat_penalty)
     return choose(truncate(s, settings), settings, rng)
-
-
-def _logsumexp(x) -> float:
-    top = float(np.max(x))
-    if not math.isfinite(top):
-        return top
-    return top + math.log(float(np.exp(x - top).sum()))
 
 
 # --- a class-factorised distribution, sampled without every word's probability -----------------
@@ -282,7 +281,7 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
             words[c] = repeat_penalty(words[c], local, settings.repeat_penalty)
     log_mass = np.array(dist.class_logp, dtype=np.float64)
     for c, scores in words.items():
-        log_mass[c] = _logsumexp(scores)
+        log_mass[c] = float(logsumexp(scores))
 
     if not settings.truncates and settings.temperature == 1:
         u = rng.random()
@@ -297,7 +296,7 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
         j = int(np.searchsorted(word_cdf, fraction * word_cdf[-1], side="right"))
         return bounds[c] + min(j, int(np.flatnonzero(np.isfinite(scores))[-1]))
 
-    log_total = _logsumexp(log_mass)
+    log_total = float(logsumexp(log_mass))
     pending = [c for c in np.argsort(-log_mass, kind="stable").tolist() if c not in words]
     if not settings.truncates and not settings.greedy:
         make(pending)
