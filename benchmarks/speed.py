@@ -3,6 +3,7 @@
     python benchmarks/speed.py [--configs a,b,c,c-class,c-class-lazy] [--rounds 5] [--threads 2]
     python benchmarks/speed.py --class-quality [--epochs 2] [--seeds 3]  # class vs full perplexity
     python benchmarks/speed.py --sampling --configs c,c-class  # sampling under sampler settings
+    python benchmarks/speed.py --reading [--against OTHER_TREE]  # eval, score, sample via the API
 
 For each configuration both implementations train on the same batches from the same initial
 weights, interleaved round by round in one process (so machine noise hits both alike), and the
@@ -383,6 +384,138 @@ def sampling_speed(names, rounds: int, log) -> None:
             print(f"class softmax on c, sampling ({label}): {ratio:.1f}x the full softmax's")
 
 
+READING_SPEC = dict(cell="rnn", layers=1, hidden=256, embed=256)
+
+
+def reading_model(softmax: str):
+    """A model (random weights, gradient statistics) with peter_pan.txt's vocabulary, as `rnngen
+    train` would configure it (the tokenizer's defaults), and the text to read."""
+    from rnngen import api
+    from rnngen.core.model import split_output
+    from rnngen.files.storage import TrainedModel
+    from rnngen.training.stats import gradient_stats
+
+    path = ROOT / "corpora" / "peter_pan.txt"
+    corpus = api.training_corpus(str(path))
+    cfg = api.model_config(corpus.vocab, softmax=softmax, **READING_SPEC)
+    params = M.init_params(cfg, np.random.default_rng(0), np.float32)
+    stats = gradient_stats(params, cfg, np.asarray(corpus.ids[:20_000]))
+    model = TrainedModel(cfg, corpus.tokenizer, corpus.vocab, split_output(params), {},
+                         split_output(stats))  # fmt: skip
+    return model, path.read_text(encoding="utf-8")
+
+
+def reading_cases() -> dict:
+    """The reading commands through the API (as the CLI calls it), by name -> a function that
+    runs one and returns the tokens it scored or generated: `eval` of 40,000 characters,
+    static, and of 8,000 with --cache --dynamic; `score` of 1,000 lines, static and with
+    --cache; `sample` of 200 tokens from a one-word start, with the full and the class softmax.
+    The names it calls exist before and after the reader, so two trees can be compared."""
+    from rnngen import api
+    from rnngen.reading.settings import Adaptation, CacheSettings, DynamicSettings
+
+    full, text = reading_model("full")
+    cls, _ = reading_model("class")
+    held, short = text[100_000:140_000], text[100_000:108_000]
+    lines = [line for line in text[:200_000].splitlines() if line.strip()][:1000]
+    on_device = getattr(api, "device_arrays", None) or api._device_params_of  # before the reader
+    both = Adaptation(CacheSettings(), DynamicSettings(), on_device(full.stats))
+    cache = Adaptation(CacheSettings())
+
+    def eval_static():
+        return api.evaluate_text(full, held).result.tokens
+
+    def eval_adapted():
+        if hasattr(api, "evaluate_adapted"):  # before the reader
+            return api.evaluate_adapted(full, short, both).adapted.tokens
+        return api.evaluate_text(full, short, adaptation=both).adapted.result.tokens
+
+    def score(adaptation):
+        def run():
+            if adaptation is None:
+                scored = api.score_lines(full, lines)
+            elif hasattr(api, "score_lines_cached"):  # before the reader
+                scored = api.score_lines_cached(full, lines, adaptation.cache)
+            else:
+                scored = api.score_lines(full, lines, adaptation=adaptation)
+            return sum(s.tokens for _, s in scored)
+
+        return run
+
+    def sample(model):
+        def run():
+            api.sample_text(model, "the", 200, np.random.default_rng(0))
+            return 200
+
+        return run
+
+    return {
+        "eval": eval_static,
+        "eval --cache --dynamic": eval_adapted,
+        "score": score(None),
+        "score --cache": score(cache),
+        "sample (full softmax)": sample(full),
+        "sample (class softmax)": sample(cls),
+    }
+
+
+def reading_child() -> None:
+    """Serve reading_cases to another tree's speed.py: a case name per line on stdin, its
+    tokens and seconds back on stdout."""
+    cases = reading_cases()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        run = cases[line.strip()]
+        began = time.perf_counter()
+        tokens = run()
+        print(f"{tokens} {time.perf_counter() - began}", flush=True)
+
+
+def reading_speed(rounds: int, log, against: str | None = None) -> None:
+    """Tokens per second of each reading case (median over rounds, after a warm-up). With
+    `against`, another rnngen tree (its benchmarks/speed.py must have --reading-child): its
+    cases run in a child process interleaved with this tree's, case by case and round by round,
+    so both see the same machine load, and the table gives this tree's speed over that one's."""
+    cases = reading_cases()
+    other = None
+    if against is not None:
+        script = Path(against) / "benchmarks" / "speed.py"
+        other = subprocess.Popen([sys.executable, str(script), "--reading-child"], text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+        assert other.stdout.readline().strip() == "ready"
+
+    def theirs(name):
+        other.stdin.write(name + "\n")
+        other.stdin.flush()
+        tokens, seconds = other.stdout.readline().split()
+        return int(tokens), float(seconds)
+
+    times = {name: ([], []) for name in cases}
+    tokens = {}
+    for name, run in cases.items():  # warm-up
+        tokens[name] = run()
+        if other is not None:
+            theirs(name)
+    for r in range(rounds):
+        for name, run in cases.items():
+            times[name][0].append(median_time(run))
+            if other is not None:
+                times[name][1].append(theirs(name)[1])
+        log(f"  reading round {r + 1}/{rounds}")
+    if other is not None:
+        other.stdin.close()
+        other.wait()
+    print("| command | tokens | tok/s | other tree tok/s | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name in cases:
+        ours = tokens[name] / np.median(times[name][0])
+        if other is None:
+            print(f"| {name} | {tokens[name]:,} | {ours:,.0f} | | |")
+            continue
+        them = tokens[name] / np.median(times[name][1])
+        print(f"| {name} | {tokens[name]:,} | {ours:,.0f} | {them:,.0f} | {ours / them:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="a,b,c,c-class,c-class-lazy")
@@ -393,6 +526,11 @@ def main() -> None:
     parser.add_argument(
         "--sampling", action="store_true", help="sampling speed only, under several settings"
     )
+    parser.add_argument(
+        "--reading", action="store_true", help="eval, score and sample through the API only"
+    )
+    parser.add_argument("--against", help="--reading: another rnngen tree, timed interleaved")
+    parser.add_argument("--reading-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3, help="trainings per softmax (quality)")
     parser.add_argument("--memory-child", nargs=2, metavar=("IMPL", "CONFIG"))
@@ -409,6 +547,12 @@ def main() -> None:
         return
     if args.sampling:
         sampling_speed(args.configs.split(","), args.rounds, log)
+        return
+    if args.reading_child:
+        reading_child()
+        return
+    if args.reading:
+        reading_speed(args.rounds, log, args.against)
         return
     peak = gemm_peak(args.rounds)
     log(f"float32 matrix-product peak: {peak:.0f} GFLOP/s, {THREADS} threads")

@@ -248,7 +248,7 @@ def _budget(args) -> str:
 
 def samples(args) -> str:
     model = api.load_model(war_and_peace_model(args, "auto"))
-    params = api._device_params(model)
+    params = api.device_params(model)
     n, length = args.samples, args.sample_length
     rows = [
         "## Samples from a War and Peace model",
@@ -271,7 +271,7 @@ def samples(args) -> str:
         reps, dist = [], []
         for seed in range(n):
             rng = np.random.default_rng(seed)
-            prompt = api._prompt_ids(model, None, rng)
+            prompt = api.prompt_ids(model, None, rng)
             ids = list(generate(params, model.config, prompt, length, rng, settings))
             tokens = model.vocab.decode(ids)
             reps.append(repeated_4gram_rate(tokens))
@@ -362,12 +362,12 @@ def loop_model(args, book: Path) -> Path:
 def loop_rates(model, settings, n: int, length: int) -> tuple:
     """(repeated-4-gram rates, distinct-2s) of n samples of `length` tokens, seeds 0 to n-1, the
     start word drawn by frequency."""
-    params = api._device_params(model)
+    params = api.device_params(model)
     settings = bind(settings, model.vocab)
     reps, dist = [], []
     for seed in range(n):
         rng = np.random.default_rng(seed)
-        prompt = api._prompt_ids(model, None, rng)
+        prompt = api.prompt_ids(model, None, rng)
         ids = list(generate(params, model.config, prompt, length, rng, settings))
         tokens = model.vocab.decode(ids)
         reps.append(repeated_4gram_rate(tokens))

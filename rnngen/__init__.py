@@ -16,3 +16,13 @@ __version__ = "0.2.0"
 # set in the environment is kept.
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
+
+def __getattr__(name: str):
+    """rnngen.load and rnngen.LanguageModel (the Python API, reading/lm.py), imported on first
+    use: `import rnngen` stays cheap, and the OpenBLAS setting above comes before NumPy loads."""
+    if name in ("load", "LanguageModel"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'rnngen' has no attribute {name!r}")

@@ -4,28 +4,22 @@ Each takes and returns data (never prints), so `cli.py` is left with parsing, pr
 errors to exit codes.
 """
 
-import math
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-from .core import backend
+from .core.backend import to_numpy
 from .core.class_softmax import make_class_bounds
 from .core.model import (
     ModelConfig,
     count_params,
-    init_state,
-    join_output,
     split_output,
-    token_scores,
 )
 from .errors import ConfigError, InputDataError, ModelFileError, OutputError, RnngenError
 from .files.checkpoint import Checkpoint, data_fingerprint, load_checkpoint, save_checkpoint
@@ -38,29 +32,41 @@ from .files.storage import (
     load_model,
     save_model,
 )
-from .reading import adapt
-from .reading.continuation import Generated, SampleLog, generation_limit, printed_pieces
-from .reading.evaluate import EvalResult, evaluate, perplexity, score_sequences
-from .reading.generate import generate, random_start_id
-from .reading.sampling import SamplerSettings, bind
-from .reading.tune import TuneResult, tune
+from .reading.evaluate import perplexity
+from .reading.lm import LanguageModel
+from .reading.reader import Reader
+from .reading.settings import Adaptation
+
+# The reading half of the API lives in reading/texts.py; its names are this module's too.
+from .reading.texts import Adapted as Adapted
+from .reading.texts import EvalReport as EvalReport
+from .reading.texts import LineScore as LineScore
+from .reading.texts import adaptation_settings, device_params
+from .reading.texts import device_arrays as device_arrays
+from .reading.texts import evaluate_text as evaluate_text
+from .reading.texts import generate_records as generate_records
+from .reading.texts import iter_lines as iter_lines
+from .reading.texts import line_context_id as line_context_id
+from .reading.texts import line_tokens as line_tokens
+from .reading.texts import prompt_ids as prompt_ids
+from .reading.texts import read_start as read_start
+from .reading.texts import sample_pieces as sample_pieces
+from .reading.texts import sample_text as sample_text
+from .reading.texts import score_lines as score_lines
+from .reading.texts import scored_characters as scored_characters
+from .reading.texts import token_log_probs as token_log_probs
+from .reading.texts import token_nll as token_nll
+from .reading.texts import tune_text as tune_text
 from .text.corpus import (
     STRICT_UTF8,
     Corpus,
     TextOptions,
     default_corpus_path,
     encode_file,
-    open_input,
     read_text,
 )
-from .text.start import StartText
-from .text.start import read_start as start_ids_of
 from .text.tokenize import (
-    EOS,
-    NEWLINE,
-    PARAGRAPH,
     TokenizerConfig,
-    normalize_book_text,
     tokenize,
 )
 from .text.tokenize import (
@@ -318,9 +324,6 @@ def train_model(
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
 
-EVAL_SEQ_LEN = 128  # evaluate_text's segment length: the end-of-run figure is scored as `eval`
-
-
 @dataclass
 class _Ending:
     """The work after a run's last step, inside its time budget (if it has one)."""
@@ -354,11 +357,12 @@ class _Ending:
         if left is not None and per_token and per_token * len(val_ids) > left - END_MARGIN:
             self.model.history["val_ppl_skipped"] = "time"
             return
-        result = evaluate(self.params, self.model.config, val_ids, 1, EVAL_SEQ_LEN,
-                          lambda done, total: self.report("score", done, total))  # fmt: skip
+        reader = Reader(self.params, self.model.config)  # the reader `rnngen eval` reads with
+        nll = reader.read(val_ids, lambda done, total: self.report("score", done, total))
         history = self.model.history
-        history["val_loss"], history["val_ppl"] = result.cross_entropy, result.perplexity
-        history["val_tokens_scored_at_end"] = result.tokens
+        history["val_loss"] = float(nll.mean())
+        history["val_ppl"] = perplexity(history["val_loss"])
+        history["val_tokens_scored_at_end"] = len(nll)
 
     def gradient_stats(self, train_ids, should_stop) -> None:
         """Dynamic evaluation's statistics, cut short when the budget is spent or on Ctrl-C;
@@ -417,64 +421,6 @@ def open_checkpoint(
     return ckpt
 
 
-@dataclass(frozen=True)
-class EvalReport:
-    result: EvalResult
-    oov_rate: float  # share of the text's tokens outside the model's vocabulary
-    characters: int = 0  # characters the scored tokens cover (see scored_characters)
-
-    @property
-    def bits_per_character(self) -> float:
-        """The summed NLL over the scored characters, in bits."""
-        return self.result.nll / math.log(2) / self.characters if self.characters else math.nan
-
-    def to_dict(self) -> dict:
-        r = self.result
-        return {
-            "tokens": r.tokens,
-            "oov_rate": self.oov_rate,
-            "cross_entropy": r.cross_entropy,
-            "bits_per_token": r.bits_per_token,
-            "perplexity": r.perplexity,
-            "characters": self.characters,
-            "bits_per_character": self.bits_per_character,
-        }
-
-
-def scored_characters(text: str, tokens: list, tokenizer: TokenizerConfig) -> int:
-    """The characters of a text that evaluation predicts: the text as the tokenizer reads it
-    (lowercased if it lowercases; line ends as LF; for book rules, its whitespace normalised:
-    `tokenize.normalize_book_text`; for whitespace rules, each line's tokens one space apart and
-    a line end for each `<eos>`), less the characters of the first token, which is context and
-    not predicted. Every character the tokens stand for is counted, spaces and line breaks too,
-    so bits per character compare models with different tokenizers on the same text."""
-    if not tokens:
-        return 0
-    if tokenizer.lowercase:
-        text = text.lower()
-    if tokenizer.level == "char":
-        return len(tokens) - 1
-    if tokenizer.scheme == "whitespace":
-        total = sum(len(" ".join(line.split())) + 1 for line in text.splitlines())
-        return total - (1 if tokens[0] == EOS else len(tokens[0]))
-    normalized = normalize_book_text(text)
-    return len(normalized) - (normalized.index(tokens[0]) + len(tokens[0]))
-
-
-def evaluate_text(
-    model: TrainedModel, text: str, n_streams=1, seq_len=128, on_progress=None
-) -> EvalReport:
-    """Score a text with the model, tokenised exactly as the model's training text was;
-    on_progress(done, total) hears the tokens scored as it goes."""
-    tokens = tokenize(text, model.tokenizer)
-    oov = sum(1 for t in tokens if t not in model.vocab)
-    ids = model.vocab.encode(tokens)
-    params = _device_params(model)
-    result = evaluate(params, model.config, ids, n_streams, seq_len, on_progress)
-    characters = scored_characters(text, tokens, model.tokenizer)
-    return EvalReport(result, oov / max(len(tokens), 1), characters)
-
-
 def open_model(path: str) -> TrainedModel:
     """load_model, where `-` reads the model file from standard input; a training checkpoint
     is read as the model it holds (model_of_checkpoint)."""
@@ -486,14 +432,14 @@ def open_model(path: str) -> TrainedModel:
             shutil.copyfileobj(sys.stdin.buffer, f)
         if spool.stat().st_size == 0:
             raise InputDataError("standard input is empty; pipe a model file into `-m -`")
-        return _model_or_checkpoint(spool)
+        return _model_or_checkpoint(spool, "standard input")
 
 
-def _model_or_checkpoint(path) -> TrainedModel:
+def _model_or_checkpoint(path, name=None) -> TrainedModel:
     """The model file at path, or the model a checkpoint there holds; a file that is neither
     gets the model file's error."""
     try:
-        return load_model(path)
+        return load_model(path, name)
     except ModelFileError as model_error:
         try:
             ckpt = load_checkpoint(path)
@@ -506,168 +452,8 @@ def model_of_checkpoint(ckpt: Checkpoint) -> TrainedModel:
     """The model a checkpoint holds: its best parameters so far (what training would save as
     the model file), or its current ones before the first validation."""
     params = ckpt.state.best_params if ckpt.state.best_params is not None else ckpt.state.params
-    params = {k: backend.to_numpy(v) for k, v in split_output(params).items()}
+    params = {k: to_numpy(v) for k, v in split_output(params).items()}
     return TrainedModel(ckpt.model, ckpt.tokenizer, ckpt.vocab, params, ckpt.state.history)
-
-
-def read_start(model: TrainedModel, start: str, strict: bool = False) -> StartText:
-    """A start text as the model reads it (text.start.read_start)."""
-    return start_ids_of(start, model.tokenizer, model.vocab, strict)
-
-
-def _start(model: TrainedModel, start, rng: np.random.Generator) -> StartText:
-    """The start text (a StartText, or a string read without --strict), or for None a start
-    word drawn by frequency, printed as itself."""
-    if isinstance(start, StartText):
-        return start
-    if start is not None:
-        return read_start(model, start)
-    token = model.vocab.tokens[random_start_id(model.vocab, rng)]
-    return StartText(token, (token,), (model.vocab.id(token),), (), False)
-
-
-def _prompt_ids(model: TrainedModel, start: str | None, rng: np.random.Generator) -> list:
-    return list(_start(model, start, rng).ids)
-
-
-def _device_params_of(arrays: dict) -> dict:
-    """Arrays keyed like a model file's parameters, on the device, out.W and out.b joined."""
-    return join_output({k: backend.xp.asarray(v) for k, v in arrays.items()})
-
-
-def _device_params(model: TrainedModel) -> dict:
-    """The model's parameters on the array module's device, in the layout the model computes
-    with (out.Wb joined from the file's out.W and out.b)."""
-    return _device_params_of(model.params)
-
-
-def _continue(params, cfg, prompt, length, rng, settings, adaptation):
-    """The generated ids: generate.generate, or adapt.generate_adapted with an adaptation."""
-    if adaptation is None:
-        return generate(params, cfg, prompt, length, rng, settings)
-    return adapt.generate_adapted(params, cfg, prompt, length, rng, adaptation, settings)
-
-
-def sample_text(
-    model: TrainedModel, start, length: int, rng: np.random.Generator,
-    settings: SamplerSettings | None = None, adaptation: adapt.Adaptation | None = None,
-    stops=(), top_probs: int = 0, log: SampleLog | None = None,
-) -> str:  # fmt: skip
-    """The whole text of sample_pieces."""
-    return "".join(sample_pieces(model, start, length, rng, settings, adaptation, stops,
-                                 top_probs, log))  # fmt: skip
-
-
-def sample_pieces(
-    model: TrainedModel, start, length: int, rng: np.random.Generator,
-    settings: SamplerSettings | None = None, adaptation: adapt.Adaptation | None = None,
-    stops=(), top_probs: int = 0, log: SampleLog | None = None,
-) -> Iterator[str]:  # fmt: skip
-    """The start text as given (a string, or a StartText from read_start; None: a start word
-    drawn by frequency) then `length` generated tokens (0 with stops: until one matches, at most
-    UNTIL_STOP_CAP), detokenised and yielded a piece at a time as they are generated, cut after
-    the first stop (stops.Stop) that matches. `settings` is the sampler chain (default: plain
-    sampling at temperature 1). With an adaptation, generation adapts to the start text and
-    what it writes. `log` (a SampleLog) collects each printed token with its log-probability
-    before the chain (and, with top_probs, the likeliest tokens at its position) and the stop."""
-    begin = _start(model, start, rng)
-    settings = bind(settings or SamplerSettings(), model.vocab)
-    params = _device_params(model)
-    limit = generation_limit(length, stops)
-    ids = _continue(params, model.config, list(begin.ids), limit, rng, settings, adaptation)
-    records = (Generated(i, model.vocab.tokens[i], math.nan) for i in ids)
-    yield from printed_pieces(begin.text, begin.tokens, records, model.tokenizer, stops, log)
-
-
-# --- scoring lines ------------------------------------------------------------------------------
-
-
-def iter_lines(path: str) -> Iterator[str]:
-    """The lines of a text file (or of standard input for `-`) without their line ends, read
-    lazily; bytes that are not UTF-8 or a NUL byte are an InputDataError naming the line. An
-    empty input has no lines (not an error: a filter that gets nothing prints nothing)."""
-    name = "standard input" if path == "-" else path
-    with open_input(path, spool=False) as f:
-        yield from _decode_lines(f, name)
-
-
-def _decode_lines(f, name: str) -> Iterator[str]:
-    for number, raw in enumerate(f, 1):
-        if b"\0" in raw:
-            raise InputDataError(
-                f"{name} line {number} has a NUL byte, so it looks like a binary file; "
-                "give a plain-text file"
-            )
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError as e:
-            raise InputDataError(
-                f"{name} line {number} is not valid UTF-8 (byte 0x{raw[e.start]:02x} at byte "
-                f"{e.start + 1} of the line); convert it to UTF-8, e.g. with iconv"
-            ) from None
-        if line.endswith("\n"):
-            line = line[:-1]
-        yield line.removesuffix("\r")
-
-
-@dataclass(frozen=True)
-class LineScore:
-    tokens: int  # tokens predicted
-    nll: float  # their summed negative log-likelihood, nats
-
-    @property
-    def logprob(self) -> float:
-        """Total natural-log probability of the line's tokens."""
-        return 0.0 - self.nll  # 0.0, not -0.0, for a line with no tokens
-
-    @property
-    def perplexity(self) -> float:
-        """exp(nll / tokens); NaN for a line with no tokens."""
-        return perplexity(self.nll / self.tokens) if self.tokens else math.nan
-
-
-def line_context_id(model: TrainedModel) -> int:
-    """The token a line is predicted after: `<eos>` for whitespace tokenizing (as a sentence
-    follows the previous sentence's end in PTB text); a paragraph break when the book tokenizer
-    joins wrapped lines (a line of running text then starts where a paragraph does); else a line
-    break. The other break, or `<unk>`, when the vocabulary lacks that one."""
-    vocab = model.vocab
-    tokenizer = model.tokenizer
-    if tokenizer.scheme == "whitespace" and tokenizer.level == "word":
-        return vocab.id(EOS)
-    order = (PARAGRAPH, NEWLINE) if tokenizer.joins_lines else (NEWLINE, PARAGRAPH)
-    for token in order:
-        if token in vocab:
-            return vocab.id(token)
-    return 0
-
-
-def line_tokens(model: TrainedModel, line: str) -> list:
-    """The tokens of one line that `score_lines` predicts. Whitespace tokenizing ends them with
-    `<eos>` (the line's end is scored, as in PTB perplexity); book and char tokenizing do not
-    score the line's end (in a book a line break falls wherever the printer wrapped the line, and
-    with joined lines a line given to score may be a sentence or a whole paragraph)."""
-    if model.tokenizer.scheme == "whitespace" and model.tokenizer.level == "word":
-        return tokenize(line, model.tokenizer) if line.strip() else []
-    return tokenize(line, model.tokenizer)
-
-
-def score_lines(model: TrainedModel, lines: Iterable[str], chunk=4096) -> Iterator[tuple]:
-    """Score each line on its own, from the zero state after the context token of
-    `line_context_id`; yields (line, LineScore) per line, in order. Lines are read and scored
-    `chunk` at a time (batched by length inside a chunk), so output starts before input ends."""
-    params = _device_params(model)
-    context = line_context_id(model)
-    lines = iter(lines)
-    while batch := list(islice(lines, chunk)):
-        sequences = []
-        for line in batch:
-            ids = model.vocab.encode(line_tokens(model, line))
-            inputs = np.concatenate([[context], ids[:-1]]).astype(np.int32) if len(ids) else ids
-            sequences.append((inputs, ids))
-        nll = score_sequences(params, model.config, sequences)
-        for line, (_, ids), value in zip(batch, sequences, nll, strict=True):
-            yield line, LineScore(len(ids), float(value))
 
 
 # --- describing a model -------------------------------------------------------------------------
@@ -748,9 +534,6 @@ def training_summary(model: TrainedModel, out) -> dict:
     }
 
 
-# --- adapting to the text read: neural cache and dynamic evaluation (adapt.py, tune.py) ---------
-
-
 def adaptation_for(
     model: TrainedModel,
     cache: bool = False,
@@ -758,132 +541,21 @@ def adaptation_for(
     dynamic: bool = False,
     dynamic_values: dict | None = None,
     stats_text: str | None = None,
-) -> adapt.Adaptation | None:
-    """The adaptation asked for: each part's settings are the model file's tuned ones (`tune
-    --write`; the cache's as tuned together with dynamic evaluation when both are asked for),
-    else adapt's defaults, with the values given (not None) on top. A value turns its part on.
-    Statistics come from the model file, or are computed from stats_text (a training text) when
-    given. None when nothing is asked for."""
-    cache_values = {k: v for k, v in (cache_values or {}).items() if v is not None}
-    dynamic_values = {k: v for k, v in (dynamic_values or {}).items() if v is not None}
-    tuned = model.adapt or {}
-    cache_settings = dynamic_settings = stats = None
-    dynamic = dynamic or bool(dynamic_values) or stats_text is not None
-    if cache or cache_values:
-        part = "both" if dynamic and "both" in tuned else "cache"  # tuned on the adapted model
-        base = adapt.CacheSettings.from_dict(tuned[part]) if part in tuned else None
-        cache_settings = replace(base or adapt.CacheSettings(), **cache_values)
-    if dynamic:
-        base = adapt.DynamicSettings.from_dict(tuned["dynamic"]) if "dynamic" in tuned else None
-        dynamic_settings = replace(base or adapt.DynamicSettings(), **dynamic_values)
-        stats = None if model.stats is None else _device_params_of(model.stats)
-        if stats_text is not None:
-            ids = model.vocab.encode(tokenize(stats_text, model.tokenizer))
-            if len(ids) < 2:
-                raise InputDataError("the --dynamic-stats text has fewer than two tokens")
-            stats = gradient_stats(_device_params(model), model.config, ids)
-    if cache_settings is None and dynamic_settings is None:
-        return None
-    return adapt.Adaptation(cache_settings, dynamic_settings, stats)
+) -> Adaptation | None:
+    """texts.adaptation_settings, with the gradient statistics computed from stats_text (a
+    training text) when given, else the model file's."""
+    stats = None
+    if stats_text is not None:
+        ids = model.vocab.encode(tokenize(stats_text, model.tokenizer))
+        if len(ids) < 2:
+            raise InputDataError("the --dynamic-stats text has fewer than two tokens")
+        stats = gradient_stats(device_params(model), model.config, ids)
+    return adaptation_settings(model, cache, cache_values, dynamic, dynamic_values, stats)
 
 
-@dataclass(frozen=True)
-class AdaptedReport:
-    static: EvalReport  # the model as trained
-    adapted: EvalResult  # the same tokens, scored by the model adapting as it reads
-    adaptation: adapt.Adaptation
-    static_seconds: float
-    adapted_seconds: float
-
-    def to_dict(self) -> dict:
-        """The static figures under eval --json's usual keys, the adapted ones beside them."""
-        a = self.adaptation
-        r = self.adapted
-        return {
-            **self.static.to_dict(),
-            "adapted": {
-                "cache": None if a.cache is None else a.cache.to_dict(),
-                "dynamic": None if a.dynamic is None else a.dynamic.to_dict(),
-                "cross_entropy": r.cross_entropy,
-                "bits_per_token": r.bits_per_token,
-                "perplexity": r.perplexity,
-                "seconds": self.adapted_seconds,
-                "static_seconds": self.static_seconds,
-            },
-        }
-
-
-def evaluate_adapted(
-    model: TrainedModel, text: str, adaptation: adapt.Adaptation, on_progress=None
-) -> AdaptedReport:
-    """Score a text as evaluate_text does (one stream), and again adapting as it reads. Both
-    sum per-token scores in the same order, so dynamic evaluation at learning rate 0 with
-    segments of adapt.EVAL_CHUNK tokens reports exactly the static figures."""
-    import time
-
-    tokens = tokenize(text, model.tokenizer)
-    oov = sum(1 for t in tokens if t not in model.vocab) / max(len(tokens), 1)
-    ids = model.vocab.encode(tokens)
-    params = _device_params(model)
-    began = time.perf_counter()
-    static = adapt.adapted_token_nll(params, model.config, ids, adapt.Adaptation())
-    static_seconds = time.perf_counter() - began
-    began = time.perf_counter()
-    nll = adapt.adapted_token_nll(params, model.config, ids, adaptation, on_progress)
-    seconds = time.perf_counter() - began
-    characters = scored_characters(text, tokens, model.tokenizer)
-    report = EvalReport(EvalResult(tokens=len(static), nll=float(static.sum())), oov, characters)
-    result = EvalResult(tokens=len(nll), nll=float(nll.sum()))
-    return AdaptedReport(report, result, adaptation, static_seconds, seconds)
-
-
-def token_log_probs(
-    model: TrainedModel, text: str, adaptation: adapt.Adaptation | None = None, on_progress=None
-) -> tuple:
-    """The text's tokens (as tokenised for the model) and the log-probability of each after
-    all before it, as `eval` scores them (one stream; adapting as it reads with an
-    adaptation): (tokens, (n-1,) float64 for tokens[1:])."""
-    tokens = tokenize(text, model.tokenizer)
-    ids = model.vocab.encode(tokens)
-    params = _device_params(model)
-    nll = adapt.adapted_token_nll(
-        params, model.config, ids, adaptation or adapt.Adaptation(), on_progress
-    )
-    return tokens, -nll
-
-
-def score_lines_cached(
-    model: TrainedModel, lines: Iterable[str], settings: adapt.CacheSettings
-) -> Iterator[tuple]:
-    """score_lines with a neural cache: each line still runs from the zero state after the context
-    token, but the cache holds the positions of the lines before it (in input order) and its own
-    earlier ones, so the scores depend on the order of the lines."""
-    xp = backend.xp
-    params = _device_params(model)
-    cfg = model.config
-    context = line_context_id(model)
-    cache = adapt.NeuralCache(settings, cfg.hidden, params["embed"].dtype)
-    for line in lines:
-        ids = model.vocab.encode(line_tokens(model, line))
-        if not len(ids):
-            yield line, LineScore(0, 0.0)
-            continue
-        x = xp.asarray(np.concatenate([[context], ids[:-1]]).astype(np.int32)[:, None])
-        y = xp.asarray(np.asarray(ids, dtype=np.int32)[:, None])
-        scores = token_scores(params, cfg, x, y, init_state(cfg, 1, params["embed"].dtype))
-        nll = adapt.mix(
-            scores.token_nll[:, 0], cache.target_log_probs(scores.top, y[:, 0])[0], settings.lam
-        )
-        yield line, LineScore(len(ids), float(nll.sum()))
-
-
-def tune_text(model: TrainedModel, text: str, on_progress=None) -> TuneResult:
-    """Search the adaptation settings on a held-out text (tune.py)."""
-    ids = model.vocab.encode(tokenize(text, model.tokenizer))
-    if len(ids) < 2:
-        raise InputDataError("the text to tune on has fewer than two tokens; give a longer one")
-    stats = None if model.stats is None else _device_params_of(model.stats)
-    return tune(_device_params(model), model.config, ids, stats, on_progress)
+def load(path: str = "model.npz") -> "LanguageModel":
+    """A model file, ready to generate, score and adapt from a program (reading/lm.py)."""
+    return LanguageModel(open_model(path))
 
 
 def write_adapt_settings(path: str, settings: dict) -> None:

@@ -4,6 +4,8 @@ Each one carries the process exit code the CLI should use, so `cli.py` can turn 
 one line on stderr without knowing where it came from. Codes follow BSD sysexits where one fits.
 """
 
+import re
+
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
@@ -51,9 +53,28 @@ class OutputError(RnngenError):
 
 
 class ConfigError(RnngenError):
-    """Options that contradict each other or the model file."""
+    """Settings that are out of range or contradict each other or the model file.
+
+    The settings it is about are named by their fields (`cache.size`, `model.hidden`), never by a
+    command-line flag, so that each reader names them its own way: str() gives the fields, the
+    command line its flags (cli/options.py FLAGS), a model file check "the model file's tuned
+    dynamic.length". The message refers to its fields as {0}, {1}, ...; with fields given and no
+    {0} in it, it follows the first: ConfigError("must be at least 1, got 0", "cache.size").
+    """
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *fields: str):
+        self.fields = fields
+        self.template = message if not fields or "{0}" in message else "{0} " + message
+        super().__init__(self.named())
+
+    def named(self, name=str) -> str:
+        """The message with each field named by name(field)."""
+        return re.sub(r"\{(\d)\}", lambda m: name(self.fields[int(m.group(1))]), self.template)
+
+    def __reduce__(self):  # pickles (across MPI ranks, say) with its fields
+        return (type(self), (self.template, *self.fields))
 
 
 class MissingExtraError(RnngenError):

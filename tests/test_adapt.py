@@ -1,4 +1,5 @@
-"""Adapting to the text read: the neural cache and dynamic evaluation (rnngen/adapt.py, tune.py).
+"""Adapting to the text read: the neural cache and dynamic evaluation, read by the Reader
+(rnngen/reading/reader.py, cache.py, dynamic.py, tune.py).
 
 No token is scored by a model that has seen it; lr 0 is static bit for bit; lambda 0 is static;
 the decay forgets; the trained weights are never written; the model file's statistics and tuned
@@ -23,6 +24,8 @@ from rnngen.core.model import (
 from rnngen.errors import ConfigError, ModelFileError
 from rnngen.files.storage import TrainedModel, load_model, save_model
 from rnngen.reading import adapt
+from rnngen.reading.generate import generate
+from rnngen.reading.reader import Reader
 from rnngen.reading.tune import tune
 from rnngen.text.tokenize import TokenizerConfig
 from rnngen.text.vocab import Vocab
@@ -36,6 +39,11 @@ CONFIGS = {
     ),
     "gru-tied": ModelConfig(V, embed=12, hidden=12, cell="gru", dropout=0.0, tie_weights=True),
 }
+
+
+def adapted_token_nll(params, cfg, ids, adaptation):
+    """-log p of ids[1:] as eval reads them."""
+    return Reader(params, cfg, adaptation).read(ids)
 
 
 def setup(name, seed=0):
@@ -85,13 +93,13 @@ def test_token_scores_split_the_summed_nll_by_position(name):
 def test_dynamic_with_lr_zero_is_static_bit_for_bit(name):
     cfg, params, stats = setup(name)
     ids = np.random.default_rng(5).integers(0, V, 300)
-    static = adapt.adapted_token_nll(params, cfg, ids, adapt.Adaptation())
+    static = adapted_token_nll(params, cfg, ids, adapt.Adaptation())
     settings = adapt.DynamicSettings(lr=0.0, decay=0.3, length=adapt.EVAL_CHUNK)
-    dynamic = adapt.adapted_token_nll(params, cfg, ids, adapt.Adaptation(None, settings, stats))
+    dynamic = adapted_token_nll(params, cfg, ids, adapt.Adaptation(None, settings, stats))
     np.testing.assert_array_equal(dynamic, static)
     # and at any segment length, against static scoring in segments of that length
     short = adapt.DynamicSettings(lr=0.0, decay=0.3, length=7)
-    dynamic = adapt.adapted_token_nll(params, cfg, ids, adapt.Adaptation(None, short, stats))
+    dynamic = adapted_token_nll(params, cfg, ids, adapt.Adaptation(None, short, stats))
     np.testing.assert_allclose(dynamic, static, rtol=1e-4)  # float32 rounding
 
 
@@ -99,10 +107,10 @@ def test_dynamic_with_lr_zero_is_static_bit_for_bit(name):
 def test_cache_with_lambda_zero_is_static(name):
     cfg, params, _ = setup(name)
     ids = np.random.default_rng(5).integers(0, V, 300)
-    static = adapt.adapted_token_nll(params, cfg, ids, adapt.Adaptation())
+    static = adapted_token_nll(params, cfg, ids, adapt.Adaptation())
     cache = adapt.CacheSettings(size=50, theta=0.5, lam=0.0)
     np.testing.assert_allclose(
-        adapt.adapted_token_nll(params, cfg, ids, adapt.Adaptation(cache)), static, rtol=1e-12
+        adapted_token_nll(params, cfg, ids, adapt.Adaptation(cache)), static, rtol=1e-12
     )
 
 
@@ -122,8 +130,8 @@ def test_each_score_depends_only_on_the_tokens_before_it(name, kind):
     cfg, params, stats = setup(name)
     ids, n = repeated()
     adaptation = adaptations(stats)[kind]
-    static = adapt.adapted_token_nll(params, cfg, ids, adapt.Adaptation())
-    adapted = adapt.adapted_token_nll(params, cfg, ids, adaptation)
+    static = adapted_token_nll(params, cfg, ids, adapt.Adaptation())
+    adapted = adapted_token_nll(params, cfg, ids, adaptation)
     # Up to where adaptation can first act the scores are static ones: the first position for
     # the cache (it is empty), the first segment for dynamic evaluation (no step taken yet).
     first = 1 if adaptation.cache is not None else adaptation.dynamic.length
@@ -132,7 +140,7 @@ def test_each_score_depends_only_on_the_tokens_before_it(name, kind):
     # Cutting the text after any target leaves every score up to it unchanged (but for float32
     # rounding: the last chunk is shorter), so no score saw its own target or anything after.
     for cut in (1, 9, 10, 11, 37, n, n + 13):
-        prefix = adapt.adapted_token_nll(params, cfg, ids[: cut + 1], adaptation)
+        prefix = adapted_token_nll(params, cfg, ids[: cut + 1], adaptation)
         np.testing.assert_allclose(prefix, adapted[:cut], rtol=1e-5)
 
 
@@ -163,8 +171,8 @@ def test_a_passage_read_twice_scores_much_better_the_second_time(trained, kind):
     cfg, params, stats, passage, _ = trained
     ids, n = np.concatenate([passage, passage]), len(passage)
     adaptation = adaptations(stats)[kind]
-    static = adapt.adapted_token_nll(params, cfg, ids, adapt.Adaptation())
-    adapted = adapt.adapted_token_nll(params, cfg, ids, adaptation)
+    static = adapted_token_nll(params, cfg, ids, adapt.Adaptation())
+    adapted = adapted_token_nll(params, cfg, ids, adaptation)
     first = 1 if adaptation.cache is not None else adaptation.dynamic.length
     np.testing.assert_allclose(adapted[:first], static[:first], rtol=1e-5)
     # the first copy, new to the model, scores about as static; the second much better
@@ -178,9 +186,8 @@ def test_adapting_never_writes_the_trained_weights(name):
     before = {k: v.copy() for k, v in params.items()}
     ids, _ = repeated()
     for adaptation in adaptations(stats).values():
-        adapt.adapted_token_nll(params, cfg, ids, adaptation)
-        list(adapt.generate_adapted(params, cfg, list(ids[:30]), 5, np.random.default_rng(0),
-                                    adaptation))  # fmt: skip
+        adapted_token_nll(params, cfg, ids, adaptation)
+        list(generate(params, cfg, list(ids[:30]), 5, np.random.default_rng(0), None, adaptation))
     for k, v in params.items():
         np.testing.assert_array_equal(v, before[k])
 
@@ -190,8 +197,9 @@ def test_decay_pulls_the_weights_back(trained):
     settings = adapt.DynamicSettings(lr=0.003, decay=0.2, length=10)
 
     def read(weights, ids):
-        for _ in adapt.read_stream(weights.params, cfg, ids, weights):
-            pass
+        reader = Reader(params, cfg)
+        reader.weights = weights  # a reader with these (already adapted) weights
+        reader.read(ids)
 
     adapted = adapt.DynamicWeights(params, cfg, stats, settings)
     read(adapted, passage)
@@ -221,9 +229,7 @@ def test_generation_with_a_cache_and_dynamic_is_reproducible():
     ids, _ = repeated()
     both = adaptations(stats)["both"]
     runs = [
-        list(
-            adapt.generate_adapted(params, cfg, list(ids[:40]), 20, np.random.default_rng(4), both)
-        )  # fmt: skip
+        list(generate(params, cfg, list(ids[:40]), 20, np.random.default_rng(4), None, both))
         for _ in range(2)
     ]
     assert runs[0] == runs[1] and len(runs[0]) == 20 and all(0 <= t < V for t in runs[0])
@@ -267,7 +273,7 @@ def test_bad_settings_are_config_errors(make):
 
 
 def test_dynamic_without_statistics_names_the_fix():
-    with pytest.raises(ConfigError, match="--dynamic-stats"):
+    with pytest.raises(ConfigError, match="dynamic.stats"):
         adapt.Adaptation(None, adapt.DynamicSettings(), None)
 
 
@@ -276,9 +282,37 @@ def test_tune_finds_settings_that_help():
     ids, _ = repeated(n=150)
     result = tune(params, cfg, ids, stats)
     assert result.cache_ppl < result.static and result.dynamic_ppl < result.static
-    assert result.both_ppl <= min(result.cache_ppl, result.dynamic_ppl) * 1.05
     only_cache = tune(params, cfg, ids, None)
     assert only_cache.dynamic is None and "dynamic" not in only_cache.settings()
+
+
+@pytest.mark.parametrize("name", ["lstm", "rnn-class"])
+@pytest.mark.parametrize("lrs", [None, (0.1,)])
+def test_tune_never_stores_a_loss(name, lrs, monkeypatch):
+    """The stored "both" is a joint search whose grid holds each method off: on the tuning text
+    it is never worse than either method alone, and its perplexity is what reading with it
+    gives. With only a learning rate too large for the text, dynamic evaluation is best off,
+    alone and with the cache (the cache searched on the dynamic run would store a loss)."""
+    from rnngen.reading import tune as tuning
+
+    if lrs is not None:
+        monkeypatch.setattr(tuning, "DYNAMIC_LRS", lrs)
+    cfg, params, stats = setup(name)
+    ids, _ = repeated(n=150)
+    result = tune(params, cfg, ids, stats)
+    assert result.both_ppl <= min(result.cache_ppl, result.dynamic_ppl, result.static)
+    if lrs is not None:
+        assert result.both_dynamic.lr == 0 and result.both_ppl == result.cache_ppl
+    for cache, dynamic, ppl in [
+        (result.cache, None, result.cache_ppl),
+        (None, result.dynamic, result.dynamic_ppl),
+        (result.both_cache, result.both_dynamic, result.both_ppl),
+    ]:
+        nll = adapted_token_nll(params, cfg, ids, adapt.Adaptation(cache, dynamic, stats))
+        assert math.exp(nll.mean()) == pytest.approx(ppl, rel=1e-5)
+    settings = result.settings()
+    assert settings["both"] == result.both_cache.to_dict()
+    assert settings["both_dynamic"] == result.both_dynamic.to_dict()
 
 
 # --- the model file -------------------------------------------------------------------------------
@@ -380,9 +414,18 @@ def test_the_chunked_lazy_update_equals_the_plain_one(name, monkeypatch):
     stats["embed"][:2] *= 1e6
     settings = adapt.DynamicSettings(lr=0.01, decay=0.05, length=7)
     monkeypatch.setattr(backend, "CHUNK", 37)  # many chunks, some cut short
-    weights = adapt.DynamicWeights(params, cfg, stats, settings)
+    # the plain formula has no guard (this lr makes the random model worse than uniform)
+    weights = adapt.DynamicWeights(params, cfg, stats, settings, margin=None)
     weights.workers = 2
-    # the plain update: every weight, dense gradients
+    # the plain update, written from the formula (Krause et al.'s RMS-normalised step with a
+    # global prior): theta += pull (theta_0 - theta) - step g, every weight, dense gradients;
+    # step = lr / (sqrt(MS) + the matrix's RMS gradient), pull = min(decay sqrt(MS) / mean
+    # sqrt(MS) over all weights, 1)
+    rms = {k: np.sqrt(v) for k, v in stats.items()}
+    mean_rms = sum(float(r.sum()) for r in rms.values()) / sum(r.size for r in rms.values())
+    step = {k: settings.lr / (r + math.sqrt(float(stats[k].mean()))) for k, r in rms.items()}
+    pull = {k: np.minimum(settings.decay * r / mean_rms, 1.0) for k, r in rms.items()}
+    assert (pull["embed"] == 1).any() and (pull["embed"] < 1).any()  # the ceiling, and below
     plain = {k: v.copy() for k, v in params.items()}
     ids = np.random.default_rng(7).integers(0, V // 2, 120)  # half the rows never read
     h_fast = h_plain = init_state(cfg, 1, np.float64)
@@ -394,7 +437,7 @@ def test_the_chunked_lazy_update_equals_the_plain_one(name, monkeypatch):
         ref = loss_and_grads(plain, cfg, x, y, h_plain)
         np.testing.assert_allclose(fast.token_nll, ref.token_nll, rtol=1e-9)
         for k, theta in plain.items():
-            theta += weights.pull[k] * (params[k] - theta) - weights.step_size[k] * ref.grads[k]
+            theta += pull[k] * (params[k] - theta) - step[k] * ref.grads[k]
         h_fast, h_plain = fast.state, ref.state
     assert weights.steps > 10
     for k, theta in plain.items():

@@ -43,9 +43,20 @@ def eval_json(files, *options, model=None):
 
 
 def test_training_stores_gradient_statistics(files):
+    """The statistics stored are those of the trained weights on the training part of the text
+    (not the validation tail, not the initial weights)."""
+    from rnngen import api
+    from rnngen.training.stats import gradient_stats
+    from rnngen.training.train import TrainConfig, split_data
+
     model = load_model(files["model"])
     assert model.stats is not None and set(model.stats) == set(model.params)
-    assert all((s >= 0).all() for s in model.stats.values())
+    corpus = api.training_corpus(str(files["train"]))
+    train_ids = split_data(corpus.ids, TrainConfig())[0]
+    want = gradient_stats(api.device_params(model), model.config, train_ids)
+    stored = api.device_arrays(model.stats)
+    for k, v in want.items():
+        np.testing.assert_allclose(stored[k], v, rtol=1e-4, atol=1e-12 * float(v.max()))
 
 
 def test_eval_reports_static_and_adapted_side_by_side(files):
@@ -58,6 +69,7 @@ def test_eval_reports_static_and_adapted_side_by_side(files):
     adapted = both["adapted"]
     assert set(adapted["cache"]) == {"size", "theta", "lambda"}
     assert set(adapted["dynamic"]) == {"lr", "decay", "length"}
+    assert adapted["dropped_steps"] == 0
     # the text repeats itself: both kinds of adaptation must find that
     assert adapted["perplexity"] < 0.9 * both["perplexity"]
     assert "adapted" not in plain
@@ -160,6 +172,12 @@ def test_tune_prints_and_writes_settings_that_eval_uses(files, tmp_path):
     assert values["adapted"]["perplexity"] == pytest.approx(found["cache_perplexity"], rel=1e-6)
     values = eval_json(files, "--cache", "--cache-size", "7", model=path)
     assert values["adapted"]["cache"]["size"] == 7  # a value given beats the tuned one
+    # both: the pair tuned together, never worse on the tuning text than either alone
+    assert found["both_perplexity"] <= min(found["cache_perplexity"], found["dynamic_perplexity"])
+    values = eval_json(files, "--cache", "--dynamic", model=path)
+    assert values["adapted"]["cache"] == found["both_cache"] == tuned.adapt["both"]
+    assert values["adapted"]["dynamic"] == found["both_dynamic"] == tuned.adapt["both_dynamic"]
+    assert values["adapted"]["perplexity"] == pytest.approx(found["both_perplexity"], rel=1e-6)
 
 
 def test_tune_write_refuses_standard_input(files):

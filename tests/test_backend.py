@@ -13,6 +13,7 @@ import pytest
 from rnngen.core import backend
 from rnngen.core import model as M
 from rnngen.core.class_softmax import make_class_bounds
+from rnngen.errors import ConfigError
 from rnngen.reading.evaluate import evaluate
 from rnngen.reading.generate import generate
 from rnngen.training.train import TrainConfig, train
@@ -130,3 +131,47 @@ def test_openblas_workers_are_told_to_sleep_when_rnngen_loads_first():
     assert timeout_seen("import rnngen") == "20"
     assert timeout_seen("import rnngen", OPENBLAS_THREAD_TIMEOUT="25") == "25"
     assert timeout_seen("import numpy, rnngen") == "None"
+
+
+# --- --threads ------------------------------------------------------------------------------
+
+
+def test_set_threads_limits_the_pool_and_the_blas():
+    default = backend.blas_threads()
+    try:
+        backend.set_threads(1)
+        assert backend.cpu_workers() == 1
+        if default is None:
+            pytest.skip("no BLAS here that says its thread count")
+        assert backend.blas_threads() == 1
+        backend.set_threads(3)
+        assert backend.cpu_workers() == 3 and backend.blas_threads() == 3
+    finally:
+        backend.set_threads(None)
+    assert backend.cpu_workers() == min(backend.cores(), 8)
+    assert backend.blas_threads() == default  # back to the BLAS's own count
+
+
+def test_set_threads_refuses_nonsense():
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ConfigError):
+            backend.set_threads(bad)
+
+
+def test_the_command_line_sets_the_threads(tmp_path):
+    from conftest import write_excerpt
+    from typer.testing import CliRunner
+
+    from rnngen.cli.app import app
+
+    book = write_excerpt(tmp_path / "book.txt", 3000)
+    runner = CliRunner()
+    try:
+        tiny = ["--epochs", "1", "--hidden", "8", "--batch-size", "4", "--seq-len", "8", "-q"]
+        args = ["train", str(book), "-o", str(tmp_path / "m.npz"), "--threads", "1", *tiny]
+        assert runner.invoke(app, args).exit_code == 0
+        assert backend.cpu_workers() == 1
+        bad = runner.invoke(app, ["eval", str(book), "--threads", "0"])
+        assert bad.exit_code == 2 and "--threads" in bad.stderr
+    finally:
+        backend.set_threads(None)

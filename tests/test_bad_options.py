@@ -139,3 +139,118 @@ def test_plot_smallest_chart_is_accepted(trained):
     result = runner.invoke(app, ["plot", str(log), "--width", "30", "--height", "4"])
     assert result.exit_code == 0, result.stderr
     assert max(len(line) for line in result.stdout.splitlines()) <= 30
+
+
+# Every setting a library config checks, given a bad value on each command that takes it: the
+# error names the flag the user typed (the configs name their fields; cli/options.py FLAGS maps).
+MODEL_TRAIN_OPTIONS = [
+    (["--hidden", "0"], "--hidden"),
+    (["--embed", "0"], "--embed"),
+    (["--layers", "0"], "--layers"),
+    (["--dropout", "1"], "--dropout"),
+    (["--cell", "transformer"], "--cell"),
+    (["--softmax", "mixture"], "--softmax"),
+    (["--tie-weights", "--embed", "4"], "--tie-weights"),
+    (["--optimizer", "lion"], "--optimizer"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--val-frac", "1"], "--val-frac"),
+    (["--epochs", "0"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--seq-len", "0"], "--seq-len"),
+    (["--val-every", "3"], "--val-every"),
+    (["--patience", "-1"], "--patience"),
+    (["--state-reset", "2"], "--state-reset"),
+    (["--level", "byte"], "--level"),
+    (["--tokenizer", "bpe"], "--tokenizer"),
+    (["--lines", "sometimes"], "--lines"),
+    (["--level", "char", "--tokenizer", "whitespace"], "--tokenizer"),
+]
+
+
+@pytest.mark.parametrize("options,option", MODEL_TRAIN_OPTIONS)
+def test_train_names_the_flag_of_each_setting(text_file, tmp_path, options, option):
+    out = tmp_path / "m.npz"
+    args = ["train", str(text_file), "-o", str(out), *TINY, *options]
+    assert_usage_error(runner.invoke(app, args), option)
+    assert not out.exists()
+
+
+ADAPT_OPTIONS = [
+    (["--cache-size", "0"], "--cache-size"),
+    (["--cache-theta", "-1"], "--cache-theta"),
+    (["--cache-lambda", "1"], "--cache-lambda"),
+    (["--dynamic-lr", "-1"], "--dynamic-lr"),
+    (["--dynamic-decay", "2"], "--dynamic-decay"),
+    (["--dynamic-len", "0"], "--dynamic-len"),
+]
+SAMPLING_OPTIONS = [
+    (["--temperature", "-1"], "--temperature"),
+    (["--top-k", "-1"], "--top-k"),
+    (["--top-p", "2"], "--top-p"),
+    (["--min-p", "2"], "--min-p"),
+    (["--repeat-penalty", "0"], "--repeat-penalty"),
+    (["--repeat-penalty", "1.1", "--repeat-last-n", "-2"], "--repeat-last-n"),
+    (["--repeat-last-n", "5"], "--repeat-last-n"),
+    (["--greedy", "--top-k", "5"], "--top-k"),
+]
+CACHE_ONLY = [o for o in ADAPT_OPTIONS if o[1].startswith("--cache")]
+
+
+@pytest.mark.parametrize(
+    "command,options,option",
+    [
+        *(("sample", *o) for o in ADAPT_OPTIONS + SAMPLING_OPTIONS),
+        *(("eval", *o) for o in ADAPT_OPTIONS),
+        *(("score", *o) for o in CACHE_ONLY),
+    ],
+)
+def test_reading_commands_name_the_flag_of_each_setting(trained, command, options, option):
+    model, _ = trained
+    args = [command, "-m", str(model), *options]
+    args += ["--start", "the"] if command == "sample" else ["-"]
+    result = runner.invoke(app, args, input="the end of the story\n")
+    assert_usage_error(result, option)
+    assert "." not in result.stderr.split(":")[2].split()[0]  # a flag, not a field like cache.size
+
+
+def test_a_model_files_setting_is_named_as_the_files(trained, tmp_path):
+    """A bad tuned setting stored in a model file is the file's problem, named as its setting."""
+    import json
+
+    import numpy as np
+
+    model, _ = trained
+    with np.load(model) as data:
+        arrays = dict(data)
+    meta = json.loads(arrays["meta"].item())
+    meta["adapt"] = {"dynamic": {"lr": 0.001, "decay": 0.0001, "length": 0}}
+    arrays["meta"] = np.array(json.dumps(meta))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    result = runner.invoke(app, ["eval", "-", "-m", str(bad), "--dynamic"], input="a text\n")
+    assert result.exit_code == 65, result.stderr
+    assert "the model file's tuned dynamic.length must be" in result.stderr
+    assert "--dynamic-len" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, says, suggests",
+    [
+        (["sample", "--bogus"], "--bogus is not an option", None),
+        (["sample", "--lenght", "3"], "--lenght is not an option", "--length"),
+        (["sample", "--length", "abc"], "--length", None),
+        (["smaple"], "'smaple' is not an rnngen command", "sample"),
+        (["frobnicate"], "'frobnicate' is not an rnngen command", None),
+        (["encode"], "missing argument", None),
+    ],
+)
+def test_usage_errors_are_one_line(args, says, suggests):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnngen: error: "), result.stderr
+    assert says in lines[0]
+    if suggests is None:
+        assert "did you mean" not in lines[0]
+    else:
+        assert f"did you mean {suggests}?" in lines[0]

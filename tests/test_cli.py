@@ -297,10 +297,10 @@ def test_separate_validation_file(text_file, tmp_path):
 @pytest.mark.parametrize(
     "options,fragment",
     [
-        (["--cell", "transformer"], "unknown cell"),
+        (["--cell", "transformer"], "--cell must be one of rnn, lstm, gru"),
         (["--tie-weights", "--embed", "8", "--hidden", "16"], "--tie-weights needs"),
         (["--dropout", "1.5"], "--dropout"),
-        (["--optimizer", "rmsprop"], "unknown optimizer"),
+        (["--optimizer", "rmsprop"], "--optimizer must be one of"),
         (["--classes", "10"], "--classes is for --softmax class"),
         (["--checkpoint-every", "-1"], "--checkpoint-every must not be negative"),
     ],

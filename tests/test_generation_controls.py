@@ -58,11 +58,11 @@ def test_dry_comes_after_the_repeat_penalty_and_before_the_filters():
 def test_greedy_takes_dry_options_and_refuses_the_others():
     settings = S.sampler_settings(True, dry_multiplier=0.8, dry_allowed_length=3)
     assert settings.greedy and settings.dries and settings.dry_allowed_length == 3
-    with pytest.raises(ConfigError, match="--top-k"):
+    with pytest.raises(ConfigError, match="so sampling.top_k would be ignored"):
         S.sampler_settings(True, top_k=3, dry_multiplier=0.8)
-    with pytest.raises(ConfigError, match="--dry-base"):
+    with pytest.raises(ConfigError, match="sampling.dry_base must be a finite number at least 1"):
         S.SamplerSettings(dry_base=0.5)
-    with pytest.raises(ConfigError, match="--dry-allowed-length"):
+    with pytest.raises(ConfigError, match="sampling.dry_allowed_length"):
         S.SamplerSettings(dry_allowed_length=0)
 
 
@@ -324,9 +324,12 @@ def test_cli_sample_json_gives_each_tokens_probability_before_the_chain(trained)
         assert t["logprob"] <= top[0] + 1e-12  # the model's own odds, not the chain's
     # the probabilities are the model's: the same text read by eval scores each token the same
     model_of = api.load_model(model)
-    tokens, logprobs = api.token_log_probs(model_of, first["text"])
-    assert [t["token"] for t in first["tokens"]] == tokens[-15:]
-    np.testing.assert_allclose([t["logprob"] for t in first["tokens"]], logprobs[-15:], rtol=1e-5)
+    ids = api.prompt_ids(model_of, "Wendy said", None) + [t["id"] for t in first["tokens"]]
+    assert [model_of.vocab.tokens[t["id"]] for t in first["tokens"]] == [
+        t["token"] for t in first["tokens"]
+    ]
+    nll, _ = api.token_nll(model_of, ids)
+    np.testing.assert_allclose([t["logprob"] for t in first["tokens"]], -nll[-15:], rtol=1e-6)
 
 
 def test_cli_greedy_json_takes_the_top_token_unless_dry_steps_in(trained):

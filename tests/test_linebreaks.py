@@ -129,9 +129,9 @@ def test_keep_and_tokens_other_than_line_breaks():
 def test_char_and_whitespace_keep_their_lines():
     for config in (TokenizerConfig(level="char"), TokenizerConfig(scheme="whitespace")):
         assert config.lines == "keep" and not config.joins_lines
-    with pytest.raises(ConfigError, match="--lines join is for word-level book text"):
+    with pytest.raises(ConfigError, match="tokenizer.lines join is for word-level book text"):
         TokenizerConfig(level="char", lines="join")
-    with pytest.raises(ConfigError, match="unknown --lines 'some'"):
+    with pytest.raises(ConfigError, match="tokenizer.lines must be one of .*, got 'some'"):
         TokenizerConfig(lines="some")
 
 
@@ -199,7 +199,8 @@ def test_a_file_without_the_setting_keeps_its_lines(tmp_path):
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
     result = runner.invoke(app, ["train", str(path), "-o", str(tmp_path / "m.npz"), "-q"])
-    assert result.exit_code == 65 and "unknown --lines 'sometimes'" in result.stderr
+    wanted = "tokenizer.lines must be one of auto, keep, join, got 'sometimes'"
+    assert result.exit_code == 65 and wanted in result.stderr
 
 
 @pytest.mark.parametrize("lines, breaks", [("keep", 4), ("auto", 0), ("join", 0), (None, 0)])

@@ -355,7 +355,7 @@ MODEL_CASES = {
     ),
     "unknown cell": (
         _change_meta(lambda m: m["model"].update(cell="transformer")),
-        "unknown cell 'transformer'",
+        "model.cell must be one of rnn, lstm, gru, got 'transformer'",
     ),
     "a billion layers": (
         _change_meta(lambda m: m["model"].update(layers=10**9)),

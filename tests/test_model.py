@@ -76,7 +76,7 @@ def test_tied_weights_share_the_embedding(rng):
     assert "out.W" not in params and "out.Wb" not in params
     W, b = M.output_weights(params)
     assert np.shares_memory(W, params["embed"]) and W.shape == (6, 11) and b is params["out.b"]
-    with pytest.raises(ConfigError, match="tie-weights"):
+    with pytest.raises(ConfigError, match="tie_weights"):
         M.ModelConfig(vocab_size=5, embed=4, hidden=6, tie_weights=True)
 
 

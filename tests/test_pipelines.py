@@ -251,7 +251,10 @@ def test_score_batching_does_not_change_scores():
 def test_score_errors_and_empty_input(models, tmp_path):
     model = str(models["book"])
     empty = runner.invoke(app, ["score", "-", "-m", model], input="")
-    assert empty.exit_code == 0 and empty.stdout == "" and empty.stderr == ""
+    assert empty.exit_code == 0 and empty.stdout == ""
+    assert empty.stderr == "rnngen: note: standard input has no lines to score\n"
+    quiet = runner.invoke(app, ["score", "-", "-m", model, "-q"], input="")
+    assert quiet.exit_code == 0 and quiet.stdout == "" and quiet.stderr == ""
     missing = runner.invoke(app, ["score", str(tmp_path / "none.txt"), "-m", model])
     assert missing.exit_code == 66 and "does not exist" in missing.stderr
     bad = tmp_path / "bad.txt"

@@ -9,9 +9,11 @@ import pytest
 
 from rnngen.core import model as M
 from rnngen.core.class_softmax import ClassDistribution, class_log_probs, make_class_bounds
+from rnngen.core.numerics import logsumexp
 from rnngen.errors import ConfigError
 from rnngen.reading import sampling as S
-from rnngen.reading.generate import generate, prime
+from rnngen.reading.generate import generate
+from rnngen.reading.reader import Reader
 
 NEG = -np.inf
 
@@ -161,36 +163,37 @@ def test_default_settings_draw_as_before():
 
 
 @pytest.mark.parametrize(
-    "bad, option",
+    "bad, field",
     [
-        (dict(temperature=math.nan), "--temperature"),
-        (dict(temperature=math.inf), "--temperature"),
-        (dict(temperature=-0.5), "--temperature"),
-        (dict(top_p=math.nan), "--top-p"),
-        (dict(top_p=-0.1), "--top-p"),
-        (dict(top_p=1.5), "--top-p"),
-        (dict(top_p=math.inf), "--top-p"),
-        (dict(min_p=2.0), "--min-p"),
-        (dict(min_p=math.nan), "--min-p"),
-        (dict(repeat_penalty=0.0), "--repeat-penalty"),
-        (dict(repeat_penalty=math.nan), "--repeat-penalty"),
-        (dict(top_k=-1), "--top-k"),
-        (dict(repeat_last_n=-2), "--repeat-last-n"),
+        (dict(temperature=math.nan), "sampling.temperature"),
+        (dict(temperature=math.inf), "sampling.temperature"),
+        (dict(temperature=-0.5), "sampling.temperature"),
+        (dict(top_p=math.nan), "sampling.top_p"),
+        (dict(top_p=-0.1), "sampling.top_p"),
+        (dict(top_p=1.5), "sampling.top_p"),
+        (dict(top_p=math.inf), "sampling.top_p"),
+        (dict(min_p=2.0), "sampling.min_p"),
+        (dict(min_p=math.nan), "sampling.min_p"),
+        (dict(repeat_penalty=0.0), "sampling.repeat_penalty"),
+        (dict(repeat_penalty=math.nan), "sampling.repeat_penalty"),
+        (dict(top_k=-1), "sampling.top_k"),
+        (dict(repeat_last_n=-2), "sampling.repeat_last_n"),
     ],
 )
-def test_out_of_range_settings_name_the_option(bad, option):
-    with pytest.raises(ConfigError, match=option):
+def test_out_of_range_settings_name_the_setting(bad, field):
+    with pytest.raises(ConfigError, match=field) as caught:
         S.SamplerSettings(**bad)
+    assert caught.value.fields == (field,)
 
 
 def test_greedy_with_any_other_option_is_refused():
     for name, value in [("temperature", 0.5), ("top_k", 5), ("top_p", 0.9), ("min_p", 0.1),
                         ("repeat_penalty", 1.1), ("temperature", 1.0)]:  # fmt: skip
-        with pytest.raises(ConfigError, match="--greedy"):
+        with pytest.raises(ConfigError, match="sampling.greedy"):
             S.sampler_settings(True, **{name: value})
     assert S.sampler_settings(True, top_k=None) == S.GREEDY
     assert S.sampler_settings(False, temperature=0.0).greedy
-    with pytest.raises(ConfigError, match="--repeat-last-n"):
+    with pytest.raises(ConfigError, match="sampling.repeat_last_n"):
         S.sampler_settings(False, repeat_last_n=5)
 
 
@@ -342,15 +345,16 @@ def small_model(softmax="full", cell="rnn", layers=2, V=30):
 
 
 def stepwise(params, cfg, prompt, length, rng, settings):
-    """The former generation loop: the prompt one `step` per token, then the chain on the full
-    vector of logits (log-probabilities for the class softmax)."""
+    """The generation loop written out: the prompt one `step` per token, then the chain on the
+    full vector of log-probabilities (the log-softmax of the logits)."""
     h = M.init_state(cfg, 1, np.float64)
     for token in prompt[:-1]:
         _, h = M.step(params, cfg, np.asarray([token]), h)
     current, history, out = prompt[-1], list(prompt), []
     for _ in range(length):
         logits, h = M.step(params, cfg, np.asarray([current]), h)
-        current = S.sample_token(logits[0], settings, history, rng)
+        logp = logits[0] - logsumexp(logits[0])
+        current = S.sample_token(logp, settings, history, rng)
         history.append(current)
         out.append(current)
     return out, h
@@ -360,13 +364,16 @@ def stepwise(params, cfg, prompt, length, rng, settings):
 def test_prompt_in_one_forward_gives_the_stepwise_state(cell):
     cfg, params = small_model(cell=cell)
     prompt = [1, 5, 2, 9, 9, 0, 4]
-    top, state = prime(params, cfg, prompt)
+    reader = Reader(params, cfg)
+    for _ in reader.chunks(prompt, scores=False):
+        pass
     h = M.init_state(cfg, 1, np.float64)
     for token in prompt:
         logits, h = M.step(params, cfg, np.asarray([token]), h)
-    np.testing.assert_allclose(state, h, rtol=1e-13, atol=1e-15)
-    Wb, _ = M.output_weights(params)
-    np.testing.assert_allclose(top @ Wb[:-1] + Wb[-1], logits, rtol=1e-13, atol=1e-14)
+    want = logits[0] - logsumexp(logits[0])
+    np.testing.assert_allclose(reader.next_log_probs(), want, rtol=1e-13, atol=1e-14)
+    reader.push(3)  # the state after the last token, forwarded ahead of its successor
+    np.testing.assert_allclose(reader.state, h, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("softmax", ["full", "class"])

@@ -183,9 +183,9 @@ def test_val_every():
     result = _timed(cfg, FakeClock())
     steps = [v["step"] for v in result.history["validations"]]
     assert steps[:-1] == list(range(5, 5 * len(steps), 5)) and steps[-1] >= steps[-2]
-    with pytest.raises(ConfigError, match="--val-every needs --time"):
+    with pytest.raises(ConfigError, match="train.val_every needs train.time_limit"):
         TrainConfig(val_every=5)
-    with pytest.raises(ConfigError, match="--epochs or --time"):
+    with pytest.raises(ConfigError, match="train.epochs or train.time_limit"):
         TrainConfig(epochs=None)
 
 

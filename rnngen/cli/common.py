@@ -6,13 +6,17 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import traceback
 
 import typer
 
+from ..api import default_checkpoint_path
 from ..errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, ConfigError, RnngenError
+from ..files.outputs import check_output
 from ..text.corpus import decode_text
 from ..text.tokenize import TokenizerConfig
+from .options import flag
 
 
 def err(message: str) -> None:
@@ -39,6 +43,9 @@ def errors_to_exit(verbose: bool = False):
     an unexpected exception is one line saying it is a bug (its traceback with -v)."""
     try:
         yield
+    except ConfigError as e:
+        err(f"error: {e.named(flag)}")  # the settings named by the flags that set them
+        raise typer.Exit(e.exit_code) from None
     except RnngenError as e:
         err(f"error: {e}")
         raise typer.Exit(e.exit_code) from None
@@ -96,6 +103,59 @@ def one_stdin(**paths) -> None:
         raise ConfigError(
             f"{' and '.join(dashes)} both read standard input; give a file for one of them"
         )
+
+
+class Output:
+    """Where a command writes a file (`kind`: see files/outputs.py), checked before anything is
+    done: a path, or `-` for standard output, where a temporary file stands in (written as often
+    as the command likes) until send() copies it to stdout. `shares` names an option that also
+    writes to stdout (--json), which `-` contradicts."""
+
+    def __init__(self, path, kind, inputs=(), force=False, shares=None, outputs=()):
+        self._folder = None
+        self.path = path
+        if path != "-":
+            check_output(path, kind, inputs, force, outputs)
+            return
+        if shares:
+            raise ConfigError(f"-o - and {shares} both write to standard output; give one")
+        if sys.stdout.isatty():
+            raise ConfigError(
+                f"-o - writes the {kind} file to standard output, which is a terminal here; "
+                f"redirect it (> {kind}.npz) or pipe it into another command"
+            )
+        self._folder = tempfile.TemporaryDirectory(prefix="rnngen-")
+        self.path = os.path.join(self._folder.name, f"standard-output.{kind}.npz")
+
+    @property
+    def to_stdout(self) -> bool:
+        return self._folder is not None
+
+    def send(self) -> None:
+        """With `-`: copy what was written to stdout (nothing, if nothing was), and clean up."""
+        if self._folder is None:
+            return
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        self._folder.cleanup()
+
+
+def train_outputs(
+    out, checkpoint, log_file, texts, resume, force, as_json
+) -> tuple[Output, str | None]:
+    """`train`'s outputs, checked against its input `texts` and the checkpoint it resumes: the
+    model (`-o -`: stdout), and the checkpoint path, the one given, else beside the model (none
+    with `-o -`: there is nothing beside it). A resumed run writes back to its checkpoint."""
+    shares = "--json" if as_json else None
+    model = Output(out, "model", [*texts, resume], force, shares)
+    if checkpoint is None and not model.to_stdout:
+        checkpoint = default_checkpoint_path(out)
+    written = [] if model.to_stdout else [out]
+    Output(checkpoint, "checkpoint", texts, force, outputs=written)
+    Output(log_file, "log", [*texts, resume], force, outputs=[*written, checkpoint])
+    return model, checkpoint
 
 
 def print_json(value) -> None:

@@ -10,10 +10,11 @@ from ..files.storage import save_corpus
 from ..text.corpus import TextOptions, encode_file
 from ..text.tokenize import TokenizerConfig
 from . import reports
-from .common import Messages, errors_to_exit, tokenizer_config
+from .common import Messages, Output, errors_to_exit, tokenizer_config
 from .options import (
     Encoding,
     Errors,
+    Force,
     Level,
     Lines,
     Lowercase,
@@ -29,8 +30,11 @@ def encode(
     input: Annotated[str, typer.Argument(help="Text file to encode, or - for stdin.")],
     out: Annotated[
         str | None,
-        typer.Option("-o", "--out", help="Output .npz file. [default: INPUT's name.npz]"),
+        typer.Option(
+            "-o", "--out", help="Output .npz file, or - for stdout. [default: INPUT's name.npz]"
+        ),
     ] = None,
+    force: Force = False,
     level: Level = None,
     tokenizer: Tokenizer = None,
     lowercase: Lowercase = False,
@@ -50,14 +54,16 @@ def encode(
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         config = tokenizer_config(level, tokenizer, lowercase, lines) or TokenizerConfig()
-        corpus = encode_file(input, config, max_vocab, min_count, TextOptions(encoding, errors))
         if out is None:
             out = (
                 "corpus.npz"
                 if input == "-"
                 else os.path.splitext(os.path.basename(input))[0] + ".npz"
             )
-        save_corpus(out, corpus)
+        target = Output(out, "corpus", [input], force)  # checked before the work
+        corpus = encode_file(input, config, max_vocab, min_count, TextOptions(encoding, errors))
+        save_corpus(target.path, corpus)
+        target.send()
         say.say(
             f"encoded {len(corpus.ids):,} tokens, vocabulary {len(corpus.vocab):,} "
             f"({1 - corpus.unk_rate:.2%} of tokens covered) -> {out}"

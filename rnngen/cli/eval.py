@@ -17,26 +17,21 @@ from .helptext import (
     in_panel,
 )
 from .options import (
+    AdaptOptions,
     AsJson,
-    CacheLambda,
-    CacheSize,
-    CacheTheta,
     Device,
-    DynamicDecay,
-    DynamicLen,
-    DynamicLr,
-    DynamicStats,
     Encoding,
     Errors,
     ModelPath,
     Quiet,
-    UseCache,
-    UseDynamic,
+    Threads,
     Verbose,
+    adaptation_options,
 )
 from .progress import EvalDisplay
 
 
+@adaptation_options
 def eval_command(
     input: Annotated[str, typer.Argument(help="Text file to score, or - for stdin.")],
     model: in_panel(ModelPath, INPUT) = "model.npz",
@@ -49,18 +44,11 @@ def eval_command(
             "position in the text's tokens, the token, its log-probability and probability.",
         ),
     ] = False,
-    cache: UseCache = False,
-    cache_size: CacheSize = None,
-    cache_theta: CacheTheta = None,
-    cache_lambda: CacheLambda = None,
-    dynamic: UseDynamic = False,
-    dynamic_lr: DynamicLr = None,
-    dynamic_decay: DynamicDecay = None,
-    dynamic_len: DynamicLen = None,
-    dynamic_stats: DynamicStats = None,
+    adapt: AdaptOptions = AdaptOptions(),
     encoding: Encoding = "utf-8",
     errors: Errors = "strict",
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -72,16 +60,16 @@ def eval_command(
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         backend.use_device(device)
-        one_stdin(INPUT=input, **{"--model": model, "--dynamic-stats": dynamic_stats})
+        one_stdin(INPUT=input, **{"--model": model, "--dynamic-stats": adapt.dynamic_stats})
         trained = api.open_model(model)
         options = TextOptions(encoding, errors)
         adaptation = api.adaptation_for(
             trained,
-            cache,
-            {"size": cache_size, "theta": cache_theta, "lam": cache_lambda},
-            dynamic,
-            {"lr": dynamic_lr, "decay": dynamic_decay, "length": dynamic_len},
-            None if dynamic_stats is None else read_text(dynamic_stats, options),
+            adapt.cache,
+            adapt.cache_values(),
+            adapt.dynamic,
+            adapt.dynamic_values(),
+            None if adapt.dynamic_stats is None else read_text(adapt.dynamic_stats, options),
         )
         began = time.perf_counter()
         text = read_text(input, options)
@@ -93,10 +81,10 @@ def eval_command(
             _print_tokens(words, logprobs, trained.vocab)
             return
         with EvalDisplay(quiet) as display:
-            if adaptation is None:
-                values = api.evaluate_text(trained, text, on_progress=display).to_dict()
-            else:
-                values = api.evaluate_adapted(trained, text, adaptation, display).to_dict()
+            values = api.evaluate_text(trained, text, adaptation, display).to_dict()
+        if "adapted" in values and adaptation.dynamic is not None:
+            dropped = values["adapted"]["dropped_steps"]
+            say.detail(f"dynamic evaluation: {dropped:,} steps undone by the divergence guard")
         if as_json:
             print_json(values)
         else:

@@ -11,17 +11,30 @@ every command and option, including ones added later:
   rewrapped to the terminal. (So an example goes on one line of its own paragraph, within 78
   characters: Typer's dedent would take the indentation off an example indented under a heading.)
 
+A usage error (an unknown option or command, a value of the wrong type, a missing argument) is
+one line in rnngen's own form, `rnngen: error: ...`, exit code 2, instead of Click's box; it
+suggests a name only when one is close (SIMILAR).
+
 Options are grouped into panels (`rich_help_panel`) shown in the order of PANELS; in a command
 that groups its options, the ungrouped ones (-q, -v, --help) come last, under OTHER.
 """
 
 import copy
+import difflib
 import inspect
+import sys
 from typing import Annotated, get_args
 
+import typer
 import typer.core
 from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+
+# The Click that Typer uses: its own copy in recent versions, the click package before.
+try:
+    from typer._click import exceptions as click
+except ImportError:
+    from click import exceptions as click
 
 # False under TYPER_USE_RICH=0 (Typer 0.29); older Typers use Rich whenever it is installed.
 HAS_RICH = getattr(typer.core, "HAS_RICH", True)
@@ -81,7 +94,64 @@ def _tidy(param, markup: bool) -> None:
         param.metavar = param.name.upper()
 
 
+# How alike (difflib's ratio) a mistyped name and a real one must be for "did you mean": --lenght
+# and --length are 0.88, smaple and sample 0.83, but --bogus and --verbose only 0.62.
+SIMILAR = 0.75
+
+
+def closest(name: str, names) -> str | None:
+    """The name among `names` most like `name`, if any is close enough to suggest."""
+    ratios = [(difflib.SequenceMatcher(None, name, n).ratio(), n) for n in sorted(set(names))]
+    best = max(ratios, default=(0.0, None))
+    return best[1] if best[0] >= SIMILAR else None
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def usage_message(e: click.UsageError) -> str:
+    """One line that says what is wrong with the command line, without Click's capitals and box."""
+    if isinstance(e, click.NoSuchOption):
+        command = e.ctx.command if e.ctx else None
+        names = [o for p in (command.params if command else ()) for o in p.opts + p.secondary_opts]
+        near = closest(e.option_name, [n for n in names if n.startswith("-")])
+        where = f" of {e.ctx.command_path}" if e.ctx else ""
+        hint = f"did you mean {near}?" if near else f"{e.ctx.command_path} --help lists them"
+        return f"{e.option_name} is not an option{where}; {hint}"
+    if isinstance(e, click.BadParameter) and not isinstance(e, click.MissingParameter):
+        param = e.param
+        if param is not None and param.opts and param.param_type_name == "option":
+            name = max(param.opts, key=len)
+        else:
+            name = param.human_readable_name if param is not None else "a value"
+        return f"{name}: {_lower_first(e.message).rstrip('.')}"
+    return _lower_first(e.format_message().strip()).rstrip(".")
+
+
 class _Tidy:
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Click's main, with usage errors as one line (see usage_message) and exit code 2."""
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as e:
+            if not standalone_mode:
+                raise
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help is already on the screen
+                sys.exit(e.exit_code)
+            message = usage_message(e) if isinstance(e, click.UsageError) else e.format_message()
+            print(f"rnngen: error: {message}", file=sys.stderr, flush=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            print("rnngen: interrupted", file=sys.stderr, flush=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return result
+        # Without standalone mode, Click returns an Exit's code in place of the command's result.
+        sys.exit(result if isinstance(result, int) else 0)
+
     def _markup(self) -> bool:
         return getattr(self, "rich_markup_mode", None) == "rich" and HAS_RICH
 
@@ -140,3 +210,15 @@ class Group(_Tidy, TyperGroup):
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         return [*super().collect_usage_pieces(ctx), self.subcommand_metavar]
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            near = closest(name, self.list_commands(ctx))
+            hint = (
+                f"did you mean {near}?"
+                if near
+                else "the commands are: " + ", ".join(self.list_commands(ctx))
+            )
+            raise click.UsageError(f"{name!r} is not an rnngen command; {hint}", ctx)
+        return super().resolve_command(ctx, args)

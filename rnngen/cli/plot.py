@@ -10,8 +10,8 @@ import typer
 from ..errors import ConfigError
 from ..training import runlog
 from . import charts
-from .common import Messages, errors_to_exit
-from .options import Quiet, Verbose
+from .common import Messages, Output, errors_to_exit
+from .options import Force, Quiet, Verbose
 
 
 def _colour_stdout() -> bool:
@@ -53,6 +53,7 @@ def plot_command(
         typer.Option(help="Chart width in columns. [default: the terminal's, at most 80]"),
     ] = None,
     height: Annotated[int, typer.Option(help="Chart height in rows.")] = 16,
+    force: Force = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -63,6 +64,8 @@ def plot_command(
     with errors_to_exit(verbose):
         say = Messages(quiet, verbose)
         charts.check_chart_size(width, height)
+        if png is not None:
+            Output(png, "png", [log], force)
         contents = runlog.read_runs(log)
         if contents.skipped:
             say.say(f"warning: skipped {contents.skipped} lines that are not training records")

@@ -169,12 +169,13 @@ def tune_lines(values: dict) -> list:
     if d is None:
         lines.append("dynamic           - (the model file has no gradient statistics)")
         return lines
-    b = values["both_cache"]
+    b, bd = values["both_cache"], values["both_dynamic"]
     lines += [
         f"dynamic           perplexity {values['dynamic_perplexity']:.2f}  "
         f"(--dynamic-lr {d['lr']:g} --dynamic-decay {d['decay']:g} --dynamic-len {d['length']})",
         f"both              perplexity {values['both_perplexity']:.2f}  "
-        f"(with --cache-size {b['size']} --cache-theta {b['theta']:g} "
-        f"--cache-lambda {b['lambda']:g})",
+        f"(--cache-size {b['size']} --cache-theta {b['theta']:g} --cache-lambda {b['lambda']:g} "
+        f"--dynamic-lr {bd['lr']:g} --dynamic-decay {bd['decay']:g} --dynamic-len {bd['length']})",
+        "                  (a lambda of 0 or a learning rate and decay of 0: that method is off)",
     ]
     return lines

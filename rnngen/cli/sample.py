@@ -44,6 +44,7 @@ from .options import (
     DynamicStats,
     ModelPath,
     Quiet,
+    Threads,
     UseCache,
     UseDynamic,
     Verbose,
@@ -172,7 +173,9 @@ def sample(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(rich_help_panel=SAMPLING, help="Random seed: same seed, same text."),
+        typer.Option(
+            rich_help_panel=SAMPLING, help="Random seed: same seed, same text. [default: random]"
+        ),
     ] = None,
     count: Annotated[
         int,
@@ -219,6 +222,7 @@ def sample(
     dynamic_len: DynamicLen = None,
     dynamic_stats: DynamicStats = None,
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -322,7 +326,7 @@ def _sample_json(start_text, text: str, log: SampleLog) -> dict:
 
     tokens = []
     for record in log.tokens:
-        entry = token(record.token, record.logprob)
+        entry = {"id": record.id, **token(record.token, record.logprob)}
         if record.top:
             entry["top"] = [token(u, lp) for u, lp in record.top]
         tokens.append(entry)

@@ -14,7 +14,17 @@ from .helptext import (
     INPUT,
     in_panel,
 )
-from .options import CacheLambda, CacheSize, CacheTheta, Device, ModelPath, Quiet, UseCache, Verbose
+from .options import (
+    CacheLambda,
+    CacheSize,
+    CacheTheta,
+    Device,
+    ModelPath,
+    Quiet,
+    Threads,
+    UseCache,
+    Verbose,
+)
 
 
 def score(
@@ -35,6 +45,7 @@ def score(
     cache_theta: CacheTheta = None,
     cache_lambda: CacheLambda = None,
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -55,10 +66,8 @@ def score(
         adaptation = api.adaptation_for(
             trained, cache, {"size": cache_size, "theta": cache_theta, "lam": cache_lambda}
         )
-        if adaptation is None:
-            scored = api.score_lines(trained, api.iter_lines(input))
-        else:  # the cache holds the lines before, in input order
-            scored = api.score_lines_cached(trained, api.iter_lines(input), adaptation.cache)
+        # with a cache, the cache holds the lines before, in input order
+        scored = api.score_lines(trained, api.iter_lines(input), adaptation=adaptation)
         for line, result in scored:
             if as_json:
                 sys.stdout.write(json.dumps(_line_json(line, result)) + "\n")
@@ -68,6 +77,8 @@ def score(
             sys.stdout.flush()
             lines += 1
             tokens += result.tokens
+        if lines == 0:
+            say.say(f"note: {'standard input' if input == '-' else input} has no lines to score")
         seconds = time.perf_counter() - began
         say.detail(f"scored {lines:,} lines, {tokens:,} tokens in {seconds:.2f}s")
 

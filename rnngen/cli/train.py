@@ -4,6 +4,7 @@ import contextlib
 import signal
 import threading
 import time
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from .common import (
     one_stdin,
     print_json,
     tokenizer_config,
+    train_outputs,
 )
 from .helptext import (
     CHECKPOINTS,
@@ -41,11 +43,13 @@ from .options import (
     Device,
     Encoding,
     Errors,
+    Force,
     Level,
     Lines,
     Lowercase,
     MaxVocab,
     MinCount,
+    Threads,
     Tokenizer,
     Verbose,
 )
@@ -90,8 +94,12 @@ def train_command(
         ),
     ] = None,
     out: Annotated[
-        str, typer.Option("-o", "--out", help="Where to save the model.", rich_help_panel=OUTPUT)
+        str,
+        typer.Option(
+            "-o", "--out", help="Where to save the model (- for stdout).", rich_help_panel=OUTPUT
+        ),
     ] = "model.npz",
+    force: in_panel(Force, OUTPUT) = False,
     valid: Annotated[
         str | None,
         typer.Option(
@@ -324,6 +332,7 @@ def train_command(
         ),
     ] = False,
     device: in_panel(Device, SPEED) = "cpu",
+    threads: in_panel(Threads, SPEED) = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress or summary.")] = False,
     verbose: Verbose = False,
 ):
@@ -349,6 +358,9 @@ def _train(ctx: typer.Context, o: SimpleNamespace) -> None:
     say = Messages(o.quiet, o.verbose)
     backend.use_device(o.device)
     one_stdin(INPUT=o.input, **{"--valid": o.valid})
+    model_out, o.checkpoint = train_outputs(
+        o.out, o.checkpoint, o.log_file, (o.input, o.valid), o.resume, o.force, o.as_json
+    )
     _check_pairs(o)
     if o.show_samples < 0:
         raise ConfigError(f"--show-samples must not be negative, got {o.show_samples}")
@@ -357,7 +369,7 @@ def _train(ctx: typer.Context, o: SimpleNamespace) -> None:
     ckpt = None if o.resume is None else api.open_checkpoint(o.resume, o.epochs, seconds)
     if ckpt is not None:
         check_resume_options(ckpt, given_options(ctx))
-    request = _request(o, ckpt, seconds)
+    request = replace(_request(o, ckpt, seconds), out=model_out.path)  # -o -: a stand-in
     with contextlib.ExitStack() as stack:
         log = None
         if o.log_file is not None:
@@ -373,6 +385,7 @@ def _train(ctx: typer.Context, o: SimpleNamespace) -> None:
             display.message(summary_line(o.out, outcome.model.history, display.width))
     if outcome.interrupted:
         _interrupted(o, outcome, request, lead)
+    model_out.send()
     if o.as_json:
         print_json(api.training_summary(outcome.model, o.out))
 

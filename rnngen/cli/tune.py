@@ -9,8 +9,8 @@ from ..core import backend
 from ..errors import ConfigError
 from ..text.corpus import TextOptions, read_text
 from . import reports
-from .common import Messages, errors_to_exit, one_stdin, print_json
-from .options import AsJson, Device, Encoding, Errors, Quiet, Verbose
+from .common import Messages, Output, errors_to_exit, one_stdin, print_json
+from .options import AsJson, Device, Encoding, Errors, Quiet, Threads, Verbose
 from .progress import StepDisplay
 
 
@@ -27,6 +27,7 @@ def tune_command(
     encoding: Encoding = "utf-8",
     errors: Errors = "strict",
     device: Device = "cpu",
+    threads: Threads = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
@@ -41,6 +42,8 @@ def tune_command(
         one_stdin(MODEL=model, INPUT=input)
         if write and model == "-":
             raise ConfigError("--write needs a model file, not standard input")
+        if write:
+            Output(model, "model", [input])  # the model file is replaced by itself, tuned
         trained = api.open_model(model)
         text = read_text(input, TextOptions(encoding, errors))
         if trained.stats is None:

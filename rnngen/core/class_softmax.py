@@ -24,6 +24,7 @@ import numpy as np
 
 from . import backend
 from .layers import empty, position_nll, softmax_output_backward, softmax_output_forward
+from .numerics import logsumexp
 
 
 def make_class_bounds(counts, n_classes: int | None = None) -> tuple:
@@ -182,19 +183,13 @@ def class_log_probs(h, Wc, bc, W, b, bounds):
     xp = backend.xp
     cls = xp.asarray(word_classes(bounds))
     class_logits = h @ Wc + bc
-    class_logp = class_logits - _logsumexp(class_logits)
+    class_logp = class_logits - logsumexp(class_logits, axis=1, keepdims=True)
     logits = h @ W + b
     within = xp.empty_like(logits)
     for c in range(len(bounds) - 1):
         lo, hi = bounds[c], bounds[c + 1]
-        within[:, lo:hi] = logits[:, lo:hi] - _logsumexp(logits[:, lo:hi])
+        within[:, lo:hi] = logits[:, lo:hi] - logsumexp(logits[:, lo:hi], axis=1, keepdims=True)
     return class_logp[:, cls] + within
-
-
-def _logsumexp(x):
-    xp = backend.xp
-    top = x.max(axis=1, keepdims=True)
-    return top + xp.log(xp.exp(x - top).sum(axis=1, keepdims=True))
 
 
 class ClassDistribution:
@@ -204,15 +199,20 @@ class ClassDistribution:
 
     def __init__(self, h, Wc, bc, W, b, bounds):
         a = backend.to_numpy(h @ Wc + bc).astype(np.float64)  # (C,)
-        self.class_logp = a - _logsumexp_1d(a)
+        self.class_logp = a - float(logsumexp(a))
         self.bounds = bounds
         self._h, self._W, self._b = h, W, b
+        self._words = {}  # class -> its words' log p, once made
 
     def words(self, c: int) -> np.ndarray:
-        """(|c|,) log p(w | h) of the ids bounds[c]:bounds[c+1]."""
-        lo, hi = self.bounds[c], self.bounds[c + 1]
-        z = backend.to_numpy(self._h @ self._W[:, lo:hi] + self._b[lo:hi]).astype(np.float64)
-        return self.class_logp[c] + (z - _logsumexp_1d(z))
+        """(|c|,) log p(w | h) of the ids bounds[c]:bounds[c+1] (read-only: kept for reuse)."""
+        if c not in self._words:
+            lo, hi = self.bounds[c], self.bounds[c + 1]
+            z = backend.to_numpy(self._h @ self._W[:, lo:hi] + self._b[lo:hi]).astype(np.float64)
+            out = self.class_logp[c] + (z - float(logsumexp(z)))
+            out.flags.writeable = False
+            self._words[c] = out
+        return self._words[c]
 
     def full(self) -> np.ndarray:
         """(V,) log p(w | h) of every word, in one product."""
@@ -221,8 +221,3 @@ class ClassDistribution:
         top = np.maximum.reduceat(z, starts)  # (C,) each class's largest logit
         lse = top + np.log(np.add.reduceat(np.exp(z - np.repeat(top, sizes)), starts))
         return z + np.repeat(self.class_logp - lse, sizes)
-
-
-def _logsumexp_1d(x: np.ndarray) -> float:
-    top = x.max()
-    return float(top + np.log(np.exp(x - top).sum()))

@@ -64,16 +64,17 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; give --cell one of: {', '.join(CELLS)}")
+            raise ConfigError(f"must be one of {', '.join(CELLS)}, got {self.cell!r}", "model.cell")
         for name in ("vocab_size", "hidden", "embed", "layers"):  # hidden first: embed follows it
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                what = "the vocabulary size" if name == "vocab_size" else f"--{name}"
-                raise ConfigError(f"{what} must be a whole number of at least 1, got {value!r}")
+                raise ConfigError(
+                    f"must be a whole number of at least 1, got {value!r}", f"model.{name}"
+                )
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"must be in [0, 1), got {self.dropout}", "model.dropout")
         if self.softmax not in SOFTMAXES:
-            raise ConfigError(f"unknown softmax {self.softmax!r}; give --softmax full or class")
+            raise ConfigError(f"must be full or class, got {self.softmax!r}", "model.softmax")
         bounds = tuple(int(b) for b in self.class_bounds)
         object.__setattr__(self, "class_bounds", bounds)  # JSON gives a list
         if self.softmax == "class" and not (
@@ -82,13 +83,17 @@ class ModelConfig:
             and bounds[-1] == self.vocab_size
             and all(a < b for a, b in zip(bounds, bounds[1:]))  # noqa: B905
         ):
-            raise ConfigError("class softmax needs increasing class bounds from 0 to vocab_size")
+            raise ConfigError(
+                "{0} class needs increasing class bounds from 0 to V", "model.softmax"
+            )
         if self.softmax == "full" and bounds:
-            raise ConfigError("class bounds are only for --softmax class")
+            raise ConfigError("class bounds are only for {0} class", "model.softmax")
         if self.tie_weights and self.embed != self.hidden:
             raise ConfigError(
-                "--tie-weights needs --embed equal to --hidden "
-                f"(now {self.embed} and {self.hidden})"
+                f"{{0}} needs {{1}} equal to {{2}} (now {self.embed} and {self.hidden})",
+                "model.tie_weights",
+                "model.embed",
+                "model.hidden",
             )
 
     def to_dict(self) -> dict:
@@ -375,3 +380,59 @@ def step(params, cfg: ModelConfig, ids, state):
 
 def count_params(params) -> int:
     return int(sum(p.size for p in params.values()))
+
+
+# Arrays a batch keeps per position and layer, in units of H, through a forward and a backward
+# pass (the cell's gates and states, their gradients, the dropout masks): a count that errs high.
+_PER_POSITION = {"rnn": 4, "gru": 9, "lstm": 12}
+
+
+def memory_parts(cfg: ModelConfig, batch: int, seq_len: int, itemsize=4, slots=2, training=True):
+    """Estimated bytes (weights' part, a batch's part) of training on N=batch streams of T=seq_len
+    steps: weights, their gradients and `slots` optimiser arrays each (Adam 2, Adagrad 1, SGD 0),
+    and the activations of the N x T positions (embedding, each layer, the output scores and
+    their gradient). Without training: the weights and one step of N positions."""
+    weights = sum(math.prod(shape) for shape in param_shapes(cfg).values())
+    if cfg.softmax == "class":
+        bounds = cfg.class_bounds
+        scores = cfg.n_classes + max(b - a for a, b in zip(bounds, bounds[1:]))  # noqa: B905
+    else:
+        scores = cfg.vocab_size
+    per_position = cfg.embed + cfg.layers * cfg.hidden * _PER_POSITION[cfg.cell] + 2 * scores
+    if not training:
+        return itemsize * weights, itemsize * batch * per_position
+    return itemsize * weights * (2 + slots), itemsize * batch * seq_len * per_position
+
+
+def memory_bytes(cfg: ModelConfig, batch: int, seq_len: int, itemsize=4, slots=2, training=True):
+    """Estimated bytes that training (or, without, running) the model needs: see memory_parts."""
+    return sum(memory_parts(cfg, batch, seq_len, itemsize, slots, training))
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def check_memory(cfg: ModelConfig, batch: int, seq_len: int, itemsize=4, slots=2, training=True):
+    """Refuse, before allocating anything, a model that needs more memory than the device has
+    free (backend.available_memory; nothing is refused where that is unknown). When training, the
+    error names the sizes to make smaller: the model's, or the batch's if the activations weigh
+    most."""
+    available = backend.available_memory()
+    parts = memory_parts(cfg, batch, seq_len, itemsize, slots, training)
+    needed = sum(parts)
+    if available is None or needed <= available:
+        return
+    what = f"about {_size(needed)} of memory, and {_size(available)} is free"
+    if not training:
+        raise ConfigError(f"running this model needs {what}; use a machine with more memory")
+    fields = ("model.hidden", "model.embed") if parts[0] >= parts[1] else (
+        "train.batch_size", "train.seq_len")  # fmt: skip
+    raise ConfigError(
+        f"training this model needs {what} ({_size(parts[0])} for the weights, their gradients "
+        f"and optimiser state, {_size(parts[1])} for a batch); make {{0}} or {{1}} smaller",
+        *fields,
+    )

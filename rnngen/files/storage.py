@@ -185,29 +185,31 @@ def _reason(e: Exception) -> str:
 
 
 @contextmanager
-def open_archive(path, what):
-    """A checked NpzReader over the file; any failure in the block becomes a ModelFileError."""
+def open_archive(path, what, name=None):
+    """A checked NpzReader over the file; any failure in the block becomes a ModelFileError,
+    naming the file as `name` (for a spooled standard input), else by its path."""
     path = Path(path)
+    label = name or path
     if not path.exists():
         hint = "train one with `rnngen train`" if what == "model" else "check the path"
-        raise MissingInputError(f"{path} does not exist; {hint}")
+        raise MissingInputError(f"{label} does not exist; {hint}")
     try:
         file = open(path, "rb")
     except IsADirectoryError:
         # A folder where a file should be: the file is missing (66), as for a text input.
-        raise MissingInputError(f"{path} is a folder; give the path of an rnngen {what}") from None
+        raise MissingInputError(f"{label} is a folder; give the path of an rnngen {what}") from None
     except OSError as e:
-        raise MissingInputError(f"cannot read {path}: {e.strerror}") from None
+        raise MissingInputError(f"cannot read {label}: {e.strerror}") from None
     with file:
         try:
             if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
-                raise ModelFileError(f"{path} is not an rnngen file (not an .npz archive)")
+                raise ModelFileError(f"{label} is not an rnngen file (not an .npz archive)")
             archive = zipfile.ZipFile(file)
         except ModelFileError:
             raise
         except _FAILURES as e:
             raise ModelFileError(
-                f"{path} is not an rnngen file (unreadable zip archive: {_reason(e)})"
+                f"{label} is not an rnngen file (unreadable zip archive: {_reason(e)})"
             ) from None
         with archive:
             try:
@@ -216,7 +218,7 @@ def open_archive(path, what):
                 raise
             except _FAILURES as e:
                 raise ModelFileError(
-                    f"{path} is not a valid rnngen {what} ({_reason(e)})"
+                    f"{label} is not a valid rnngen {what} ({_reason(e)})"
                 ) from None
 
 
@@ -355,22 +357,26 @@ def model_shapes(config: ModelConfig, reader: NpzReader) -> dict:
 
 def adapt_settings(data) -> dict:
     """Tuned adaptation settings, checked: {"cache": {size, theta, lambda}, "dynamic": {lr, decay,
-    length}, "both": {the cache's, when used with dynamic}}, each part optional, each value of
-    its type and in its range."""
+    length}, "both": {the cache's, when used with dynamic}, "both_dynamic": {dynamic's, when used
+    with the cache}}, each part optional, each value of its type and in its range."""
     from ..reading.settings import CacheSettings, DynamicSettings
 
     parts = {
         "cache": (CacheSettings, {"size": int, "theta": float, "lambda": float}),
         "dynamic": (DynamicSettings, {"lr": float, "decay": float, "length": int}),
         "both": (CacheSettings, {"size": int, "theta": float, "lambda": float}),  # with dynamic
+        "both_dynamic": (DynamicSettings, {"lr": float, "decay": float, "length": int}),
     }
     if not isinstance(data, dict) or not set(data) <= set(parts):
         raise ValueError("adapt settings are not an object of cache and dynamic settings")
     for part, values in data.items():
         cls, types = parts[part]
-        if not isinstance(values, dict) or set(values) != set(types):
+        optional = {"params": str} if part == "dynamic" else {}  # absent from older files
+        if not isinstance(values, dict) or not set(types) <= set(values) <= {*types, *optional}:
             raise ValueError(f"adapt {part} settings need exactly: {', '.join(types)}")
-        for key, kind in types.items():
+        for key, kind in {**types, **optional}.items():
+            if key not in values:
+                continue
             value = values[key]
             if isinstance(value, bool) or not isinstance(value, _JSON_TYPES[kind]):
                 raise ValueError(
@@ -378,9 +384,9 @@ def adapt_settings(data) -> dict:
                 )
         try:
             cls.from_dict(values)  # the ranges
-        except ConfigError as e:  # named as in the file, not as the command-line option
-            reason = str(e).replace(f"--{'cache' if cls is CacheSettings else 'dynamic'}-", "")
-            raise ValueError(f"adapt {part} settings: {reason}") from None
+        except ConfigError as e:  # named as in the file, not as a command-line option
+            tuned = "the model file's tuned {}" + (" (with dynamic)" if part == "both" else "")
+            raise ValueError(e.named(tuned.format)) from None
     if "both" in data and "dynamic" not in data:
         raise ValueError("adapt settings for cache with dynamic need the dynamic settings")
     return data
@@ -395,9 +401,10 @@ def read_finite(reader: NpzReader, name: str, label: str | None = None) -> np.nd
     return array
 
 
-def load_model(path) -> TrainedModel:
-    """Read and validate a model file; any problem is a ModelFileError."""
-    with open_archive(path, "model") as reader:
+def load_model(path, name=None) -> TrainedModel:
+    """Read and validate a model file; any problem is a ModelFileError naming it as `name`, else
+    by its path."""
+    with open_archive(path, "model", name) as reader:
         meta = read_meta(reader, MODEL_FORMAT, MODEL_META_KEYS, MODEL_META_OPTIONAL)
         tokenizer = read_tokenizer(meta["tokenizer"])
         config = config_from(ModelConfig, meta["model"], "model")

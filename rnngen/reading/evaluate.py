@@ -1,10 +1,11 @@
-"""Scoring a token stream: cross-entropy, bits per token and perplexity; and scoring many short
-sequences (lines) independently, each from a zero state.
+"""Scoring: cross-entropy, bits per token and perplexity; the multi-stream evaluation training
+validates with; and the batched kernel that scores many short sequences (lines) independently,
+each from a zero state (the reader's line scoring, reader.py).
 
-Evaluation runs the model forward over N parallel streams (one by default, the exact definition:
-every token is predicted from all the tokens before it), T steps at a time with the state carried.
-Sequence scoring sorts the sequences by length and runs batches of N similar ones side by side,
-one step at a time, so many short lines cost one forward per batch, not one per line.
+`evaluate` runs the model forward over N parallel streams, T steps at a time with the state
+carried (training's validation; `rnngen eval` reads one stream through the reader). Sequence
+scoring sorts the sequences by length and runs batches of N similar ones side by side, several
+steps per forward pass, so many short lines cost a few forwards per batch, not one per line.
 """
 
 import math
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..core import backend
 from ..core.layers import Workspace
-from ..core.model import init_state, sequence_nll, step
+from ..core.model import init_state, sequence_nll, token_scores
 from ..text.batching import iter_batches, make_streams
 
 
@@ -74,44 +75,56 @@ def unigram_eval(train_ids: np.ndarray, ids: np.ndarray, vocab_size: int) -> Eva
 
 
 # Sequences scored side by side: enough to keep the matrix products busy, few enough that the
-# (N, V) logits of one step stay around 8 MB in float32.
+# (N, V) logits of one step stay around 8 MB in float32; a batch's steps go through the model
+# SCORE_STEPS_LOGITS / (N V) at a time.
 SCORE_LOGITS = 2**21
+SCORE_STEPS_LOGITS = 2**23
 
 
-def score_sequences(params, cfg, sequences, batch: int | None = None) -> np.ndarray:
-    """Summed negative log-likelihood (nats) of each sequence, each run from the zero state.
+def sequence_scores(params, cfg, sequences, batch: int | None = None, keep_top=False) -> list:
+    """-log p of each target of each sequence, each run from the zero state: a list of
+    ((T_i,) float64 NumPy array, (T_i, H) last-layer outputs or None) per sequence, in order.
 
-    sequences: a list of (inputs, targets) pairs of int id arrays (T_i,), targets[t] the token
-    predicted after inputs[t]. Returns (len(sequences),) float64; an empty sequence scores 0.
-    Sequences are sorted by length and scored `batch` at a time, padded to the longest of the
-    batch; padded positions are computed but not counted.
+    sequences: (inputs, targets) pairs of int id arrays (T_i,), targets[t] the token predicted
+    after inputs[t]. Sequences are sorted by length and scored `batch` at a time, padded to the
+    longest of the batch, several steps per forward pass (the state carried); padded positions
+    come after a sequence's own, so they change none of its scores, and are dropped.
     """
     xp = backend.xp
     dtype = params["embed"].dtype
     lengths = np.array([len(inputs) for inputs, _ in sequences], dtype=np.int64)
-    nll = np.zeros(len(sequences))
+    out = [(np.zeros(0), None)] * len(sequences)
     order = np.argsort(lengths, kind="stable")
     order = order[lengths[order] > 0]
     batch = batch or max(1, min(256, SCORE_LOGITS // cfg.vocab_size))
+    workspace = Workspace()
     for first in range(0, len(order), batch):
         idx = order[first : first + batch]
         N, T = len(idx), int(lengths[idx].max())
         inputs = np.zeros((T, N), dtype=np.int32)
         targets = np.zeros((T, N), dtype=np.int32)
-        counted = np.zeros((T, N), dtype=bool)
         for col, i in enumerate(idx):
-            seq_inputs, seq_targets = sequences[i]
-            inputs[: lengths[i], col] = seq_inputs
-            targets[: lengths[i], col] = seq_targets
-            counted[: lengths[i], col] = True
+            inputs[: lengths[i], col], targets[: lengths[i], col] = sequences[i]
+        steps = max(1, SCORE_STEPS_LOGITS // (N * cfg.vocab_size))
         h = init_state(cfg, N, dtype)
-        total = xp.zeros(N, dtype=xp.float64)
-        rows = xp.arange(N)
-        for t in range(T):
-            logits, h = step(params, cfg, xp.asarray(inputs[t]), h)  # (N, V)
-            top = logits.max(axis=1, keepdims=True)
-            lse = top[:, 0] + xp.log(xp.exp(logits - top).sum(axis=1, dtype=xp.float64))
-            token_nll = lse - logits[rows, xp.asarray(targets[t])]
-            total += xp.where(xp.asarray(counted[t]), token_nll, 0.0)
-        nll[idx] = backend.to_numpy(total)
-    return nll
+        nll, tops = [], []
+        for t in range(0, T, steps):
+            x, y = xp.asarray(inputs[t : t + steps]), xp.asarray(targets[t : t + steps])
+            scores = token_scores(params, cfg, x, y, h, workspace)
+            h = scores.state
+            nll.append(backend.to_numpy(scores.token_nll))  # (steps, N)
+            if keep_top:
+                tops.append(scores.top.reshape(len(x), N, -1))
+        nll = np.concatenate(nll)  # (T, N)
+        top = xp.concatenate(tops) if keep_top else None  # (T, N, H)
+        for col, i in enumerate(idx):
+            n = int(lengths[i])
+            out[i] = (nll[:n, col], None if top is None else top[:n, col])
+    return out
+
+
+def score_sequences(params, cfg, sequences, batch: int | None = None) -> np.ndarray:
+    """Summed -log p (nats) of each sequence, from sequence_scores: (len(sequences),) float64;
+    an empty sequence scores 0."""
+    scored = sequence_scores(params, cfg, sequences, batch)
+    return np.array([float(nll.sum()) for nll, _ in scored])

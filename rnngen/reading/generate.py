@@ -1,19 +1,17 @@
-"""Generating text: feed a start text through the model, then sample one token at a time.
-
-The start text goes through the model in one sequence forward (the forward pass training and
-evaluation use); then each new token is drawn (sampling.py's chain, on the full softmax's logits
-or, for the class softmax, through its factorisation) and fed back, one step at a time, the
-state carried (no recomputation of the prefix).
+"""Generating text: the start text's ids, then a Reader (reader.py) reads them and draws one
+token at a time (sampling.py's chain on log-probabilities, or for the class softmax without a
+cache through its factorisation), each fed back with the state carried.
 """
+
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..core import backend
-from ..core.class_softmax import ClassDistribution
-from ..core.model import init_state, output_weights, sequence_top
 from ..text.start import read_start
 from ..text.tokenize import EOS, NEWLINE, PARAGRAPH
-from .sampling import SamplerSettings, sample_factored, sample_token
+from .reader import Reader
+from .sampling import SamplerSettings
+from .settings import Adaptation
 
 
 def start_ids(text: str, tokenizer, vocab) -> list:
@@ -34,34 +32,15 @@ def random_start_id(vocab, rng: np.random.Generator) -> int:
     return ids[int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right"))]
 
 
-def next_id(params, cfg, top, settings: SamplerSettings, history, rng) -> int:
-    """The next id after a position whose last-layer output is top (1, H)."""
-    W, b = output_weights(params)
-    if b is None:  # W is [W; b]
-        W, b = W[:-1], W[-1]
-    if cfg.softmax == "class":
-        dist = ClassDistribution(top[0], params["cls.W"], params["cls.b"], W, b, cfg.class_bounds)
-        return sample_factored(dist, settings, history, rng)
-    return sample_token(backend.to_numpy(top @ W + b)[0], settings, history, rng)
-
-
-def prime(params, cfg, prompt):
-    """The start text in one sequence forward: prompt ids -> the last position's top (1, H) and
-    the state (L, K, 1, H) after it."""
-    ids = backend.xp.asarray(np.asarray(prompt, dtype=np.int32)[:, None])  # (T, 1)
-    top, state = sequence_top(params, cfg, ids, init_state(cfg, 1, params["embed"].dtype))
-    return top[-1:], state
-
-
-def generate(params, cfg, prompt, length, rng, settings: SamplerSettings | None = None):
-    """Yield `length` new ids continuing the prompt ids (at least one)."""
-    settings = settings or SamplerSettings()
-    xp = backend.xp
-    history = list(prompt)
-    top, state = prime(params, cfg, prompt)
-    for i in range(length):
-        current = next_id(params, cfg, top, settings, history, rng)
-        history.append(current)
-        yield current
-        if i + 1 < length:
-            top, state = sequence_top(params, cfg, xp.asarray([[current]], dtype=np.int32), state)
+def generate(
+    params, cfg, prompt, length, rng, settings: SamplerSettings | None = None,
+    adaptation: Adaptation | None = None, records: bool = False,
+) -> Iterator:  # fmt: skip
+    """Yield `length` ids continuing the prompt ids (at least one), or with records their
+    TokenRecords (id and log-probability), drawn by a Reader: adapted to the prompt and to what
+    it writes as `adaptation` says."""
+    reader = Reader(params, cfg, adaptation)
+    for _ in reader.chunks(prompt, scores=False):  # the state after the prompt (and the cache)
+        pass
+    for record in reader.generate(length, rng, settings):
+        yield record if records else record.id

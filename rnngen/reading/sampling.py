@@ -1,16 +1,23 @@
 """Choosing the next token: the sampler chain of `rnngen sample`, as pure functions on a (V,)
-vector of scores (logits, or log-probabilities: softmax gives the same distribution for both).
+vector of scores. The reader hands it log-probabilities on every path (the full softmax, the
+class softmax and the cache's mixture: the last two have no logits), so the options act on
+log p; all but the repeat penalty are the same on logits, which differ by a constant.
 
 The options have llama.cpp's names and meanings, and are applied in llama.cpp's default order
 (its `common_params_sampling.samplers`: penalties, DRY, top-k, top-p, min-p, temperature, then
 the draw; the samplers rnngen lacks, typical-p, XTC and top-n-sigma, left out):
 
 1. repeat penalty: each token among the last `repeat_last_n` tokens (the start text counts) has
-   a positive score divided by `repeat_penalty` and a negative one multiplied by it;
+   its score multiplied by `repeat_penalty` where it is zero or negative and divided by it where
+   positive. On log-probabilities (never positive) that is log p -> R log p, p -> p^R before the
+   renormalisation: a penalty R > 1 always lowers a recent token's probability, and more so the
+   less likely it already was (llama.cpp applies the same rule to logits, whose zero point is
+   arbitrary: there a positive logit is divided, so R acts on the logit's distance from zero);
 1b. DRY (dry.py): the token that would extend a repeat of at least `dry_allowed_length` tokens
-   of the last `dry_last_n` loses dry_multiplier * dry_base ** (match - allowed) from its score;
-   sequence breakers (tokens; their ids bound to a vocabulary with `bind`) cut matches. Off in
-   SamplerSettings() (the plain chain); `rnngen sample` turns it on (DEFAULT);
+   of the last `dry_last_n` loses dry_multiplier * dry_base ** (match - allowed) from its score
+   (the same on log-probabilities and logits); sequence breakers (tokens; their ids bound to a
+   vocabulary with `bind`) cut matches. Off in SamplerSettings() (the plain chain); `rnngen
+   sample` turns it on (DEFAULT);
 2. top-k: keep the k highest scores (exactly k: ties broken by the lower id, which in an rnngen
    vocabulary is the more frequent token);
 3. top-p (nucleus): keep the likeliest tokens whose probabilities, normalised over the tokens
@@ -29,6 +36,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from ..core.numerics import logsumexp
 from ..errors import ConfigError
 from . import dry
 
@@ -49,18 +57,21 @@ class SamplerSettings:
     dry_breaker_ids: frozenset | None = None  # their ids in a vocabulary (bind); None: unbound
 
     def __post_init__(self):
-        _check_float("--temperature", self.temperature, 0.0, None, "at least 0")
-        _check_int("--top-k", self.top_k, 0)
-        _check_float("--top-p", self.top_p, 0.0, 1.0, "between 0 and 1")
-        _check_float("--min-p", self.min_p, 0.0, 1.0, "between 0 and 1")
-        _check_float("--repeat-penalty", self.repeat_penalty, 0.0, None, "above 0", open_low=True)
-        _check_int("--repeat-last-n", self.repeat_last_n, -1)
-        _check_float("--dry-multiplier", self.dry_multiplier, 0.0, None, "at least 0")
-        _check_float("--dry-base", self.dry_base, 1.0, None, "at least 1")
-        _check_int("--dry-allowed-length", self.dry_allowed_length, 1)
-        _check_int("--dry-last-n", self.dry_last_n, -1)
+        _check_float("temperature", self.temperature, 0.0, None, "at least 0")
+        _check_int("top_k", self.top_k, 0)
+        _check_float("top_p", self.top_p, 0.0, 1.0, "between 0 and 1")
+        _check_float("min_p", self.min_p, 0.0, 1.0, "between 0 and 1")
+        _check_float("repeat_penalty", self.repeat_penalty, 0.0, None, "above 0", open_low=True)
+        _check_int("repeat_last_n", self.repeat_last_n, -1)
+        _check_float("dry_multiplier", self.dry_multiplier, 0.0, None, "at least 0")
+        _check_float("dry_base", self.dry_base, 1.0, None, "at least 1")
+        _check_int("dry_allowed_length", self.dry_allowed_length, 1)
+        _check_int("dry_last_n", self.dry_last_n, -1)
         if any(not isinstance(t, str) or not t for t in self.dry_sequence_breakers):
-            raise ConfigError("--dry-sequence-breaker takes a token such as . or \\n\\n")
+            raise ConfigError(
+                "takes tokens such as . or \\n\\n, not empty texts",
+                "sampling.dry_sequence_breakers",
+            )
 
     @property
     def greedy(self) -> bool:
@@ -94,13 +105,20 @@ def sampler_settings(greedy: bool = False, **given) -> SamplerSettings:
         raise TypeError(f"unknown sampler settings: {', '.join(sorted(unknown))}")
     ignored = [name for name in given if name not in _DRY]  # DRY acts before the argmax
     if greedy and ignored:
-        names = ", ".join(_option(name) for name in ignored)
+        names = ", ".join(f"{{{i + 1}}}" for i in range(len(ignored)))
         raise ConfigError(
-            f"--greedy takes the likeliest token, so {names} would be ignored; drop one "
-            "(--temperature 0 with other options is greedy after them)"
+            f"{{0}} takes the likeliest token, so {names} would be ignored; drop one "
+            f"({{{len(ignored) + 1}}} 0 with other settings is greedy after them)",
+            "sampling.greedy",
+            *(f"sampling.{name}" for name in ignored),
+            "sampling.temperature",
         )
     if "repeat_last_n" in given and "repeat_penalty" not in given:
-        raise ConfigError("--repeat-last-n only applies with --repeat-penalty; give both")
+        raise ConfigError(
+            "{0} only applies with {1}; give both",
+            "sampling.repeat_last_n",
+            "sampling.repeat_penalty",
+        )
     if "dry_sequence_breakers" in given:
         given["dry_sequence_breakers"] = tuple(given["dry_sequence_breakers"])
     return SamplerSettings(**given, **({"temperature": 0.0} if greedy else {}))
@@ -113,20 +131,18 @@ def bind(settings: SamplerSettings, vocab) -> SamplerSettings:
     return replace(settings, dry_breaker_ids=ids)
 
 
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _check_float(option, value, low, high, wanted, open_low=False):
+def _check_float(name, value, low, high, wanted, open_low=False):
     ok = isinstance(value, (int, float)) and math.isfinite(value)
     ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
     if not ok:
-        raise ConfigError(f"{option} must be a finite number {wanted}, got {value}")
+        raise ConfigError(f"must be a finite number {wanted}, got {value}", f"sampling.{name}")
 
 
-def _check_int(option, value, low):
+def _check_int(name, value, low):
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{option} must be a whole number of at least {low}, got {value}")
+        raise ConfigError(
+            f"must be a whole number of at least {low}, got {value}", f"sampling.{name}"
+        )
 
 
 GREEDY = SamplerSettings(temperature=0.0)
@@ -162,8 +178,9 @@ def recent_ids(history, settings: SamplerSettings) -> np.ndarray:
 
 
 def repeat_penalty(scores, ids, penalty: float) -> np.ndarray:
-    """scores (V,) with the scores of `ids` (distinct) penalised as llama.cpp does: divided by
-    `penalty` where positive, multiplied by it where zero or negative."""
+    """scores (V,) with the scores of `ids` (distinct) penalised: multiplied by `penalty` where
+    zero or negative (every log-probability), divided by it where positive (llama.cpp's rule
+    for logits)."""
     out = np.array(scores, dtype=np.float64)
     ids = np.asarray(ids, dtype=np.int64)
     if penalty != 1 and len(ids):
@@ -200,7 +217,7 @@ def top_p(scores, p: float, log_total: float | None = None) -> np.ndarray:
     if len(ids) == 0:
         return s
     if log_total is None:
-        log_total = _logsumexp(s[ids])
+        log_total = float(logsumexp(s[ids]))
     order = ids[np.argsort(-s[ids], kind="stable")]
     cumulative = np.cumsum(np.exp(s[order] - log_total))
     cut = int(np.searchsorted(cumulative, p, side="left"))  # first index reaching p
@@ -261,23 +278,14 @@ def choose(scores, settings: SamplerSettings, rng: np.random.Generator) -> int:
 
 
 def sample_token(scores, settings: SamplerSettings, history, rng: np.random.Generator) -> int:
-    """The next id from a full (V,) vector of logits or log-probabilities, after the whole chain.
-    history: the ids so far (start text and generated), for the repeat penalty. Everything but
-    the repeat penalty is the same for scores shifted by a constant; the penalty acts on the
-    values given (llama.cpp's logits; log-probabilities, all negative, are multiplied)."""
+    """The next id from a full (V,) vector of log-probabilities, after the whole chain.
+    history: the ids so far (start text and generated), for the repeat penalty."""
     s = np.asarray(scores, dtype=np.float64)
     if settings.penalises:
         s = repeat_penalty(s, recent_ids(history, settings), settings.repeat_penalty)
     if settings.dries:
         s = dry.apply(s, *dry_penalties(history, settings))
     return choose(truncate(s, settings), settings, rng)
-
-
-def _logsumexp(x) -> float:
-    top = float(np.max(x))
-    if not math.isfinite(top):
-        return top
-    return top + math.log(float(np.exp(x - top).sum()))
 
 
 # --- a class-factorised distribution, sampled without every word's probability -----------------
@@ -338,7 +346,7 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
             words[c] = dry.apply(words[c], dried[mine] - bounds[c], amounts[mine])
     log_mass = np.array(dist.class_logp, dtype=np.float64)
     for c, scores in words.items():
-        log_mass[c] = _logsumexp(scores)
+        log_mass[c] = float(logsumexp(scores))
 
     if not settings.truncates and settings.temperature == 1:
         u = rng.random()
@@ -353,7 +361,7 @@ def sample_factored(dist, settings: SamplerSettings, history, rng: np.random.Gen
         j = int(np.searchsorted(word_cdf, fraction * word_cdf[-1], side="right"))
         return bounds[c] + min(j, int(np.flatnonzero(np.isfinite(scores))[-1]))
 
-    log_total = _logsumexp(log_mass)
+    log_total = float(logsumexp(log_mass))
     pending = [c for c in np.argsort(-log_mass, kind="stable").tolist() if c not in words]
     if not settings.truncates and not settings.greedy:
         make(pending)

@@ -19,7 +19,7 @@ def _positive_finite(name: str, value, low=0.0, low_open=False, high=None, high_
         span = f"in {lo}{low:g}{hi}" if high is not None else f"at least {low:g}"
         if low_open and high is None:
             span = f"above {low:g}"
-        raise ConfigError(f"{name} must be a finite number {span}, got {value}")
+        raise ConfigError(f"must be a finite number {span}, got {value}", name)
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,11 @@ class CacheSettings:
 
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise ConfigError(f"--cache-size must be a whole number of at least 1, got {self.size}")
-        _positive_finite("--cache-theta", self.theta)
-        _positive_finite("--cache-lambda", self.lam, high=1.0, high_open=True)
+            raise ConfigError(
+                f"must be a whole number of at least 1, got {self.size}", "cache.size"
+            )
+        _positive_finite("cache.theta", self.theta)
+        _positive_finite("cache.lambda", self.lam, high=1.0, high_open=True)
 
     def to_dict(self) -> dict:
         return {"size": self.size, "theta": self.theta, "lambda": self.lam}
@@ -42,26 +44,41 @@ class CacheSettings:
         return cls(int(data["size"]), float(data["theta"]), float(data["lambda"]))
 
 
+DYNAMIC_PARAMS = ("all", "output")  # what dynamic evaluation adapts (reading/dynamic.py)
+
+
 @dataclass(frozen=True)
 class DynamicSettings:
     lr: float = 0.0001  # step size, in units of each weight's gradient RMS on training data
     decay: float = 0.0003  # pull back toward the trained weights per segment
     length: int = 50  # n, tokens per segment (one step after each)
+    # "all": every weight, the exact method; "output": the output layer at the segment's words
+    # and their likeliest alternatives only (cheaper; dynamic.py says what it does)
+    params: str = "all"
 
     def __post_init__(self):
-        _positive_finite("--dynamic-lr", self.lr)
-        _positive_finite("--dynamic-decay", self.decay, high=1.0)
+        _positive_finite("dynamic.lr", self.lr)
+        _positive_finite("dynamic.decay", self.decay, high=1.0)
         if not isinstance(self.length, int) or isinstance(self.length, bool) or self.length < 1:
             raise ConfigError(
-                f"--dynamic-len must be a whole number of at least 1, got {self.length}"
+                f"must be a whole number of at least 1, got {self.length}", "dynamic.length"
+            )
+        if self.params not in DYNAMIC_PARAMS:
+            raise ConfigError(
+                f"--dynamic-params must be one of {', '.join(DYNAMIC_PARAMS)}, got {self.params!r}"
             )
 
     def to_dict(self) -> dict:
-        return {"lr": self.lr, "decay": self.decay, "length": self.length}
+        out = {"lr": self.lr, "decay": self.decay, "length": self.length}
+        if self.params != "all":  # as files and reports without it read: every weight
+            out["params"] = self.params
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "DynamicSettings":
-        return cls(float(data["lr"]), float(data["decay"]), int(data["length"]))
+        # files written before "params" existed adapted every weight
+        params = data.get("params", "all")
+        return cls(float(data["lr"]), float(data["decay"]), int(data["length"]), params)
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,8 @@ class Adaptation:
     def __post_init__(self):
         if self.dynamic is not None and self.stats is None:
             raise ConfigError(
-                "--dynamic needs gradient statistics, and this model file has none; give "
-                "--dynamic-stats TRAINING_TEXT to compute them"
+                "{0} needs gradient statistics, and this model file has none; give "
+                "{1} TRAINING_TEXT to compute them",
+                "dynamic",
+                "dynamic.stats",
             )

@@ -79,24 +79,27 @@ class TokenizerConfig:
     def __post_init__(self):
         if self.level not in LEVELS:
             raise ConfigError(
-                f"unknown level {self.level!r}; give --level one of: {', '.join(LEVELS)}"
+                f"must be one of {', '.join(LEVELS)}, got {self.level!r}", "tokenizer.level"
             )
         if self.scheme not in SCHEMES:
             raise ConfigError(
-                f"unknown tokenizer {self.scheme!r}; give --tokenizer one of: {', '.join(SCHEMES)}"
+                f"must be one of {', '.join(SCHEMES)}, got {self.scheme!r}", "tokenizer.scheme"
             )
         if self.level == "char" and self.scheme != "book":
             raise ConfigError(
-                "--tokenizer whitespace is for word level; drop it or use --level word"
+                "{0} whitespace is for word level; drop it or use {1} word",
+                "tokenizer.scheme",
+                "tokenizer.level",
             )
         if self.lines not in LINES:
             raise ConfigError(
-                f"unknown --lines {self.lines!r}; give --lines one of: {', '.join(LINES)}"
+                f"must be one of {', '.join(LINES)}, got {self.lines!r}", "tokenizer.lines"
             )
         if not self.book_words and self.lines != "keep":
             if self.lines == "join":
                 raise ConfigError(
-                    "--lines join is for word-level book text; drop it, or use --lines keep"
+                    "{0} join is for word-level book text; drop it, or use {0} keep",
+                    "tokenizer.lines",
                 )
             object.__setattr__(self, "lines", "keep")  # auto: every line of these texts counts
         self._check_spacing()

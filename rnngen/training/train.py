@@ -28,7 +28,14 @@ import numpy as np
 
 from ..core import backend
 from ..core.layers import Workspace
-from ..core.model import ModelConfig, count_params, init_params, init_state, loss_and_grads
+from ..core.model import (
+    ModelConfig,
+    check_memory,
+    count_params,
+    init_params,
+    init_state,
+    loss_and_grads,
+)
 from ..core.optim import DEFAULT_CLIP, DEFAULT_LR, OPTIMIZERS, clip_and_update, make_optimizer
 from ..errors import ConfigError, RnngenError
 from ..reading.evaluate import evaluate, perplexity, unigram_eval
@@ -97,49 +104,57 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; "
-                f"give --optimizer one of: {', '.join(OPTIMIZERS)}"
+                f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}", "train.optimizer"
             )
         if self.clip is None:
             object.__setattr__(self, "clip", DEFAULT_CLIP[self.optimizer])
         if self.patience is None:
             object.__setattr__(self, "patience", 3 if self.time_limit is None else 0)
         if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; give --dtype float32 or float64")
+            raise ConfigError(f"must be float32 or float64, got {self.dtype!r}", "train.dtype")
         if not 0 <= self.val_frac < 1:
-            raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}")
+            raise ConfigError(f"must be in [0, 1), got {self.val_frac}", "train.val_frac")
         if self.epochs is None and self.time_limit is None:
-            raise ConfigError("give --epochs or --time (or both): nothing else ends the run")
+            raise ConfigError(
+                "give {0} or {1} (or both): nothing else ends the run",
+                "train.epochs",
+                "train.time_limit",
+            )
         for name in ("epochs", "batch_size", "seq_len"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+                raise ConfigError(f"must be at least 1, got {value!r}", f"train.{name}")
         if self.time_limit is not None and not 0 < self.time_limit < math.inf:
-            raise ConfigError(f"--time must be longer than zero, got {self.time_limit}s")
+            raise ConfigError(
+                f"must be longer than zero, got {self.time_limit}s", "train.time_limit"
+            )
         if not isinstance(self.val_every, int) or self.val_every < 0:
-            raise ConfigError(f"--val-every must not be negative, got {self.val_every}")
+            raise ConfigError(f"must not be negative, got {self.val_every}", "train.val_every")
         if self.val_every and self.time_limit is None:
             raise ConfigError(
-                "--val-every needs --time; without a time budget validation comes after each epoch"
+                "{0} needs {1}; without a time budget validation comes after each epoch",
+                "train.val_every",
+                "train.time_limit",
             )
         # Written so that NaN fails each check too (every comparison with NaN is false).
         if self.lr is not None and not (0 < self.lr < math.inf):
-            raise ConfigError(f"--lr must be a positive finite number, got {self.lr}")
+            raise ConfigError(f"must be a positive finite number, got {self.lr}", "train.lr")
         if not 1 <= self.lr_decay < math.inf:
             raise ConfigError(
-                f"--lr-decay must be a finite number of at least 1 (1: no decay), "
-                f"got {self.lr_decay}"
+                f"must be a finite number of at least 1 (1: no decay), got {self.lr_decay}",
+                "train.lr_decay",
             )
         if not 0 <= self.clip < math.inf:
             raise ConfigError(
-                f"--clip must be a finite number of at least 0 (0: no clipping), got {self.clip}"
+                f"must be a finite number of at least 0 (0: no clipping), got {self.clip}",
+                "train.clip",
             )
         if self.seed < 0:
-            raise ConfigError(f"--seed must not be negative, got {self.seed}")
+            raise ConfigError(f"must not be negative, got {self.seed}", "train.seed")
         if self.patience < 0:
-            raise ConfigError(f"--patience must not be negative, got {self.patience}")
+            raise ConfigError(f"must not be negative, got {self.patience}", "train.patience")
         if not 0 <= self.state_reset <= 1:
-            raise ConfigError(f"--state-reset must be in [0, 1], got {self.state_reset}")
+            raise ConfigError(f"must be in [0, 1], got {self.state_reset}", "train.state_reset")
         if not isinstance(self.validations, int) or self.validations < 1:
             raise ConfigError(f"validations per run must be at least 1, got {self.validations}")
         if not 0 < self.val_share < 1:
@@ -194,6 +209,9 @@ class TrainResult:
 def new_state(model_cfg: ModelConfig, cfg: TrainConfig, n_train: int, n_val: int) -> TrainState:
     """The state before the first step: parameters initialised from the seed."""
     rng = np.random.default_rng(cfg.seed)
+    slots = {"sgd": 0, "adagrad": 1}.get(cfg.optimizer, 2)  # arrays the optimiser keeps a weight
+    itemsize = np.dtype(DTYPES[cfg.dtype]).itemsize
+    check_memory(model_cfg, cfg.batch_size, cfg.seq_len, itemsize, slots)  # before allocating
     params = init_params(model_cfg, rng, DTYPES[cfg.dtype])
     optimizer = make_optimizer(
         cfg.optimizer,
