@@ -318,8 +318,6 @@ def train_model(
     return TrainOutcome(model, result.interrupted, written[-1] if written else None)
 
 
-
-
 @dataclass
 class _Ending:
     """The work after a run's last step, inside its time budget (if it has one)."""
