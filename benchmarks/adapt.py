@@ -45,9 +45,10 @@ def main(argv=None) -> int:
     import numpy as np
     from adapt_models import split_corpus, train_models
 
-    from rnngen.api import _device_params
+    from rnngen.api import device_params
     from rnngen.files.storage import load_model
     from rnngen.reading import adapt
+    from rnngen.reading.reader import Reader
     from rnngen.reading.tune import tune
     from rnngen.text.corpus import read_text
     from rnngen.text.tokenize import tokenize
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     ]
     for name in names:
         model = load_model(paths[name])
-        params, cfg = _device_params(model), model.config
+        params, cfg = device_params(model), model.config
         stats = model.stats
         if stats is None:  # as `rnngen train` computes them at the end of training
             t0 = time.perf_counter()
@@ -113,10 +114,10 @@ def main(argv=None) -> int:
             for text_name, text in (("test", ids["test"]), ("alice", alice)):
                 # a static pass just before each adapted one, as the reference for its time
                 t0 = time.perf_counter()
-                static = adapt.adapted_token_nll(params, cfg, text, adapt.Adaptation())
+                static = Reader(params, cfg, adapt.Adaptation()).read(text)
                 s0 = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                nll = adapt.adapted_token_nll(params, cfg, text, adaptation)
+                nll = Reader(params, cfg, adaptation).read(text)
                 seconds = time.perf_counter() - t0
                 ppl = math.exp(float(np.mean(nll)))
                 if label == "static":

@@ -42,12 +42,14 @@ def timed(fn):
 
 def methods(adapt, stats, old):
     """label -> a function (params, cfg, ids) -> per-token NLL."""
+    from rnngen.reading.reader import Reader
+
     out = {}
     for params in ("all", "output"):
         settings = adapt.DynamicSettings(params=params)
-        out[f"dynamic, params {params}"] = lambda p, c, ids, s=settings: adapt.adapted_token_nll(
-            p, c, ids, adapt.Adaptation(None, s, stats)
-        )
+        out[f"dynamic, params {params}"] = lambda p, c, ids, s=settings: Reader(
+            p, c, adapt.Adaptation(None, s, stats)
+        ).read(ids)
     settings = adapt.DynamicSettings()
     out["dynamic, no guard"] = lambda p, c, ids: run_plain(adapt, p, c, ids, settings, stats)
     if old:
@@ -60,12 +62,13 @@ def methods(adapt, stats, old):
 
 
 def run_plain(adapt, params, cfg, ids, settings, stats, cls=None):
+    from rnngen.reading.reader import Reader
+
     if cls is None:
         weights = adapt.DynamicWeights(params, cfg, stats, settings, margin=None)
     else:
         weights = cls(params, cfg, stats, settings)
-    for _ in adapt.read_stream(params, cfg, ids, weights):
-        pass
+    Reader(params, cfg, weights=weights).read(ids)
 
 
 def main(argv=None) -> int:
@@ -86,6 +89,7 @@ def main(argv=None) -> int:
 
     from rnngen.core.model import ModelConfig, init_params, join_output
     from rnngen.reading import adapt
+    from rnngen.reading.reader import Reader
     from rnngen.training.stats import gradient_stats
 
     vocab, _, ids = split_corpus(REPO.parent / "shared" / "corpora" / "war_and_peace.txt")
@@ -97,9 +101,7 @@ def main(argv=None) -> int:
         stats = gradient_stats(params, cfg, ids["train"][:5000])
         ratios = {}
         for r in range(args.rounds):
-            static = timed(
-                lambda p=params, c=cfg: adapt.adapted_token_nll(p, c, text, adapt.Adaptation())
-            )
+            static = timed(lambda p=params, c=cfg: Reader(p, c).read(text))
             for label, fn in methods(adapt, stats, args.old).items():
                 seconds = timed(lambda fn=fn, p=params, c=cfg: fn(p, c, text))
                 ratios.setdefault(label, []).append(seconds / static)

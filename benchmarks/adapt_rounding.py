@@ -35,10 +35,11 @@ def main(argv=None) -> int:
     import numpy as np
     from adapt_models import split_corpus
 
-    from rnngen.api import _device_params
+    from rnngen.api import device_params
     from rnngen.core.model import join_output
     from rnngen.files.storage import load_model
     from rnngen.reading import adapt
+    from rnngen.reading.reader import Reader
     from rnngen.text.corpus import read_text
     from rnngen.text.tokenize import tokenize
     from rnngen.training.stats import gradient_stats
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     else:
         text = ids["test"]
     model = load_model(args.dir / f"wp_{args.model}.npz")
-    params, cfg = _device_params(model), model.config
+    params, cfg = device_params(model), model.config
     if model.stats is not None:
         stats = join_output(dict(model.stats))
     else:
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
         weights = adapt.DynamicWeights(p64, cfg, s64, settings)
         if mode.startswith("plain"):  # dense embedding gradient, every row stepped every segment
             weights.lazy = weights.sparse = False
-        nll = np.concatenate([c.token_nll for c in adapt.read_stream(p64, cfg, text, weights)])
+        nll = Reader(p64, cfg, weights=weights).read(text)
         ppl = math.exp(float(np.mean(nll)))
         print(f"{args.model} {args.text} {mode}: ppl {ppl:.2f}", flush=True)
     return 0

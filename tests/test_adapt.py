@@ -292,7 +292,8 @@ def test_tune_never_stores_a_loss(name, lrs, monkeypatch):
     """The stored "both" is a joint search whose grid holds each method off: on the tuning text
     it is never worse than either method alone, and its perplexity is what reading with it
     gives. With only a learning rate too large for the text, dynamic evaluation is best off,
-    alone and with the cache (the cache searched on the dynamic run would store a loss)."""
+    alone and with the cache, unless the divergence guard holds it to a gain (the cache searched
+    on the dynamic run alone could store a loss)."""
     from rnngen.reading import tune as tuning
 
     if lrs is not None:
@@ -301,8 +302,8 @@ def test_tune_never_stores_a_loss(name, lrs, monkeypatch):
     ids, _ = repeated(n=150)
     result = tune(params, cfg, ids, stats)
     assert result.both_ppl <= min(result.cache_ppl, result.dynamic_ppl, result.static)
-    if lrs is not None:
-        assert result.both_dynamic.lr == 0 and result.both_ppl == result.cache_ppl
+    if lrs is not None:  # one large rate: the divergence guard may rescue it, or it is off
+        assert result.both_dynamic.lr in (0, lrs[0]) and result.both_ppl <= result.cache_ppl
     for cache, dynamic, ppl in [
         (result.cache, None, result.cache_ppl),
         (None, result.dynamic, result.dynamic_ppl),

@@ -538,10 +538,15 @@ def test_unexpected_error_is_one_line_or_a_traceback_with_verbose(model_file, mo
     assert "ZeroDivisionError" in verbose.stderr.strip().splitlines()[-1]
 
 
-def test_shell_completion():
+def test_shell_completion(monkeypatch):
     help_text = runner.invoke(app, ["--help"]).stdout
     assert "--install-completion" in help_text and "--show-completion" in help_text
-    result = runner.invoke(app, ["--show-completion", "bash"], prog_name="rnngen")
+    # Typer finds the shell among the process's ancestors; a test run started outside any shell
+    # (a CI runner, a background job) has none, so the shell is named here.
+    import typer.completion
+
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
+    result = runner.invoke(app, ["--show-completion"], prog_name="rnngen")
     assert result.exit_code == 0 and "_RNNGEN_COMPLETE" in result.stdout
     assert "complete " in result.stdout
 

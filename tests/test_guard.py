@@ -15,10 +15,11 @@ from test_adapt import CONFIGS, repeated, setup
 from rnngen.core.model import init_state
 from rnngen.reading import adapt
 from rnngen.reading.dynamic import GUARD_MARGIN
+from rnngen.reading.reader import Reader
 
 
 def mean_nll(params, cfg, ids, adaptation):
-    return float(np.mean(adapt.adapted_token_nll(params, cfg, ids, adaptation)))
+    return float(np.mean(Reader(params, cfg, adaptation).read(ids)))
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -29,9 +30,7 @@ def test_a_diverging_learning_rate_is_held_to_the_static_loss(name):
     settings = adapt.DynamicSettings(lr=1e3, length=6)
     # without the guard this learning rate is far worse than static: the test can fail
     weights = adapt.DynamicWeights(params, cfg, stats, settings, margin=None)
-    unguarded = np.concatenate(
-        [c.token_nll for c in adapt.read_stream(params, cfg, ids, weights)]
-    ).mean()
+    unguarded = Reader(params, cfg, weights=weights).read(ids).mean()
     assert not unguarded <= static + GUARD_MARGIN
     with np.errstate(all="raise"):  # and no floating-point warning on the way
         guarded = mean_nll(params, cfg, ids, adapt.Adaptation(None, settings, stats))
@@ -64,7 +63,7 @@ def test_a_step_to_infinity_is_dropped_at_once():
     ids, _ = repeated()
     weights = adapt.DynamicWeights(params, cfg, stats, adapt.DynamicSettings(lr=1e38, length=6))
     with np.errstate(all="raise"):
-        nll = np.concatenate([c.token_nll for c in adapt.read_stream(params, cfg, ids, weights)])
+        nll = Reader(params, cfg, weights=weights).read(ids)
     assert np.isfinite(nll).all()
     assert weights.dropped > 0
     assert all(np.isfinite(v).all() for v in weights.params.values())

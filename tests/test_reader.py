@@ -46,14 +46,14 @@ def trained(tmp_path_factory):
 
 OPTIONS = {
     "cache": ["--cache", "--cache-lambda", "0.3", "--cache-theta", "0.5"],
-    "dynamic": ["--dynamic", "--dynamic-lr", "0.01", "--dynamic-len", "7"],
+    "dynamic": ["--dynamic", "--dynamic-lr", "0.003", "--dynamic-len", "7"],
 }
 OPTIONS["both"] = OPTIONS["cache"] + OPTIONS["dynamic"]
 
 
 def adaptation_of(model, options) -> Adaptation:
     cache = {"lam": 0.3, "theta": 0.5} if "--cache" in options else None
-    dynamic = {"lr": 0.01, "length": 7} if "--dynamic" in options else None
+    dynamic = {"lr": 0.003, "length": 7} if "--dynamic" in options else None
     return api.adaptation_for(model, cache is not None, cache, dynamic is not None, dynamic)
 
 

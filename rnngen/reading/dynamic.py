@@ -156,16 +156,24 @@ class DynamicWeights:
     def read(self, inputs, targets, state):
         """Score a segment (T, 1) with the current weights, then step on it: the segment's
         model.LossAndGrads (token_nll and top from before the step)."""
+        result = self.score(inputs, targets, state)
+        with _quiet():
+            nll = result.token_nll
+            self._loss_sum += float(nll.sum())
+            self._loss_count += nll.size
+            self.update(result.grads)
+        return result
+
+    def score(self, inputs, targets, state):
+        """Score positions (T, 1) with the current weights, the guard judging the last step on
+        them (it may undo it), without a step: `read` without its update, for a segment whose
+        end is not known yet (the end of a text)."""
         with _quiet():
             result = self._score(inputs, targets, state)
             guarded = self._undoable and self.margin is not None
             if guarded and self._harmful(result, inputs, targets, state):
                 self._undo()
                 result = self._score(inputs, targets, state)
-            nll = result.token_nll
-            self._loss_sum += float(nll.sum())
-            self._loss_count += nll.size
-            self.update(result.grads)
         return result
 
     def _score(self, inputs, targets, state):

@@ -54,12 +54,14 @@ class Reader:
     """Reads tokens with a model (params in the computing layout: out.Wb joined) adapted as
     `adaptation` says (None: the trained model alone). See the module's docstring."""
 
-    def __init__(self, params, cfg, adaptation: Adaptation | None = None):
+    def __init__(self, params, cfg, adaptation: Adaptation | None = None, weights=None):
+        """weights: a DynamicWeights of these params to read with instead of one made from the
+        adaptation's settings (a variant under test or benchmark)."""
         self.adaptation = adaptation = adaptation or Adaptation()
         self.cfg, self.trained = cfg, params
         dtype = params["embed"].dtype
-        self.weights = None
-        if adaptation.dynamic is not None:
+        self.weights = weights
+        if weights is None and adaptation.dynamic is not None:
             self.weights = DynamicWeights(params, cfg, adaptation.stats, adaptation.dynamic)
         self.cache = None
         if adaptation.cache is not None:
@@ -135,7 +137,10 @@ class Reader:
                 self.state = sequence_top(self.params, self.cfg, x, self.state)[1]
                 return None
             y = xp.asarray(np.asarray(ids[p + 1 : end + 1], dtype=np.int32)[:, None])
-            result = token_scores(self.params, self.cfg, x, y, self.state, self.workspace)
+            if self.weights is not None:  # the divergence guard judges the last step here too
+                result = self.weights.score(x, y, self.state)
+            else:
+                result = token_scores(self.params, self.cfg, x, y, self.state, self.workspace)
             self.state = result.state
             model_nll, top, targets = result.token_nll[:, 0], result.top, y[:, 0]
         nll = model_nll
