@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from rnngen.cli.app import app
 
-API_PAGE = "notes/reader.md"  # the page whose examples run (docs/api.md once merged)
+API_PAGE = "docs/api.md"  # the page whose examples run
 TINY = ["--epochs", "1", "--hidden", "16", "--embed", "8", "--batch-size", "4", "--seq-len", "8"]
 
 

@@ -134,6 +134,7 @@ Threads = Annotated[
         "-t",
         "--threads",
         min=1,
+        metavar="N",
         callback=_use_threads,
         help="CPU cores to use, for matrix products and the optimiser. [default: all]",
     ),

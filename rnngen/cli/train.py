@@ -208,7 +208,7 @@ def train_command(
     lr_decay: Annotated[
         float,
         typer.Option(
-            help="Divide the learning rate by this after an epoch without gain.",
+            help="Divide the learning rate by this after an epoch without gain (not with --time).",
             rich_help_panel=TRAINING,
         ),
     ] = TrainConfig.lr_decay,
@@ -311,7 +311,7 @@ def train_command(
     log_file: Annotated[
         str | None,
         typer.Option(
-            help="Append a JSON line per logged step and per epoch's evaluation to this file.",
+            help="Append a JSON line per logged step and per validation to this file.",
             rich_help_panel=OUTPUT,
         ),
     ] = None,

@@ -31,8 +31,9 @@ def tune_command(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ):
-    """Search the --cache and --dynamic settings on a held-out text (a small fixed grid) and print
-    the best ones with their perplexities; --write stores them for eval and sample.
+    """Search the --cache and --dynamic settings, alone and together, on a held-out text (a small
+    fixed grid) and print the best ones with their perplexities; --write stores them for eval,
+    score and sample.
 
     Example: rnngen tune model.npz held_out.txt --write
     """
