@@ -237,7 +237,7 @@ def encode_file(
     paragraphs = tokenizer.joins_lines
     with open_input(path) as f:
         counts = Counter()
-        lines = LineStats()
+        lines = LineStats(tokenizer.rules)
         # The first pass counts tokens with every line break kept and learns the book's layout;
         # how many breaks that layout joins is known from the counts (linebreaks.LineStats.joined).
         # It also learns how the book spaces its punctuation, from the same normalised text.

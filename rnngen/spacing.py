@@ -37,6 +37,10 @@ MAX_PAIRS = 64
 PAIR_SPACING = ("spaced", "tight")
 QUOTES = ("'", '"')
 
+# Marks printers repeat: under rules 2 a run of one of them, tight (`...`, `--`, `!!!`) or spaced
+# with three or more (`. . .`, `* * *`), is one token, so its inner spacing comes back exactly.
+RUN_MARKS = ".-—–*!?~=#+"
+
 _MARK = re.compile(r"[^\w\s]")
 _WORD_BEFORE = re.compile(r"\w+(?:['’]\w+)*$")
 _WORD_AFTER = re.compile(r"\w+(?:['’]\w+)*")

@@ -46,8 +46,12 @@ PARAGRAPH = "\n\n"
 LEVELS = ("word", "char")
 SCHEMES = ("book", "whitespace")
 LINES = ("auto", "keep", "join")
+# Versions of the book rules (`TokenizerConfig.rules`); new files get the last. 1: the rules of
+# files made before the setting existed. 2: a printer's line break after a dash is joined without
+# a space, one inside a run of marks kept (linebreaks.py).
+RULES = (1, 2)
 # What a file written before a setting existed meant by leaving it out.
-LEGACY_SETTINGS = {"lines": "keep", "attach": {}, "elisions": [], "pairs": {}}
+LEGACY_SETTINGS = {"lines": "keep", "attach": {}, "elisions": [], "pairs": {}, "rules": 1}
 
 # A paragraph break, a line break, a word (letters/digits, inner apostrophes), or one other mark.
 _BOOK_TOKEN = re.compile(r"\n\n|\n|\w+(?:['’]\w+)*|[^\w\s]")
@@ -75,6 +79,7 @@ class TokenizerConfig:
     attach: tuple | None = None
     elisions: tuple | None = None
     pairs: tuple | None = None  # (("* (", "tight"), ...): neighbours spaced against those rules
+    rules: int = RULES[-1]  # book rules version (see RULES); files without it have 1
 
     def __post_init__(self):
         if self.level not in LEVELS:
@@ -88,6 +93,11 @@ class TokenizerConfig:
         if self.level == "char" and self.scheme != "book":
             raise ConfigError(
                 "--tokenizer whitespace is for word level; drop it or use --level word"
+            )
+        if self.rules not in RULES:
+            raise ConfigError(
+                f"tokenizer rules {self.rules!r} are not known to this version of rnngen "
+                f"(it knows {', '.join(map(str, RULES))}); upgrade rnngen"
             )
         if self.lines not in LINES:
             raise ConfigError(
@@ -183,7 +193,7 @@ def normalized_text(text: str, config: TokenizerConfig, layout: Layout | None = 
     """The text word-level `book` rules split: the printer's line breaks joined (per
     `config.lines`), case folded if asked, and normalised (see the module docstring)."""
     if config.joins_lines:
-        text = join_lines(text, config.lines, layout)
+        text = join_lines(text, config.lines, layout, config.rules)
     if config.lowercase:
         text = text.lower()
     return normalize_book_text(text)

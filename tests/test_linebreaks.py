@@ -221,3 +221,35 @@ def test_cli_lines_errors(tmp_path):
     path.write_text(WRAPPED, encoding="utf-8")
     result = runner.invoke(app, ["encode", str(path), "--lines", "join", "--level", "char"])
     assert result.exit_code == 2 and "--lines join is for word-level book text" in result.stderr
+
+
+DASHED = (
+    "It was the best of times, it was the worst of times--it was the age of\n"
+    "wisdom, it was the age of foolishness, it was the epoch of belief, it\n"
+    "was the epoch of incredulity, it was the season of Light, it was the—\n"
+    "season of Darkness, it was the spring of hope, it was the winter of\n"
+    "despair.\n"
+)
+
+
+def test_a_wrap_after_a_dash_is_joined_without_a_space():
+    """Books print a dash attached to its word closed (`times--it`): the printer's wrap is the
+    only place a space follows one. Rules 1 (files made before) joined it with a space."""
+    joined = join_lines(DASHED * 3).split("\n")[0]
+    assert "the worst of times--it was the age of wisdom" in joined
+    assert "it was the—season of Darkness" in joined
+    assert "it was the— season" in join_lines(DASHED * 3, rules=1)
+    spaced = "An old tale told at length, as such tales are, by a man in a blue coat ------\n"
+    assert "coat ------ and" in join_lines(spaced + "and so on.", "join")  # not attached
+
+
+def test_a_break_inside_a_run_of_marks_is_kept_even_by_join():
+    """Joined, `. .⏎.` would make one token of a spaced run (`. . .`) where the counting pass
+    saw two; so under rules 2 such a break stays, `--lines join` included."""
+    text = "He stopped and thought . .\n. and went on as before, slowly, step by step.\n"
+    assert join_lines(text, "join") == text
+    assert join_lines(text, "join", rules=1) == text.replace("\n", " ", 1)
+    stats = LineStats()
+    stats.add(text)
+    assert stats.joined(stats.layout(), "join") == 0
+    assert NEWLINE in tokenize(text, JOIN)

@@ -4,6 +4,7 @@ import pytest
 
 from rnngen.corpus import encode_text
 from rnngen.errors import ConfigError
+from rnngen.storage import read_tokenizer
 from rnngen.tokenize import (
     EOS,
     UNK,
@@ -11,6 +12,7 @@ from rnngen.tokenize import (
     detokenize,
     normalize_book_text,
     normalized_text,
+    stream_detokenize,
     tokenize,
 )
 from rnngen.vocab import build_vocab
@@ -122,3 +124,66 @@ def test_breaks_in_a_row_print_as_at_most_one_blank_line():
         assert "".join(stream_detokenize(tokens, config)) == "Wendy\n\nPeter"
     assert detokenize(["Wendy", NEWLINE, "Peter"], config) == "Wendy\nPeter"
     assert detokenize(["Wendy", NEWLINE, NEWLINE, "Peter"], config) == "Wendy\n\nPeter"
+
+
+# Made with the rules of files written before `rules` existed: their settings (no `rules`) and
+# the tokens and text the code of that time gave for LEGACY_TEXT, which files made then must
+# keep giving, so old models score, resume and sample as before.
+LEGACY_TEXT = (
+    "He took his M.A. degree, i.e. the S.L.O. kind, on October 11, 1805, with 1,000 men.\n"
+    'She ended her story. "To be sure," she said. "Yes."\n\n'
+    "It was _Lady:_ and _Hackluyt._ (_i.e._ a _whale!_) and _Mrs._ _Elton_ too.\n"
+    "He paused . . . and went on. * * * They like ’em; ’tis true, ’ud he? "
+    "Angels hoverin' roun' him, 'bout that.\n"
+    "The rest--he knew--was B---- and nothing.... Wait!!! ‘’Tis so,’ said she.\n"
+)
+LEGACY_STORED = {
+    "level": "word", "scheme": "book", "lowercase": False, "lines": "auto",
+    "attach": {"!": "left", "(": "right", ")": "left", "*": "none", ",": "left", "-": "both",
+               ".": "left", ":": "left", ";": "left", "?": "left", "’": "left"},
+    "elisions": ["'bout"], "pairs": {", number": "tight"},
+}  # fmt: skip
+LEGACY_TOKENS = [
+    'He', 'took', 'his', 'M', '.', 'A', '.', 'degree', ',', 'i', '.', 'e', '.', 'the', 'S', '.',
+    'L', '.', 'O', '.', 'kind', ',', 'on', 'October', '11', ',', '1805', ',', 'with', '1', ',',
+    '000', 'men', '.', '\n', 'She', 'ended', 'her', 'story', '.', '"', 'To', 'be', 'sure', ',',
+    '"', 'she', 'said', '.', '"', 'Yes', '.', '"', '\n\n', 'It', 'was', '_Lady', ':', '_', 'and',
+    '_Hackluyt', '.', '_', '(', '_i', '.', 'e', '.', '_', 'a', '_whale', '!', '_', ')', 'and',
+    '_Mrs', '.', '_', '_Elton_', 'too', '.', '\n', 'He', 'paused', '.', '.', '.', 'and', 'went',
+    'on', '.', '*', '*', '*', 'They', 'like', '’', 'em', ';', '’', 'tis', 'true', ',', '’', 'ud',
+    'he', '?', 'Angels', 'hoverin', "'", 'roun', "'", 'him', ',', "'", 'bout', 'that', '.', '\n',
+    'The', 'rest', '-', '-', 'he', 'knew', '-', '-', 'was', 'B', '-', '-', '-', '-', 'and',
+    'nothing', '.', '.', '.', '.', 'Wait', '!', '!', '!', '‘', '’', 'Tis', 'so', ',', '’', 'said',
+    'she', '.', '\n',
+]  # fmt: skip
+LEGACY_DETOKENIZED = (
+    "He took his M. A. degree, i. e. the S. L. O. kind, on October 11,1805, with "
+    "1,000 men.\n"
+    'She ended her story. "To be sure," she said. "Yes."\n'
+    "\n"
+    "It was _Lady: _ and _Hackluyt. _ (_i. e. _ a _whale! _) and _Mrs. _ _Elton_ "
+    "too.\n"
+    "He paused... and went on. * * * They like’ em;’ tis true,’ ud he? Angels "
+    "hoverin 'roun' him, 'bout that.\n"
+    "The rest--he knew--was B----and nothing.... Wait!!! ‘’ Tis so,’ said she.\n"
+)
+
+
+def test_files_without_rules_tokenize_as_before():
+    config = read_tokenizer(LEGACY_STORED)
+    assert config.rules == 1
+    tokens = tokenize(LEGACY_TEXT, config)
+    assert tokens == LEGACY_TOKENS
+    assert detokenize(tokens, config) == LEGACY_DETOKENIZED
+    assert "".join(stream_detokenize(tokens, config)) == LEGACY_DETOKENIZED
+    learned = encode_text(LEGACY_TEXT, TokenizerConfig(rules=1)).tokenizer
+    assert dict(learned.attach) == {
+        "!": "both", "(": "right", ")": "left", "*": "none", ",": "left", "-": "both",
+        ".": "both", ":": "both", ";": "left", "?": "left", "’": "right",
+    }  # fmt: skip
+    assert learned.elisions == () and learned.pairs == ()
+
+
+def test_unknown_rules_are_refused():
+    with pytest.raises(ConfigError, match="rules 3 are not known"):
+        TokenizerConfig(rules=3)
