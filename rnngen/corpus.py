@@ -204,7 +204,7 @@ def encode_text(
         raise InputDataError("the text has no tokens; give a text with some words in it")
     counts = Counter(tokens)
     if _learns_spacing(tokenizer):
-        spacing = SpacingStats()
+        spacing = SpacingStats(tokenizer.rules)
         spacing.add(normalized_text(text, replace(tokenizer, lines="keep")))
         tokenizer = _with_spacing(tokenizer, spacing, counts)
     vocab = build_vocab_from_counts(counts, tokenizer.specials, max_vocab, min_count)
@@ -242,11 +242,11 @@ def encode_file(
         # how many breaks that layout joins is known from the counts (linebreaks.LineStats.joined).
         # It also learns how the book spaces its punctuation, from the same normalised text.
         keep = replace(tokenizer, lines="keep")
-        spacing = SpacingStats() if _learns_spacing(tokenizer) else None
+        spacing = SpacingStats(tokenizer.rules) if _learns_spacing(tokenizer) else None
         for piece in iter_text(f, name, options, paragraphs=paragraphs):
             if keep.book_words:
                 normalized = normalized_text(piece, keep)
-                counts.update(book_tokens(normalized))
+                counts.update(book_tokens(normalized, keep.rules))
                 if spacing is not None:
                     spacing.add(normalized)
             else:

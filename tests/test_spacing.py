@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rnngen.corpus import encode_text, round_trip
 from rnngen.errors import ConfigError, ModelFileError
+from rnngen.spacing import SpacingStats
 from rnngen.storage import load_corpus, save_corpus
 from rnngen.tokenize import TokenizerConfig, detokenize, normalized_text, tokenize
 
@@ -83,6 +84,8 @@ def test_learning_is_deterministic_and_stored(tmp_path):
         ({"elisions": ["o'", "'tis"]}, "out of order"),
         ({"pairs": {"? (": "maybe"}}, "bad entry"),
         ({"pairs": {"?(": "tight"}}, "bad entry"),
+        ({"pairs": {"word word word": "tight"}}, "bad entry"),
+        ({"rules": 3}, "rules 3 are not known"),
     ],
 )
 def test_bad_records_are_refused(tmp_path, settings_, message):
@@ -123,3 +126,30 @@ def test_a_text_spaced_consistently_comes_back_exactly(words, sides, marks):
         text += ("" if side in ("right", "both") else " ") + word
     config = learned(text)
     assert again(text, config) == normalized_text(text, config)
+
+
+def test_pairs_in_the_context_of_their_neighbours():
+    """Footnote marks: attached to the word before and spaced from the one after in the text
+    (`alien.* Hence`), but attached to the note's first word at the start of a line."""
+    text = "It is alien.* Hence the rest, as said.* So be it.\n\n*See below.\n*And more.\n"
+    config = learned(text)
+    assert ("line * word", "tight") in config.pairs or ("* word", "spaced") in config.pairs
+    assert again(text, config) == normalized_text(text, config)
+
+
+def test_runs_of_marks_take_their_own_side():
+    text = "THE SPOT . . . . 24\nTHE END . . . . . 30\nHe said... no. Miss ------, and the--end."
+    config = learned(text)
+    assert dict(config.attach)[". . . ."] == "none" and dict(config.attach)["..."] == "left"
+    assert again(text, config) == normalized_text(text, config)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab .'’_*-\n")), max_size=200))
+def test_learning_does_not_depend_on_where_lines_are_cut(text):
+    """Counts over a text's lines, added one line at a time, are the whole text's."""
+    whole, parts = SpacingStats(), SpacingStats()
+    whole.add(text)
+    for line in text.splitlines(keepends=True):
+        parts.add(line)
+    assert vars(parts) == vars(whole)

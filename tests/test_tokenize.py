@@ -1,6 +1,8 @@
 """Tokenizers, detokenising and the vocabulary."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnngen.corpus import encode_text
 from rnngen.errors import ConfigError
@@ -126,6 +128,36 @@ def test_breaks_in_a_row_print_as_at_most_one_blank_line():
     assert detokenize(["Wendy", NEWLINE, NEWLINE, "Peter"], config) == "Wendy\n\nPeter"
 
 
+# Held-back novels showed these patterns; tokenizer rules 2 round-trip them (see RULES).
+PATTERNS = [
+    "He took his M.A. degree at Oxford, i.e. the old way, and wrote to S.L.O. at once.",
+    "I.O.U. was all it said, and P.S. under it.",
+    'It was the end of her story. "To be sure," said he. "Quite so."',
+    '"I went there, and I saw it all.\n\n"Then I came back. That is all," he said. '
+    'It was the end of his story. "To be sure," said she.',
+    "The word was _Lady:_ and the citation _Hackluyt._ and then _really!_ it ended.",
+    "(_i.e._ a whale) and _Mrs._ _Elton_ too, _A.D._ 1820.",
+    "He paused . . . and went on. . . . Then:\n\n* * *\n\nA new part.",
+    "“Tell ’em I’m coming,” he said; “’tis late, an’ ’ud be later. ‘’Tis so,’ said she.”",
+    "On October 11, 1805, with 1,000 men, 3.5 guns and B---- at 6:30.",
+    "The rest--he knew it--was nothing.... Wait!!! Then ----!",
+]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_rules_2_round_trip_the_patterns(book_text, pattern):
+    """Each pattern comes back exactly, with the spacing learned from a book holding it."""
+    config = encode_text(book_text + "\n\n" + pattern + "\n", BOOK).tokenizer
+    assert config.rules == 2
+    assert detokenize(tokenize(pattern, config), config) == normalized_text(pattern, config)
+
+
+def test_rules_2_tokens():
+    tokens = tokenize("M.A. i.e. ’em . . . * * * ... -- 1,000 don’t", BOOK)
+    assert tokens == ["M.A", ".", "i.e", ".", "’em", ". . .", "* * *", "...", "--", "1", ",",
+                      "000", "don’t"]  # fmt: skip
+
+
 # Made with the rules of files written before `rules` existed: their settings (no `rules`) and
 # the tokens and text the code of that time gave for LEGACY_TEXT, which files made then must
 # keep giving, so old models score, resume and sample as before.
@@ -187,3 +219,20 @@ def test_files_without_rules_tokenize_as_before():
 def test_unknown_rules_are_refused():
     with pytest.raises(ConfigError, match="rules 3 are not known"):
         TokenizerConfig(rules=3)
+
+
+RULES_2_TOKENS = ['"', "'", "’em", "_Lady", "_", "York_", "...", ". . .", "--", "*", "M.A", ".",
+                  ",", "1", "000", "a", "hoverin", "o", "\n", "\n\n", "”", "—", "("]  # fmt: skip
+RULES_2_CONFIG = TokenizerConfig(
+    attach=(("*", "left"), ("...", "left")),
+    elisions=("'em", "o'"),
+    pairs=(("* (", "tight"), (". ” —", "tight"), ("line * word", "tight"), ("” — > _", "spaced")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens=st.lists(st.sampled_from(RULES_2_TOKENS), max_size=25))
+def test_rules_2_stream_detokenizer_matches_detokenize(tokens):
+    """Rules 2 look one token ahead and two back, as the streamer allows."""
+    expected = detokenize(tokens, RULES_2_CONFIG)
+    assert "".join(stream_detokenize(tokens, RULES_2_CONFIG)) == expected
