@@ -37,7 +37,8 @@ from collections import Counter
 
 SIDES = ("left", "right", "both", "none")
 MAX_MARKS = 512  # entries kept in `attach` (a book has a few dozen marks)
-MAX_ELISIONS = 64
+MAX_ELISIONS = 1024
+MAX_ELISIONS_V1 = 64  # what rules 1 recorded
 MAX_PAIRS = 128  # pairs and (rules 2) pairs in context together
 MAX_PAIR_EXCEPTIONS = 64  # of each kind recorded
 PAIR_SPACING = ("spaced", "tight")
@@ -74,6 +75,7 @@ class SpacingStats:
         self.rules = rules  # the tokenizer rules whose marks are counted (TokenizerConfig.rules)
         self.marks = Counter()  # (mark, "before" or "after", spaced) -> occurrences
         self.elided = Counter()  # "'tis" / "o'" -> occurrences
+        self.opened = Counter()  # rules 2: a word before ` 'x` (`say 'poor`) -> occurrences
         self.pairs = Counter()  # rules 1: (class, class, spaced) -> occurrences, a mark on a side
         # rules 2: the space between two neighbours A and B in context: (A, B, the class before a
         # mark A or "line", the class after a mark B, spaced) -> occurrences; None: no context
@@ -153,17 +155,28 @@ class SpacingStats:
         self.gaps.update(gaps)
 
     def _elision(self, text: str, i: int, mark: str) -> None:
-        if mark != "'" or i == 0 or i + 1 >= len(text):
+        if mark != "'":
             return
-        before, after = text[i - 1] == " ", text[i + 1] == " "
+        if self.rules >= 2:  # the ends of a line (a wrap, before joining) count as spaces
+            before = i == 0 or text[i - 1] in " \n"
+            after = i + 1 == len(text) or text[i + 1] in " \n"
+        elif i == 0 or i + 1 >= len(text):
+            return
+        else:
+            before, after = text[i - 1] == " ", text[i + 1] == " "
         if before and not after:  # ` 'tis`
             word = _WORD_AFTER.match(text, i + 1)
             if word:
                 self.elided["'" + word.group()] += 1
+            if self.rules >= 2 and word and i >= 2 and text[i - 1] == " ":
+                previous = _WORD_BEFORE.search(text, max(0, i - 41), i - 1)
+                if previous:  # `say 'poor`: a quote opened after a word (or `do 'bout`)
+                    self.opened[previous.group().strip("_"), word.group()] += 1
         elif after and not before:  # `o' `
             word = _WORD_BEFORE.search(text, max(0, i - 40), i)
             if word:
-                self.elided[word.group() + "'"] += 1
+                form = word.group().strip("_") if self.rules >= 2 else word.group()
+                self.elided[form + "'"] += 1
 
     def record(self, counts: Counter) -> tuple:
         """(attach, elisions, pairs) for TokenizerConfig, given the text's token counts. A side
@@ -189,14 +202,43 @@ class SpacingStats:
 
     def _elisions(self, counts: Counter) -> tuple:
         """The elided words to record, the most frequent first: those with the apostrophe in at
-        least half of their occurrences."""
-        elided = [
-            (form, n)
+        least half of their occurrences, and under rules 2 (`_elided_ends`) more of those
+        elided at their end, and such endings (`-in'`)."""
+        elided = {
+            form: n
             for form, n in self.elided.items()
             if n >= 2 and 2 * n >= counts.get(form.strip("'"), 0)
-        ]
-        elided.sort(key=lambda item: (-item[1], item[0]))
-        return tuple(sorted(form for form, _ in elided[:MAX_ELISIONS]))
+        }
+        if self.rules >= 2:
+            elided.update(self._elided_ends(elided))
+        ranked = sorted(elided.items(), key=lambda item: (-item[1], item[0]))
+        limit = MAX_ELISIONS if self.rules >= 2 else MAX_ELISIONS_V1
+        return tuple(sorted(form for form, _ in ranked[:limit]))
+
+    def _elided_ends(self, elided: dict) -> dict:
+        """Rules 2: {`blame'`: n}, every word the text elides at its end (`blame' fool`) or marks
+        as a plural's possessive (`girls' school`, printed alike), however rare, unless quotes
+        open after it (`say 'poor`) a quarter as often, elided words after it (`do 'bout`) not
+        counted; and {`-in'`: n}, two-letter endings of words of three or more letters elided so
+        in three different words, four times as often as quotes open after such words. A
+        dialect elides by rule (`hoverin' round`), so a word seen once is elided all the same."""
+        opened = Counter()
+        for (word, following), n in self.opened.items():
+            if "'" + following not in elided:
+                opened[word] += n
+        ends, uses, words, after = {}, Counter(), Counter(), Counter()
+        for form, n in self.elided.items():
+            if form[-1] == "'" and n >= max(1, 4 * opened[form[:-1]]):
+                ends[form] = n
+            if form[-1] == "'" and len(form) > 3 and _is_word_char(form[-3:-1]):
+                uses[form[-3:-1]] += n
+                words[form[-3:-1]] += 1
+        for word, n in opened.items():
+            after[word[-2:]] += n
+        for ending, n in uses.items():
+            if words[ending] >= 3 and n >= 4 * max(1, after[ending]):
+                ends[f"-{ending}'"] = n
+        return ends
 
     def _pairs(self) -> Counter:
         """(class, class, spaced) -> occurrences, a mark on either side; under rules 2 summed

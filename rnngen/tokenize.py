@@ -55,10 +55,11 @@ LINES = ("auto", "keep", "join")
 # Versions of the book rules (`TokenizerConfig.rules`); new files get the last. 1: the rules of
 # files made before the setting existed. 2: abbreviations (`M.A.`), elided words (`’em`) and runs
 # of marks (`...`, `* * *`) are one token; pairs of neighbours are also learned in the context of
-# the token before or after them (spacing.py); the detokenizer tracks `_emphasis_` and starts
-# every paragraph with no quote open; a comma between numbers is a thousands separator only
-# before three digits; a printer's line break after a dash is joined without a space, one inside
-# a run of marks kept (linebreaks.py).
+# the token before or after them, and words elided at their end however rare, and such endings
+# (`-in'`; spacing.py); the detokenizer tracks `_emphasis_` and starts every paragraph with no
+# quote open; a comma between numbers is a thousands separator only before three digits; a
+# printer's line break after a dash is joined without a space, one inside a run of marks kept
+# (linebreaks.py).
 RULES = (1, 2)
 # What a file written before a setting existed meant by leaving it out.
 LEGACY_SETTINGS = {"lines": "keep", "attach": {}, "elisions": [], "pairs": {}, "rules": 1}
@@ -83,8 +84,9 @@ _PAIR = re.compile(
     rf"{_CLASS} {_CLASS}|(?:line|{_CLASS}) [^\w\s]{{1,3}} {_CLASS}"
     rf"|{_CLASS} [^\w\s]{{1,3}} > (?:_|{_CLASS})"
 )
-# An elided word as it prints (`'tis`, `o'`).
-_ELISION = re.compile(r"'\w+(?:['’]\w+)*|\w+(?:['’]\w+)*'")
+# An elided word as it prints (`'tis`, `o'`), or (rules 2) an elided ending (`-in'`: any word of
+# three or more letters ending so).
+_ELISION = re.compile(r"'\w+(?:['’]\w+)*|\w+(?:['’]\w+)*'|-\w\w'")
 
 _NO_SPACE_BEFORE = CLOSERS | {NEWLINE, PARAGRAPH}
 _NO_SPACE_AFTER = OPENERS | {NEWLINE, PARAGRAPH}
@@ -404,6 +406,34 @@ class StreamDetokenizer:
         self._after_opening_quote = True
         return space
 
+    def _elided_end(self, word: str) -> bool:
+        """Whether the text elides the end of `word` with a straight apostrophe: the word, or
+        (rules 2) its ending (`-in'`), was recorded. Rules 2 look through emphasis
+        (`_bilin_'`)."""
+        if word + "'" in self._elisions:
+            return True
+        if self._rules < 2:
+            return False
+        word = word.strip("_")
+        if word + "'" in self._elisions:
+            return True
+        return len(word) > 2 and f"-{word[-2:]}'" in self._elisions
+
+    def _elided_start(self, word) -> bool:
+        """Whether the text elides the start of `word` with a straight apostrophe (`'tis`);
+        rules 2 look through emphasis (`'ll_`)."""
+        if not _is_word(word):
+            return False
+        return "'" + word in self._elisions or (
+            self._rules >= 2 and "'" + word.strip("_") in self._elisions
+        )
+
+    def _plural(self, word: str) -> bool:
+        """Whether a quote after `word` likely marks a plural's possessive (`Marooners' Rock`).
+        Rules 2 learn a text's possessives with its elisions (spacing.py) and guess so only for
+        a text that taught none, as the guess misreads `says 'for` and `was 'lection`."""
+        return word.endswith("s") and (self._rules < 2 or not self._elisions)
+
     def _note_emphasis(self, token: str) -> None:
         """A word with an odd number of underscores opens or closes an emphasis: opens at its
         start (`_Lady`), closes at its end (`York_`), else turns it over (`gentle_men`);
@@ -429,9 +459,14 @@ class StreamDetokenizer:
 
     def _quote(self, token, prev, following, space, after_opening) -> bool:
         """Whether a straight quote takes a space before it; notes whether it opened a quote."""
-        if token == "'" and _is_word(prev) and prev + "'" in self._elisions:
-            return False  # `o' the`: an elision, no quote opened or closed
-        if token == "'" and _is_word(following) and "'" + following in self._elisions:
+        # An elision opens or closes no quote. Rules 2 read `do 'bout` and `man 'ud` with the
+        # word after elided, as a word elided at its start is known by itself, one elided at its
+        # end perhaps only by its ending (`-an'`).
+        starts = token == "'" and self._elided_start(following)
+        if token == "'" and not (starts and self._rules >= 2):
+            if _is_word(prev) and self._elided_end(prev):
+                return False  # `o' the`
+        if starts:
             self._after_opening_quote = True  # `'tis`
             return space
         # Straight quotes are ambiguous; these rules print most book text right. After a word
@@ -440,7 +475,7 @@ class StreamDetokenizer:
         # it closes an open quote (`fairies,'`) and otherwise opens one (`said, 'Thank`).
         if _is_word(prev):
             opening = (
-                not self._open_quotes[token] and _is_word(following) and not prev.endswith("s")
+                not self._open_quotes[token] and _is_word(following) and not self._plural(prev)
             )
         else:
             opening = not (self._open_quotes[token] and prev not in self._tight_after)

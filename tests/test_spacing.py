@@ -85,6 +85,7 @@ def test_learning_is_deterministic_and_stored(tmp_path):
         ({"pairs": {"? (": "maybe"}}, "bad entry"),
         ({"pairs": {"?(": "tight"}}, "bad entry"),
         ({"pairs": {"word word word": "tight"}}, "bad entry"),
+        ({"elisions": ["-i'"]}, "not a word with an apostrophe"),
         ({"rules": 3}, "rules 3 are not known"),
     ],
 )
@@ -126,6 +127,22 @@ def test_a_text_spaced_consistently_comes_back_exactly(words, sides, marks):
         text += ("" if side in ("right", "both") else " ") + word
     config = learned(text)
     assert again(text, config) == normalized_text(text, config)
+
+
+def test_words_elided_at_their_end_and_such_endings():
+    """A dialect elides by rule: every word seen elided at its end is learned, and an ending
+    elided in three different words stands for any word so ending (`hoverin'`, seen nowhere)."""
+    text = (
+        "He was singin' an' talkin' and laughin' all day, an' then walkin' home, de do' shut.\n"
+        "She said 'Hello there,' and went in. The girls' school was shut.\n"
+    )
+    config = learned(text)
+    assert {"-in'", "an'", "do'", "girls'", "walkin'"} <= set(config.elisions)
+    assert "there'" not in config.elisions  # a quote closed after a word opened after none
+    assert again(text, config) == normalized_text(text, config)
+    assert again("Angels hoverin' round him.", config) == "Angels hoverin' round him."
+    old = encode_text(text, TokenizerConfig(rules=1)).tokenizer
+    assert old.elisions == ("an'",) and again(text, old) != text
 
 
 def test_pairs_in_the_context_of_their_neighbours():

@@ -139,6 +139,7 @@ PATTERNS = [
     "(_i.e._ a whale) and _Mrs._ _Elton_ too, _A.D._ 1820.",
     "He paused . . . and went on. . . . Then:\n\n* * *\n\nA new part.",
     "“Tell ’em I’m coming,” he said; “’tis late, an’ ’ud be later. ‘’Tis so,’ said she.”",
+    "Angels hoverin' round him, singin' and talkin' and laughin' all night long.",
     "On October 11, 1805, with 1,000 men, 3.5 guns and B---- at 6:30.",
     "The rest--he knew it--was nothing.... Wait!!! Then ----!",
 ]
@@ -214,6 +215,8 @@ def test_files_without_rules_tokenize_as_before():
         ".": "both", ":": "both", ";": "left", "?": "left", "’": "right",
     }  # fmt: skip
     assert learned.elisions == () and learned.pairs == ()
+    new = encode_text(LEGACY_TEXT, BOOK).tokenizer
+    assert detokenize(tokenize(LEGACY_TEXT, new), new) == normalized_text(LEGACY_TEXT, new)
 
 
 def test_unknown_rules_are_refused():
@@ -225,7 +228,7 @@ RULES_2_TOKENS = ['"', "'", "’em", "_Lady", "_", "York_", "...", ". . .", "--"
                   ",", "1", "000", "a", "hoverin", "o", "\n", "\n\n", "”", "—", "("]  # fmt: skip
 RULES_2_CONFIG = TokenizerConfig(
     attach=(("*", "left"), ("...", "left")),
-    elisions=("'em", "o'"),
+    elisions=("'em", "-in'", "o'"),
     pairs=(("* (", "tight"), (". ” —", "tight"), ("line * word", "tight"), ("” — > _", "spaced")),
 )
 
