@@ -1,4 +1,5 @@
-"""Joining the printer's line breaks (`--lines`, rnngen/linebreaks.py): on real books, on
+"""Joining the printer's line breaks (`--lines`, rnngen/linebreaks.py): on real books (the
+bundled Peter Pan and excerpts of War and Peace and `tiny_shakespeare.txt` in tests/fixtures), on
 hand-made paragraphs, and whatever the pieces a text is read in."""
 
 import io
@@ -6,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_CORPORA
+from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -24,8 +25,15 @@ JOIN = TokenizerConfig(lines="join")
 runner = CliRunner()
 
 
+BOOKS = {
+    "peter_pan.txt": REPO / "corpora" / "peter_pan.txt",
+    "war_and_peace.txt": REPO / "tests" / "fixtures" / "war_and_peace_excerpt.txt",
+    "tiny_shakespeare.txt": REPO / "tests" / "fixtures" / "tiny_shakespeare_excerpt.txt",
+}
+
+
 def book(name: str) -> str:
-    return (SHARED_CORPORA / name).read_text(encoding="utf-8")
+    return BOOKS[name].read_text(encoding="utf-8")
 
 
 def joined_in(name: str, excerpt: str) -> str:
@@ -61,7 +69,7 @@ def test_war_and_peace_prose_is_joined_and_its_verse_kept():
     assert joined_in("war_and_peace.txt", verse) == verse
     text = book("war_and_peace.txt")
     keep, auto = tokenize(text, KEEP), tokenize(text, AUTO)
-    assert auto.count(NEWLINE) < 0.01 * keep.count(NEWLINE)  # 105 of 39,753 breaks stay
+    assert keep.count(NEWLINE) > 400 and auto.count(NEWLINE) <= 10  # the verse's 7 and the end
     assert [t for t in keep if t != NEWLINE] == [t for t in auto if t != NEWLINE]
 
 
@@ -80,7 +88,7 @@ def test_shakespeare_keeps_its_verse_and_joins_its_prose():
     assert joined == "First Citizen:\n" + prose[15:].replace("\n", " ")[:-1] + "\n"
     text = book("tiny_shakespeare.txt")
     kept = tokenize(text, AUTO).count(NEWLINE) / tokenize(text, KEEP).count(NEWLINE)
-    assert kept > 0.9
+    assert kept > 0.85  # 0.89 of the excerpt, 0.92 of the whole
 
 
 WRAPPED = (
@@ -141,7 +149,7 @@ def _pieces(text, chunk_bytes):
 
 
 @settings(max_examples=40, deadline=None)
-@given(start=st.integers(0, 200_000), chunk=st.integers(50, 3000))
+@given(start=st.integers(0, 25_000), chunk=st.integers(50, 3000))
 def test_decisions_do_not_depend_on_where_pieces_are_cut(start, chunk):
     text = book("war_and_peace.txt")[start : start + 12_000] + book("tiny_shakespeare.txt")[:4000]
     pieces = _pieces(text, chunk)
