@@ -51,7 +51,7 @@ HELD = -2  # rules 2: join_limit of a break kept under any mode, `join` too (bet
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•–]|\d+[.)]|\(\w{1,4}\))\s")
 _LEADING_MARKS = re.compile(r"[^\w]*")
-_ATTACHED_DASH = re.compile(r"[^\s\-—–][\-—–]+$")  # `word--`, `tell—`: not `Miss ------`
+_ATTACHED_DASH = re.compile(r"[^\s\-—–][\-—–]+\Z")  # `word--`, `tell—`: not `Miss ------`
 
 
 def normalize_line_ends(text: str) -> str:
@@ -118,20 +118,23 @@ class Paragraph(NamedTuple):
 
 
 def _held(lines: list) -> list:
-    """For each break, whether it falls between two of the same repeatable mark (rules 2)."""
+    """The breaks (by index) that fall between two of the same repeatable mark (rules 2)."""
     held = []
-    for line, following in zip(lines, lines[1:], strict=False):
-        end, start = line.rstrip()[-1:], following.lstrip()[:1]
-        held.append(end == start and end != "" and end in RUN_MARKS)
+    for i, line in enumerate(lines[:-1]):
+        end = line.rstrip()[-1:]
+        if end and end in RUN_MARKS and lines[i + 1].lstrip()[:1] == end:
+            held.append(i)
     return held
 
 
 def read_paragraph(lines: list, rules: int = 2) -> Paragraph:
     """The facts about one paragraph (a run of non-blank lines) that decide its breaks."""
     paragraph = _read_paragraph(lines)
-    if rules >= 2 and len(lines) > 1:
-        held = _held(lines)
-        limits = [HELD if h else limit for limit, h in zip(paragraph.limits, held, strict=True)]
+    held = _held(lines) if rules >= 2 else ()
+    if held:
+        limits = list(paragraph.limits)
+        for i in held:
+            limits[i] = HELD
         paragraph = paragraph._replace(limits=limits)
     return paragraph
 
@@ -210,6 +213,12 @@ class LineStats:
         )
 
 
+def _after_attached_dash(line: str) -> bool:
+    """Whether a line ends in a dash attached to its word (`word--`, `tell—`; rules 2)."""
+    line = line.rstrip()
+    return line[-1:] in ("-", "—", "–") and _ATTACHED_DASH.search(line) is not None
+
+
 def text_layout(text: str, rules: int = 2) -> Layout:
     stats = LineStats(rules)
     stats.add(text)
@@ -237,7 +246,7 @@ def join_lines(text: str, mode: str = "auto", layout: Layout | None = None, rule
         for i, join in enumerate(joined):
             if join:
                 ends[first + i] = " "
-                if rules >= 2 and _ATTACHED_DASH.search(lines[first + i].rstrip()):
+                if rules >= 2 and _after_attached_dash(lines[first + i]):
                     ends[first + i] = ""
                     lines[first + i] = lines[first + i].rstrip()
                     lines[first + i + 1] = lines[first + i + 1].lstrip()
