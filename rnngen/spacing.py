@@ -57,6 +57,7 @@ _MARK_V2 = re.compile(rf"{MARK_RUNS}|[^\w\s]")
 _ELIDED_AT = re.compile(ELIDED_WORD)
 _LETTER = re.compile(r"[^\W\d_]")
 _WORDS = ("word", "number")  # the classes of tokens that are not marks
+_SENTENCE_MARKS = (",", ".", ";", ":", "!", "?", "-", "—")  # before ` 'Oh` opening a quote
 _WORD_BEFORE = re.compile(r"\w+(?:['’]\w+)*$")
 _WORD_AFTER = re.compile(r"\w+(?:['’]\w+)*")
 
@@ -75,7 +76,9 @@ class SpacingStats:
         self.rules = rules  # the tokenizer rules whose marks are counted (TokenizerConfig.rules)
         self.marks = Counter()  # (mark, "before" or "after", spaced) -> occurrences
         self.elided = Counter()  # "'tis" / "o'" -> occurrences
-        self.opened = Counter()  # rules 2: a word before ` 'x` (`say 'poor`) -> occurrences
+        self.opened = Counter()  # rules 2: (word, word) around ` '` (`say 'poor`) -> occurrences
+        self.dialogue = 0  # rules 2: quotes opening a line or sentence before a capital, `'Oh`
+        self.after_marks = Counter()  # rules 2: `'tis` after a mark or starting a line -> count
         self.pairs = Counter()  # rules 1: (class, class, spaced) -> occurrences, a mark on a side
         # rules 2: the space between two neighbours A and B in context: (A, B, the class before a
         # mark A or "line", the class after a mark B, spaced) -> occurrences; None: no context
@@ -157,25 +160,43 @@ class SpacingStats:
     def _elision(self, text: str, i: int, mark: str) -> None:
         if mark != "'":
             return
-        if self.rules >= 2:  # the ends of a line (a wrap, before joining) count as spaces
-            before = i == 0 or text[i - 1] in " \n"
-            after = i + 1 == len(text) or text[i + 1] in " \n"
-        elif i == 0 or i + 1 >= len(text):
+        if self.rules >= 2:
+            self._apostrophe(text, i)
             return
-        else:
-            before, after = text[i - 1] == " ", text[i + 1] == " "
+        if i == 0 or i + 1 >= len(text):
+            return
+        before, after = text[i - 1] == " ", text[i + 1] == " "
         if before and not after:  # ` 'tis`
             word = _WORD_AFTER.match(text, i + 1)
             if word:
                 self.elided["'" + word.group()] += 1
-            if self.rules >= 2 and word and i >= 2 and text[i - 1] == " ":
-                previous = _WORD_BEFORE.search(text, max(0, i - 41), i - 1)
-                if previous:  # `say 'poor`: a quote opened after a word (or `do 'bout`)
-                    self.opened[previous.group().strip("_"), word.group()] += 1
         elif after and not before:  # `o' `
             word = _WORD_BEFORE.search(text, max(0, i - 40), i)
             if word:
-                form = word.group().strip("_") if self.rules >= 2 else word.group()
+                self.elided[word.group() + "'"] += 1
+
+    def _apostrophe(self, text: str, i: int) -> None:
+        """`_elision` under rules 2: also a word elided at a line's edge (a wrap, before joining),
+        looking through emphasis (`_bilin_'`); the words quotes open after (`say 'poor`); and
+        the quotes that open a line or a sentence with a capital (`'Oh`, `said, 'What`): a text
+        full of those quotes its dialogue with the apostrophe."""
+        before = text[i - 1] if i else "\n"
+        after = text[i + 1] if i + 1 < len(text) else "\n"
+        if before == "\n" or (before == " " and text[i - 2 : i - 1] in _SENTENCE_MARKS):
+            self.dialogue += after.isupper()
+        if before in " \n" and not after.isspace():  # ` 'tis`, `'tis` starting a line
+            word = _WORD_AFTER.match(text, i + 1)
+            previous = _WORD_BEFORE.search(text, max(0, i - 41), i - 1) if i > 1 else None
+            if word:
+                self.elided["'" + word.group()] += 1
+                if previous and before == " ":
+                    self.opened[previous.group().strip("_"), word.group()] += 1
+                else:  # `said, 'nothing`: where a quote goes on after its speaker
+                    self.after_marks["'" + word.group()] += 1
+        elif after.isspace() and not before.isspace():  # `o' `, `o'` ending a line
+            word = _WORD_BEFORE.search(text, max(0, i - 40), i)
+            form = word.group().strip("_") if word else ""
+            if form:
                 self.elided[form + "'"] += 1
 
     def record(self, counts: Counter) -> tuple:
@@ -202,33 +223,51 @@ class SpacingStats:
 
     def _elisions(self, counts: Counter) -> tuple:
         """The elided words to record, the most frequent first: those with the apostrophe in at
-        least half of their occurrences, and under rules 2 (`_elided_ends`) more of those
-        elided at their end, and such endings (`-in'`)."""
-        elided = {
-            form: n
-            for form, n in self.elided.items()
-            if n >= 2 and 2 * n >= counts.get(form.strip("'"), 0)
-        }
+        least half of their occurrences, and under rules 2 (`_elided_ends`) more words elided at
+        their end, and such endings (`-in'`). Rules 2 take a capitalised word elided at its start
+        (`'Tis`) only if it is never whole; and in a text that quotes its dialogue with the
+        apostrophe (`_quotes_dialogue`) none, as it opens many a quote there (`'Oh`), and count
+        no word elided at its start after a mark (`said, 'nothing`)."""
+        dialogue = self.rules >= 2 and self._quotes_dialogue()
+        elided = {}
+        for form, n in self.elided.items():
+            word = form.strip("'")
+            least = 2 * n
+            if dialogue and form[0] == "'":
+                n -= self.after_marks[form]
+                least = -1 if word[0].isupper() else 2 * n
+            elif self.rules >= 2 and form[0] == "'" and word[0].isupper():
+                least = n
+            if n >= 2 and least >= counts.get(word, 0):
+                elided[form] = n
         if self.rules >= 2:
-            elided.update(self._elided_ends(elided))
+            elided.update(self._elided_ends(elided, dialogue))
         ranked = sorted(elided.items(), key=lambda item: (-item[1], item[0]))
         limit = MAX_ELISIONS if self.rules >= 2 else MAX_ELISIONS_V1
         return tuple(sorted(form for form, _ in ranked[:limit]))
 
-    def _elided_ends(self, elided: dict) -> dict:
+    def _quotes_dialogue(self) -> bool:
+        """Rules 2: whether the text opens quotes with the straight apostrophe (`'Oh`, `said,
+        'What`) more often than it elides the ends of words with it."""
+        return self.dialogue > sum(n for form, n in self.elided.items() if form[-1] == "'")
+
+    def _elided_ends(self, elided: dict, dialogue: bool) -> dict:
         """Rules 2: {`blame'`: n}, every word the text elides at its end (`blame' fool`) or marks
         as a plural's possessive (`girls' school`, printed alike), however rare, unless quotes
         open after it (`say 'poor`) a quarter as often, elided words after it (`do 'bout`) not
         counted; and {`-in'`: n}, two-letter endings of words of three or more letters elided so
         in three different words, four times as often as quotes open after such words. A
-        dialect elides by rule (`hoverin' round`), so a word seen once is elided all the same."""
+        dialect elides by rule (`hoverin' round`), so a word seen once is elided all the same;
+        but in a text that quotes its dialogue with the apostrophe (`_quotes_dialogue`) only
+        plurals' possessives, as a word before the apostrophe more likely ends a quote there."""
         opened = Counter()
         for (word, following), n in self.opened.items():
             if "'" + following not in elided:
                 opened[word] += n
         ends, uses, words, after = {}, Counter(), Counter(), Counter()
         for form, n in self.elided.items():
-            if form[-1] == "'" and n >= max(1, 4 * opened[form[:-1]]):
+            plural = form[-2:-1] in ("s", "S")  # `dwarfs' cottage`, however the text quotes
+            if (plural or not dialogue) and form[-1] == "'" and n >= max(1, 4 * opened[form[:-1]]):
                 ends[form] = n
             if form[-1] == "'" and len(form) > 3 and _is_word_char(form[-3:-1]):
                 uses[form[-3:-1]] += n

@@ -88,6 +88,9 @@ _PAIR = re.compile(
 # three or more letters ending so).
 _ELISION = re.compile(r"'\w+(?:['’]\w+)*|\w+(?:['’]\w+)*'|-\w\w'")
 
+_LINE_ENDS = (None, NEWLINE, PARAGRAPH)  # what follows a token that ends a line
+_LINE_STARTS = _LINE_ENDS  # what precedes a token that starts one
+_BEFORE_CLOSING = frozenset(",.;:!?)]}")  # a straight quote before these closes (rules 2)
 _NO_SPACE_BEFORE = CLOSERS | {NEWLINE, PARAGRAPH}
 _NO_SPACE_AFTER = OPENERS | {NEWLINE, PARAGRAPH}
 _JOINERS = JOINERS  # printed without spaces on either side: `well-known`, `and/or`
@@ -428,6 +431,20 @@ class StreamDetokenizer:
             self._rules >= 2 and "'" + word.strip("_") in self._elisions
         )
 
+    def _opens(self, token: str, prev, following) -> bool:
+        """Rules 2: whether a straight quote opens. Where its neighbours tell, by them: none opens
+        at the end of a line or before a closing mark (`no",`), every one at the start of a line
+        or after an opening mark (`("Yes`); else as rules 1 guess, but by what is open after a
+        dash (`--"Yes` and `yes"--`), and without the plural's possessive for `"`."""
+        if following in _LINE_ENDS or following in _BEFORE_CLOSING:
+            return False
+        if prev in _LINE_STARTS or prev in OPENERS:
+            return True
+        if _is_word(prev):
+            plural = token == "'" and self._plural(prev)
+            return not self._open_quotes[token] and _is_word(following) and not plural
+        return not self._open_quotes[token]
+
     def _plural(self, word: str) -> bool:
         """Whether a quote after `word` likely marks a plural's possessive (`Marooners' Rock`).
         Rules 2 learn a text's possessives with its elisions (spacing.py) and guess so only for
@@ -473,7 +490,9 @@ class StreamDetokenizer:
         # a quote closes (`father'?`, `Marooners' Rock`) unless none is open and another word
         # follows a word not ending in s (`by 'O father`, `how dangerous 'tis`). After a mark
         # it closes an open quote (`fairies,'`) and otherwise opens one (`said, 'Thank`).
-        if _is_word(prev):
+        if self._rules >= 2:
+            opening = self._opens(token, prev, following)
+        elif _is_word(prev):
             opening = (
                 not self._open_quotes[token] and _is_word(following) and not self._plural(prev)
             )

@@ -169,3 +169,20 @@ def test_learning_does_not_depend_on_where_lines_are_cut(text):
     for line in text.splitlines(keepends=True):
         parts.add(line)
     assert vars(parts) == vars(whole)
+
+
+def test_dialogue_quoted_with_the_apostrophe():
+    """A text that opens its quotes with the straight apostrophe (`'Oh`, `said, 'What`) learns
+    none of those as elided words, nor the words that end quotes (`know,' said`), but still the
+    plurals' possessives (`dwarfs' cottage`)."""
+    text = (
+        "'Oh dear!' said Alice. 'What now?' 'Nothing,' said the Cat, 'nothing at all.'\n\n"
+        "'Oh, I know,' said Alice; 'it's the dwarfs' hut.' 'Well,' said the Cat, 'I shan't.'\n\n"
+    ) * 3
+    config = learned(text)
+    assert config.elisions == ("dwarfs'",)
+    assert again(text, config) == normalized_text(text, config)
+
+
+def test_an_apostrophe_after_a_lone_underscore():
+    assert learned("a _' b _' c _' d").elisions == ()  # not the empty word `'`

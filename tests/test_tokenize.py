@@ -239,3 +239,13 @@ def test_rules_2_stream_detokenizer_matches_detokenize(tokens):
     """Rules 2 look one token ahead and two back, as the streamer allows."""
     expected = detokenize(tokens, RULES_2_CONFIG)
     assert "".join(stream_detokenize(tokens, RULES_2_CONFIG)) == expected
+
+
+def test_rules_2_straight_double_quotes_by_their_neighbours():
+    """Where the neighbours tell, a straight quote's side does not depend on what is open: none
+    opens at the end of a line or before a closing mark, every one after an opening mark."""
+    text = 'He said "no", and left ("yes").\n\n"Come here," she said.\n"I will," he said--"now."\n'
+    config = encode_text(text, BOOK).tokenizer
+    assert detokenize(tokenize(text, config), config) == normalized_text(text, config)
+    unbalanced = 'He said "no and left.\n"Yes," she said.\n'  # one quote never closed
+    assert detokenize(tokenize(unbalanced, config), config) == unbalanced
