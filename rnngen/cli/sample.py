@@ -310,7 +310,7 @@ def _sample_json(start_text, text: str, log: SampleLog) -> dict:
             entry["top"] = [token(u, lp) for u, lp in record.top]
         tokens.append(entry)
     return {
-        "text": text,
+        "text": text.rstrip("\n"),  # as printed: the output ends with one line break
         "start": None if start_text is None else start_text.text,
         "unknown": [] if start_text is None else list(start_text.unknown),
         "stop": None if log.stop is None else str(log.stop),
