@@ -7,7 +7,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # the gradcheck helper
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 
 
 def write_excerpt(path: Path, chars: int) -> Path:

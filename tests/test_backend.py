@@ -175,3 +175,35 @@ def test_the_command_line_sets_the_threads(tmp_path):
         assert bad.exit_code == 2 and "--threads" in bad.stderr
     finally:
         backend.set_threads(None)
+
+
+def test_a_timed_run_and_the_adapted_reader_run_on_the_stand_in(stand_in, tmp_path):
+    """The whole `train --time` run (reading, training, the end-of-run score, the gradient
+    statistics, saving) and the reader with a cache and dynamic evaluation, on the stand-in:
+    the paths the command line takes, not only the core."""
+    from conftest import write_excerpt
+
+    from rnngen import api
+    from rnngen.reading.reader import Reader
+    from rnngen.reading.settings import Adaptation, CacheSettings, DynamicSettings
+
+    book = write_excerpt(tmp_path / "book.txt", 6000)
+    request = api.TrainRequest(
+        input=str(book), out=str(tmp_path / "m.npz"),
+        model={"hidden": 8, "cell": "gru"},
+        train=TrainConfig(batch_size=4, seq_len=8, time_limit=3.0),
+    )  # fmt: skip
+    outcome = api.run_training(request)
+    model = outcome.model
+    assert (tmp_path / "m.npz").exists() and model.stats is not None
+    assert model.history["val_ppl"] > 1  # the end-of-run figure, read on the stand-in
+    params = api.device_params(model)
+    assert all(isinstance(p, Guarded) for p in params.values())
+    stats = api.device_arrays(model.stats)
+    adaptation = Adaptation(CacheSettings(size=50), DynamicSettings(length=7), stats)
+    ids = model.vocab.encode(model.vocab.tokens[1:40])
+    reader = Reader(params, model.config, adaptation)
+    nll = reader.read(ids)
+    assert nll.shape == (len(ids) - 1,) and np.isfinite(nll).all()
+    record = reader.sample(np.random.default_rng(0))
+    assert 0 <= record.id < len(model.vocab) and record.logprob <= 0

@@ -1,4 +1,5 @@
-"""Joining the printer's line breaks (`--lines`, rnngen/linebreaks.py): on real books, on
+"""Joining the printer's line breaks (`--lines`, rnngen/linebreaks.py): on real books (the
+bundled Peter Pan and excerpts of War and Peace and `tiny_shakespeare.txt` in tests/fixtures), on
 hand-made paragraphs, and whatever the pieces a text is read in."""
 
 import io
@@ -6,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_CORPORA
+from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -24,8 +25,15 @@ JOIN = TokenizerConfig(lines="join")
 runner = CliRunner()
 
 
+BOOKS = {
+    "peter_pan.txt": REPO / "corpora" / "peter_pan.txt",
+    "war_and_peace.txt": REPO / "tests" / "fixtures" / "war_and_peace_excerpt.txt",
+    "tiny_shakespeare.txt": REPO / "tests" / "fixtures" / "tiny_shakespeare_excerpt.txt",
+}
+
+
 def book(name: str) -> str:
-    return (SHARED_CORPORA / name).read_text(encoding="utf-8")
+    return BOOKS[name].read_text(encoding="utf-8")
 
 
 def joined_in(name: str, excerpt: str) -> str:
@@ -61,7 +69,7 @@ def test_war_and_peace_prose_is_joined_and_its_verse_kept():
     assert joined_in("war_and_peace.txt", verse) == verse
     text = book("war_and_peace.txt")
     keep, auto = tokenize(text, KEEP), tokenize(text, AUTO)
-    assert auto.count(NEWLINE) < 0.01 * keep.count(NEWLINE)  # 105 of 39,753 breaks stay
+    assert keep.count(NEWLINE) > 400 and auto.count(NEWLINE) <= 10  # the verse's 7 and the end
     assert [t for t in keep if t != NEWLINE] == [t for t in auto if t != NEWLINE]
 
 
@@ -80,7 +88,7 @@ def test_shakespeare_keeps_its_verse_and_joins_its_prose():
     assert joined == "First Citizen:\n" + prose[15:].replace("\n", " ")[:-1] + "\n"
     text = book("tiny_shakespeare.txt")
     kept = tokenize(text, AUTO).count(NEWLINE) / tokenize(text, KEEP).count(NEWLINE)
-    assert kept > 0.9
+    assert kept > 0.85  # 0.89 of the excerpt, 0.92 of the whole
 
 
 WRAPPED = (
@@ -141,7 +149,7 @@ def _pieces(text, chunk_bytes):
 
 
 @settings(max_examples=40, deadline=None)
-@given(start=st.integers(0, 200_000), chunk=st.integers(50, 3000))
+@given(start=st.integers(0, 25_000), chunk=st.integers(50, 3000))
 def test_decisions_do_not_depend_on_where_pieces_are_cut(start, chunk):
     text = book("war_and_peace.txt")[start : start + 12_000] + book("tiny_shakespeare.txt")[:4000]
     pieces = _pieces(text, chunk)
@@ -222,3 +230,35 @@ def test_cli_lines_errors(tmp_path):
     path.write_text(WRAPPED, encoding="utf-8")
     result = runner.invoke(app, ["encode", str(path), "--lines", "join", "--level", "char"])
     assert result.exit_code == 2 and "--lines join is for word-level book text" in result.stderr
+
+
+DASHED = (
+    "It was the best of times, it was the worst of times--it was the age of\n"
+    "wisdom, it was the age of foolishness, it was the epoch of belief, it\n"
+    "was the epoch of incredulity, it was the season of Light, it was the—\n"
+    "season of Darkness, it was the spring of hope, it was the winter of\n"
+    "despair.\n"
+)
+
+
+def test_a_wrap_after_a_dash_is_joined_without_a_space():
+    """Books print a dash attached to its word closed (`times--it`): the printer's wrap is the
+    only place a space follows one. Rules 1 (files made before) joined it with a space."""
+    joined = join_lines(DASHED * 3).split("\n")[0]
+    assert "the worst of times--it was the age of wisdom" in joined
+    assert "it was the—season of Darkness" in joined
+    assert "it was the— season" in join_lines(DASHED * 3, rules=1)
+    spaced = "An old tale told at length, as such tales are, by a man in a blue coat ------\n"
+    assert "coat ------ and" in join_lines(spaced + "and so on.", "join")  # not attached
+
+
+def test_a_break_inside_a_run_of_marks_is_kept_even_by_join():
+    """Joined, `. .⏎.` would make one token of a spaced run (`. . .`) where the counting pass
+    saw two; so under rules 2 such a break stays, `--lines join` included."""
+    text = "He stopped and thought . .\n. and went on as before, slowly, step by step.\n"
+    assert join_lines(text, "join") == text
+    assert join_lines(text, "join", rules=1) == text.replace("\n", " ", 1)
+    stats = LineStats()
+    stats.add(text)
+    assert stats.joined(stats.layout(), "join") == 0
+    assert NEWLINE in tokenize(text, JOIN)

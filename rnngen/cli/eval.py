@@ -63,14 +63,7 @@ def eval_command(
         one_stdin(INPUT=input, **{"--model": model, "--dynamic-stats": adapt.dynamic_stats})
         trained = api.open_model(model)
         options = TextOptions(encoding, errors)
-        adaptation = api.adaptation_for(
-            trained,
-            adapt.cache,
-            adapt.cache_values(),
-            adapt.dynamic,
-            adapt.dynamic_values(),
-            None if adapt.dynamic_stats is None else read_text(adapt.dynamic_stats, options),
-        )
+        adaptation = adapt.adaptation(trained, options)
         began = time.perf_counter()
         text = read_text(input, options)
         if tokens:

@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
+from .. import api
 from ..core import backend
 from ..core.backend import DEVICES
+from ..text.corpus import STRICT_UTF8, TextOptions, read_text
 from ..text.tokenize import LEVELS, LINES, SCHEMES
 from .helptext import (
     ADAPT,
@@ -235,6 +237,15 @@ class AdaptOptions:
 
     def dynamic_values(self) -> dict:
         return {"lr": self.dynamic_lr, "decay": self.dynamic_decay, "length": self.dynamic_len}
+
+    def adaptation(self, model, text_options: TextOptions = STRICT_UTF8):
+        """The Adaptation these options ask of `model` (None: none); a --dynamic-stats text is
+        read with `text_options`."""
+        stats = self.dynamic_stats
+        stats_text = None if stats is None else read_text(stats, text_options)
+        return api.adaptation_for(
+            model, self.cache, self.cache_values(), self.dynamic, self.dynamic_values(), stats_text
+        )
 
 
 ADAPT_OPTIONS = {

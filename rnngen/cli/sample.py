@@ -16,7 +16,7 @@ from ..reading.continuation import UNTIL_STOP_CAP, SampleLog
 from ..reading.sampling import DEFAULT, SamplerSettings
 from ..reading.stops import parse_stop, unescape
 from ..text import layout
-from ..text.corpus import decode_text, read_text
+from ..text.corpus import decode_text
 from .common import (
     Messages,
     defaulted,
@@ -34,23 +34,17 @@ from .helptext import (
     in_panel,
 )
 from .options import (
-    CacheLambda,
-    CacheSize,
-    CacheTheta,
+    AdaptOptions,
     Device,
-    DynamicDecay,
-    DynamicLen,
-    DynamicLr,
-    DynamicStats,
     ModelPath,
     Quiet,
     Threads,
-    UseCache,
-    UseDynamic,
     Verbose,
+    adaptation_options,
 )
 
 
+@adaptation_options
 def sample(
     ctx: typer.Context,
     model: in_panel(ModelPath, INPUT) = "model.npz",
@@ -213,15 +207,7 @@ def sample(
             "probabilities.",
         ),
     ] = 0,
-    cache: UseCache = False,
-    cache_size: CacheSize = None,
-    cache_theta: CacheTheta = None,
-    cache_lambda: CacheLambda = None,
-    dynamic: UseDynamic = False,
-    dynamic_lr: DynamicLr = None,
-    dynamic_decay: DynamicDecay = None,
-    dynamic_len: DynamicLen = None,
-    dynamic_stats: DynamicStats = None,
+    adapt: AdaptOptions = AdaptOptions(),
     device: Device = "cpu",
     threads: Threads = None,
     quiet: Quiet = False,
@@ -257,16 +243,9 @@ def sample(
         settings = sampling.sampler_settings(greedy, **given)
         if width is None:
             width = terminal_width()
-        one_stdin(**{"--model": model, "--start": start, "--dynamic-stats": dynamic_stats})
+        one_stdin(**{"--model": model, "--start": start, "--dynamic-stats": adapt.dynamic_stats})
         trained = api.open_model(model)
-        adaptation = api.adaptation_for(
-            trained,
-            cache,
-            {"size": cache_size, "theta": cache_theta, "lam": cache_lambda},
-            dynamic,
-            {"lr": dynamic_lr, "decay": dynamic_decay, "length": dynamic_len},
-            None if dynamic_stats is None else read_text(dynamic_stats),
-        )
+        adaptation = adapt.adaptation(trained)
         if start == "-":
             start = decode_text(sys.stdin.buffer.read(), "standard input").strip()
         elif start is None and model != "-":

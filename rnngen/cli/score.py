@@ -15,18 +15,17 @@ from .helptext import (
     in_panel,
 )
 from .options import (
-    CacheLambda,
-    CacheSize,
-    CacheTheta,
+    AdaptOptions,
     Device,
     ModelPath,
     Quiet,
     Threads,
-    UseCache,
     Verbose,
+    cache_options,
 )
 
 
+@cache_options
 def score(
     input: Annotated[str, typer.Argument(help="Text file whose lines to score, or - for stdin.")],
     model: in_panel(ModelPath, INPUT) = "model.npz",
@@ -40,10 +39,7 @@ def score(
             help="One JSON object per line (JSON Lines): line, logprob, tokens, perplexity.",
         ),
     ] = False,
-    cache: UseCache = False,
-    cache_size: CacheSize = None,
-    cache_theta: CacheTheta = None,
-    cache_lambda: CacheLambda = None,
+    adapt: AdaptOptions = AdaptOptions(),
     device: Device = "cpu",
     threads: Threads = None,
     quiet: Quiet = False,
@@ -63,9 +59,7 @@ def score(
         trained = api.open_model(model)
         began = time.perf_counter()
         lines = tokens = 0
-        adaptation = api.adaptation_for(
-            trained, cache, {"size": cache_size, "theta": cache_theta, "lam": cache_lambda}
-        )
+        adaptation = adapt.adaptation(trained)
         # with a cache, the cache holds the lines before, in input order
         scored = api.score_lines(trained, api.iter_lines(input), adaptation=adaptation)
         for line, result in scored:

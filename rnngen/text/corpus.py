@@ -204,7 +204,7 @@ def encode_text(
         raise InputDataError("the text has no tokens; give a text with some words in it")
     counts = Counter(tokens)
     if _learns_spacing(tokenizer):
-        spacing = SpacingStats()
+        spacing = SpacingStats(tokenizer.rules)
         spacing.add(normalized_text(text, replace(tokenizer, lines="keep")))
         tokenizer = _with_spacing(tokenizer, spacing, counts)
     vocab = build_vocab_from_counts(counts, tokenizer.specials, max_vocab, min_count)
@@ -237,16 +237,16 @@ def encode_file(
     paragraphs = tokenizer.joins_lines
     with open_input(path) as f:
         counts = Counter()
-        lines = LineStats()
+        lines = LineStats(tokenizer.rules)
         # The first pass counts tokens with every line break kept and learns the book's layout;
         # how many breaks that layout joins is known from the counts (linebreaks.LineStats.joined).
         # It also learns how the book spaces its punctuation, from the same normalised text.
         keep = replace(tokenizer, lines="keep")
-        spacing = SpacingStats() if _learns_spacing(tokenizer) else None
+        spacing = SpacingStats(tokenizer.rules) if _learns_spacing(tokenizer) else None
         for piece in iter_text(f, name, options, paragraphs=paragraphs):
             if keep.book_words:
                 normalized = normalized_text(piece, keep)
-                counts.update(book_tokens(normalized))
+                counts.update(book_tokens(normalized, keep.rules))
                 if spacing is not None:
                     spacing.add(normalized)
             else:

@@ -22,6 +22,13 @@ of a letter's address, headings. The rule, decided for each paragraph from the t
 Under `--lines join` every break inside a paragraph is joined; `--lines keep` keeps them all (the
 behaviour of model files made before this setting existed).
 
+Under tokenizer rules 2 (`TokenizerConfig.rules`, files made since) two things differ. A break
+after a dash attached to its word (`knew--⏎he`, `tell—⏎Oh`) is joined without a space: books print
+such dashes closed, and the printer's wrap is the only place a space follows one. And a break
+between two of the same repeatable mark (`. .⏎.`, `--⏎--`) is kept under every mode, `join`
+included: joined, they would make one longer run token (spacing.RUN_MARKS), and the first pass of
+`encode_file` counts tokens as if joining a break only removed the line break.
+
 The decision for a break depends on the width only through one number, the widest `w` under which
 the break is still joined (`join_limit`), so the first pass over a text can count how many breaks
 any width will join before the width is known.
@@ -32,15 +39,19 @@ import re
 from collections import Counter
 from typing import NamedTuple
 
+from .spacing import RUN_MARKS
+
 WRAP_QUANTILE = 0.005  # share of wrapped-looking lines allowed to be longer than the wrap width
 FULL_NUMERATOR, FULL_DENOMINATOR = 7, 8  # a full line reaches 7/8 of the width
 PROSE_SHARE = 0.5  # share of a paragraph's breaks that must be full for it to be prose
 VERSE_SHARE = 0.75  # share of capitals after unfinished lines that makes a paragraph verse
 NEVER = -1  # join_limit of a break kept under any width
+HELD = -2  # rules 2: join_limit of a break kept under any mode, `join` too (between run marks)
 
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•–]|\d+[.)]|\(\w{1,4}\))\s")
 _LEADING_MARKS = re.compile(r"[^\w]*")
+_ATTACHED_DASH = re.compile(r"[^\s\-—–][\-—–]+\Z")  # `word--`, `tell—`: not `Miss ------`
 
 
 def normalize_line_ends(text: str) -> str:
@@ -106,8 +117,30 @@ class Paragraph(NamedTuple):
     lower: int  # lines going on in lower case after an unfinished line
 
 
-def read_paragraph(lines: list) -> Paragraph:
+def _held(lines: list) -> list:
+    """The breaks (by index) that fall between two of the same repeatable mark (rules 2)."""
+    held = []
+    for i, line in enumerate(lines[:-1]):
+        end = line.rstrip()[-1:]
+        if end and end in RUN_MARKS and lines[i + 1].lstrip()[:1] == end:
+            held.append(i)
+    return held
+
+
+def read_paragraph(lines: list, rules: int = 2) -> Paragraph:
     """The facts about one paragraph (a run of non-blank lines) that decide its breaks."""
+    paragraph = _read_paragraph(lines)
+    held = _held(lines) if rules >= 2 else ()
+    if held:
+        limits = list(paragraph.limits)
+        for i in held:
+            limits[i] = HELD
+        paragraph = paragraph._replace(limits=limits)
+    return paragraph
+
+
+def _read_paragraph(lines: list) -> Paragraph:
+    """`read_paragraph` but for the breaks rules 2 hold."""
     capitals, lower = _votes(lines)
     if len(lines) < 2 or _is_list(lines):
         kind = "verse"
@@ -140,7 +173,8 @@ class LineStats:
     each layout would join. Texts added one piece at a time give the same result as the whole,
     provided pieces are cut between paragraphs."""
 
-    def __init__(self):
+    def __init__(self, rules: int = 2):
+        self.rules = rules  # the tokenizer rules the breaks are decided by
         self.lengths = Counter()  # length of a line followed by another line in its paragraph
         self.limits = Counter()  # (join limit, kind) -> number of breaks
         self.capitals = 0
@@ -151,7 +185,7 @@ class LineStats:
         for first, last in _paragraphs(lines):
             block = lines[first : last + 1]
             self.lengths.update(len(line.rstrip()) for line in block[:-1])
-            paragraph = read_paragraph(block)
+            paragraph = read_paragraph(block, self.rules)
             self.limits.update((limit, paragraph.kind) for limit in paragraph.limits)
             self.capitals += paragraph.capitals
             self.lower += paragraph.lower
@@ -171,7 +205,7 @@ class LineStats:
         if mode == "keep":
             return 0
         if mode == "join":
-            return sum(self.limits.values())
+            return sum(n for (limit, _), n in self.limits.items() if limit != HELD)
         return sum(
             n
             for (limit, kind), n in self.limits.items()
@@ -179,31 +213,43 @@ class LineStats:
         )
 
 
-def text_layout(text: str) -> Layout:
-    stats = LineStats()
+def _after_attached_dash(line: str) -> bool:
+    """Whether a line ends in a dash attached to its word (`word--`, `tell—`; rules 2)."""
+    line = line.rstrip()
+    return line[-1:] in ("-", "—", "–") and _ATTACHED_DASH.search(line) is not None
+
+
+def text_layout(text: str, rules: int = 2) -> Layout:
+    stats = LineStats(rules)
     stats.add(text)
     return stats.layout()
 
 
-def join_lines(text: str, mode: str = "auto", layout: Layout | None = None) -> str:
+def join_lines(text: str, mode: str = "auto", layout: Layout | None = None, rules: int = 2) -> str:
     """The text with LF line ends and the printer's line breaks replaced by spaces (see the module
     docstring); `layout` is the whole book's (None: this text's own)."""
     text = normalize_line_ends(text)
     if mode == "keep" or "\n" not in text:
         return text
     if layout is None and mode == "auto":
-        layout = text_layout(text)
+        layout = text_layout(text, rules)
     lines = text.split("\n")
     ends = ["\n"] * (len(lines) - 1)  # what follows each line but the last
     for first, last in _paragraphs(lines):
         block = lines[first : last + 1]
-        if mode == "join":
+        if mode == "join" and rules >= 2:
+            joined = [limit != HELD for limit in read_paragraph(block, rules).limits]
+        elif mode == "join":
             joined = [True] * (len(block) - 1)
         else:
-            joined = joins(read_paragraph(block), layout)
+            joined = joins(read_paragraph(block, rules), layout)
         for i, join in enumerate(joined):
             if join:
                 ends[first + i] = " "
+                if rules >= 2 and _after_attached_dash(lines[first + i]):
+                    ends[first + i] = ""
+                    lines[first + i] = lines[first + i].rstrip()
+                    lines[first + i + 1] = lines[first + i + 1].lstrip()
     pieces = [lines[0]]
     for end, line in zip(ends, lines[1:], strict=True):
         pieces += (end, line)

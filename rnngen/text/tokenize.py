@@ -27,15 +27,21 @@ from ..errors import ConfigError
 from .linebreaks import Layout, join_lines
 from .spacing import (
     CLOSERS,
+    ELIDED_WORD,
     JOINERS,
+    MARK_RUNS,
     MAX_ELISIONS,
     MAX_MARKS,
     MAX_PAIRS,
     OPENERS,
     PAIR_SPACING,
     QUOTES,
+    RUN_MARKS,
     SIDES,
     char_class,
+    default_spacing,
+    mark_class,
+    separates_digits,
 )
 
 UNK = "<unk>"
@@ -46,18 +52,45 @@ PARAGRAPH = "\n\n"
 LEVELS = ("word", "char")
 SCHEMES = ("book", "whitespace")
 LINES = ("auto", "keep", "join")
+# Versions of the book rules (`TokenizerConfig.rules`); new files get the last. 1: the rules of
+# files made before the setting existed. 2: abbreviations (`M.A.`), elided words (`’em`) and runs
+# of marks (`...`, `* * *`) are one token; pairs of neighbours are also learned in the context of
+# the token before or after them, and words elided at their end however rare, and such endings
+# (`-in'`; spacing.py); the detokenizer tracks `_emphasis_` and starts every paragraph with no
+# quote open; a comma between numbers is a thousands separator only before three digits; a
+# printer's line break after a dash is joined without a space, one inside a run of marks kept
+# (linebreaks.py).
+RULES = (1, 2)
 # What a file written before a setting existed meant by leaving it out.
-LEGACY_SETTINGS = {"lines": "keep", "attach": {}, "elisions": [], "pairs": {}}
+LEGACY_SETTINGS = {"lines": "keep", "attach": {}, "elisions": [], "pairs": {}, "rules": 1}
 
 # A paragraph break, a line break, a word (letters/digits, inner apostrophes), or one other mark.
 _BOOK_TOKEN = re.compile(r"\n\n|\n|\w+(?:['’]\w+)*|[^\w\s]")
+# Rules 2: a word may also hold periods between letters (`M.A`, `i.e`: its last period stays a
+# mark, so `M.A.` ending a sentence reads as usual), a word may start with an elided letter's
+# curly apostrophe (`’em`), and a run of a repeated mark is one token (spacing.MARK_RUNS).
+_BOOK_TOKEN_V2 = re.compile(
+    rf"\n\n|\n|\w+(?:(?:['’]|(?<=[^\W\d_])\.(?=[^\W\d_]))\w+)*|{ELIDED_WORD}|{MARK_RUNS}|[^\w\s]"
+)
+_MARK_OR_RUN = re.compile(rf"{MARK_RUNS}|[^\w\s]")
+_RUN = re.compile(MARK_RUNS)
 _SPACES = re.compile(r"[^\S\n]+")
 _EDGE_SPACES = re.compile(r" *\n *")
 _MANY_BREAKS = re.compile(r"\n{3,}")
-_MARK = re.compile(r"[^\w\s]")
-_PAIR = re.compile(r"(?:word|number|[^\w\s]) (?:word|number|[^\w\s])")
-_ELISION = re.compile(r"'\w+(?:['’]\w+)*|\w+(?:['’]\w+)*'")
+# A pair of neighbours, or (rules 2) a mark and its right neighbour after a left one or at the
+# start of a line (spacing.SpacingStats._context_exceptions).
+_CLASS = r"(?:word|number|[^\w\s]{1,3})"
+_PAIR = re.compile(
+    rf"{_CLASS} {_CLASS}|(?:line|{_CLASS}) [^\w\s]{{1,3}} {_CLASS}"
+    rf"|{_CLASS} [^\w\s]{{1,3}} > (?:_|{_CLASS})"
+)
+# An elided word as it prints (`'tis`, `o'`), or (rules 2) an elided ending (`-in'`: any word of
+# three or more letters ending so).
+_ELISION = re.compile(r"'\w+(?:['’]\w+)*|\w+(?:['’]\w+)*'|-\w\w'")
 
+_LINE_ENDS = (None, NEWLINE, PARAGRAPH)  # what follows a token that ends a line
+_LINE_STARTS = _LINE_ENDS  # what precedes a token that starts one
+_BEFORE_CLOSING = frozenset(",.;:!?)]}")  # a straight quote before these closes (rules 2)
 _NO_SPACE_BEFORE = CLOSERS | {NEWLINE, PARAGRAPH}
 _NO_SPACE_AFTER = OPENERS | {NEWLINE, PARAGRAPH}
 _JOINERS = JOINERS  # printed without spaces on either side: `well-known`, `and/or`
@@ -75,6 +108,7 @@ class TokenizerConfig:
     attach: tuple | None = None
     elisions: tuple | None = None
     pairs: tuple | None = None  # (("* (", "tight"), ...): neighbours spaced against those rules
+    rules: int = RULES[-1]  # book rules version (see RULES); files without it have 1
 
     def __post_init__(self):
         if self.level not in LEVELS:
@@ -90,6 +124,11 @@ class TokenizerConfig:
                 "{0} whitespace is for word level; drop it or use {1} word",
                 "tokenizer.scheme",
                 "tokenizer.level",
+            )
+        if self.rules not in RULES:
+            raise ConfigError(
+                f"tokenizer rules {self.rules!r} are not known to this version of rnngen "
+                f"(it knows {', '.join(map(str, RULES))}); upgrade rnngen"
             )
         if self.lines not in LINES:
             raise ConfigError(
@@ -115,7 +154,7 @@ class TokenizerConfig:
                 raise ConfigError(f"attach must map at most {MAX_MARKS} marks to a side")
             for pair in attach:
                 mark, side = pair if isinstance(pair, tuple) and len(pair) == 2 else (None, None)
-                if not (isinstance(mark, str) and _MARK.fullmatch(mark)) or mark in QUOTES:
+                if not (isinstance(mark, str) and _MARK_OR_RUN.fullmatch(mark)) or mark in QUOTES:
                     raise ConfigError(f"attach has an entry for {mark!r}, not a mark")
                 if side not in SIDES:
                     raise ConfigError(f"attach {mark!r}: {side!r}; sides are {', '.join(SIDES)}")
@@ -186,15 +225,15 @@ def normalized_text(text: str, config: TokenizerConfig, layout: Layout | None = 
     """The text word-level `book` rules split: the printer's line breaks joined (per
     `config.lines`), case folded if asked, and normalised (see the module docstring)."""
     if config.joins_lines:
-        text = join_lines(text, config.lines, layout)
+        text = join_lines(text, config.lines, layout, config.rules)
     if config.lowercase:
         text = text.lower()
     return normalize_book_text(text)
 
 
-def book_tokens(normalized: str) -> list:
+def book_tokens(normalized: str, rules: int = RULES[-1]) -> list:
     """The tokens of a text already through `normalized_text` (word-level book rules)."""
-    return _BOOK_TOKEN.findall(normalized)
+    return (_BOOK_TOKEN_V2 if rules >= 2 else _BOOK_TOKEN).findall(normalized)
 
 
 def tokenize(text: str, config: TokenizerConfig, layout: Layout | None = None) -> list:
@@ -202,7 +241,7 @@ def tokenize(text: str, config: TokenizerConfig, layout: Layout | None = None) -
     (linebreaks.LineStats over the whole text) when `text` is one piece of it; None: the text's
     own."""
     if config.book_words:
-        return _BOOK_TOKEN.findall(normalized_text(text, config, layout))
+        return book_tokens(normalized_text(text, config, layout), config.rules)
     if config.lowercase:
         text = text.lower()
     if config.level == "char":
@@ -250,6 +289,11 @@ class StreamDetokenizer:
         self._tight_before, self._tight_after = _tight_sets(config.attach)
         self._elisions = frozenset(config.elisions or ())
         self._pairs = {key: how == "spaced" for key, how in config.pairs or ()}
+        self._rules = config.rules
+        self._attached = frozenset(mark for mark, _ in config.attach or ())
+        self._sides = {}  # rules 2: token -> (tight before, tight after), filled as tokens come
+        self._emphasis = False  # rules 2: an `_emphasis_` is open
+        self._prev2 = None  # rules 2: the token before `_prev`
 
     def push(self, token: str) -> str:
         """Text that is final now that `token` follows everything pushed before."""
@@ -279,6 +323,8 @@ class StreamDetokenizer:
 
     def _book_piece(self, token: str, following) -> str:
         """The held token with the space before it, now that its right neighbour is known."""
+        if self._rules >= 2:
+            return self._book_piece_v2(token, following)
         prev = self._prev
         after_opening = self._after_opening_quote
         space = not (
@@ -298,6 +344,130 @@ class StreamDetokenizer:
         elif self._pairs and prev is not None and not after_opening and prev not in QUOTES:
             space = self._pairs.get(f"{char_class(prev[-1])} {char_class(token[0])}", space)
         self._prev = token
+        return self._emit(token, space)
+
+    def _book_piece_v2(self, token: str, following) -> str:
+        """`_book_piece` under rules 2 (see RULES)."""
+        prev = self._prev
+        after_opening = self._after_opening_quote
+        self._after_opening_quote = False
+        space = not (prev is None or after_opening or self._tight(prev)[1] or self._tight(token)[0])
+        if token in self._open_quotes:
+            space = self._quote(token, prev, following, space, after_opening)
+        elif not token.strip("_"):
+            space = self._underscore(space)
+        elif prev is not None and separates_digits(token, prev, following or ""):
+            space = False  # 3.0, 6:30, 1,000
+            self._after_opening_quote = True  # and no space after it either
+        elif self._pairs and prev is not None and not after_opening and prev not in QUOTES:
+            space = self._paired(prev, token, following, space)
+        if "_" in token:
+            self._note_emphasis(token)
+        if token == PARAGRAPH:
+            # A quotation running on over paragraphs opens again at each one and closes only at
+            # its last, so whatever is open, the new paragraph starts with nothing open.
+            self._open_quotes = dict.fromkeys(self._open_quotes, False)
+            self._emphasis = False
+        self._prev2, self._prev = prev, token
+        return self._emit(token, space)
+
+    def _paired(self, prev: str, token: str, following, space: bool) -> bool:
+        """The space between two tokens by the pairs recorded: in context of the token before
+        `prev` when `prev` is a mark, of the token after `token` when `token` is one (see
+        spacing.SpacingStats._context_exceptions), else as a pair."""
+        pair = f"{_edge_class(prev, -1)} {_edge_class(token, 0)}"
+        if not _is_word(token) and following is not None and following not in QUOTES:
+            after = "_" if following[0] == "_" else _edge_class(following, 0)
+            how = self._pairs.get(f"{pair} > {after}")
+            if how is not None:
+                return how
+        if not _is_word(prev):
+            before = self._prev2
+            context = "line" if before in (None, NEWLINE, PARAGRAPH) else _edge_class(before, -1)
+            how = self._pairs.get(f"{context} {pair}")
+            if how is not None:
+                return how
+        return self._pairs.get(pair, space)
+
+    def _tight(self, token: str) -> tuple:
+        """(no space before, no space after) `token` by the marks' sides (rules 2): a run of
+        marks the text gave no evidence on takes its default (spacing.default_spacing)."""
+        sides = self._sides.get(token)
+        if sides is None:
+            if token in self._attached or not _RUN.fullmatch(token):
+                sides = (token in self._tight_before, token in self._tight_after)
+            else:
+                before, after = default_spacing(token)
+                sides = (not before, not after)
+            self._sides[token] = sides
+        return sides
+
+    def _underscore(self, space: bool) -> bool:
+        """Whether a lone underscore (`_Lady:_`, `_“Sweet`) takes a space before it: one that
+        closes the open emphasis does not; one that opens it takes none after it."""
+        if self._emphasis:
+            self._emphasis = False
+            return False
+        self._emphasis = True
+        self._after_opening_quote = True
+        return space
+
+    def _elided_end(self, word: str) -> bool:
+        """Whether the text elides the end of `word` with a straight apostrophe: the word, or
+        (rules 2) its ending (`-in'`), was recorded. Rules 2 look through emphasis
+        (`_bilin_'`)."""
+        if word + "'" in self._elisions:
+            return True
+        if self._rules < 2:
+            return False
+        word = word.strip("_")
+        if word + "'" in self._elisions:
+            return True
+        return len(word) > 2 and f"-{word[-2:]}'" in self._elisions
+
+    def _elided_start(self, word) -> bool:
+        """Whether the text elides the start of `word` with a straight apostrophe (`'tis`);
+        rules 2 look through emphasis (`'ll_`)."""
+        if not _is_word(word):
+            return False
+        return "'" + word in self._elisions or (
+            self._rules >= 2 and "'" + word.strip("_") in self._elisions
+        )
+
+    def _opens(self, token: str, prev, following) -> bool:
+        """Rules 2: whether a straight quote opens. Where its neighbours tell, by them: none opens
+        at the end of a line or before a closing mark (`no",`), every one at the start of a line
+        or after an opening mark (`("Yes`); else as rules 1 guess, but by what is open after a
+        dash (`--"Yes` and `yes"--`), and without the plural's possessive for `"`."""
+        if following in _LINE_ENDS or following in _BEFORE_CLOSING:
+            return False
+        if prev in _LINE_STARTS or prev in OPENERS:
+            return True
+        if _is_word(prev):
+            plural = token == "'" and self._plural(prev)
+            return not self._open_quotes[token] and _is_word(following) and not plural
+        return not self._open_quotes[token]
+
+    def _plural(self, word: str) -> bool:
+        """Whether a quote after `word` likely marks a plural's possessive (`Marooners' Rock`).
+        Rules 2 learn a text's possessives with its elisions (spacing.py) and guess so only for
+        a text that taught none, as the guess misreads `says 'for` and `was 'lection`."""
+        return word.endswith("s") and (self._rules < 2 or not self._elisions)
+
+    def _note_emphasis(self, token: str) -> None:
+        """A word with an odd number of underscores opens or closes an emphasis: opens at its
+        start (`_Lady`), closes at its end (`York_`), else turns it over (`gentle_men`);
+        `_hval_` and `1_st_` do both."""
+        if token.count("_") % 2 == 0:
+            return
+        if token[0] == "_":
+            self._emphasis = True
+        elif token[-1] == "_":
+            self._emphasis = False
+        else:
+            self._emphasis = not self._emphasis
+
+    def _emit(self, token: str, space: bool) -> str:
         if token in (NEWLINE, PARAGRAPH):
             # Breaks in a row (a model can emit them; a tokenized text never has them) print as
             # the text they stand for would be normalised: at most one blank line.
@@ -309,18 +479,25 @@ class StreamDetokenizer:
 
     def _quote(self, token, prev, following, space, after_opening) -> bool:
         """Whether a straight quote takes a space before it; notes whether it opened a quote."""
-        if token == "'" and _is_word(prev) and prev + "'" in self._elisions:
-            return False  # `o' the`: an elision, no quote opened or closed
-        if token == "'" and _is_word(following) and "'" + following in self._elisions:
+        # An elision opens or closes no quote. Rules 2 read `do 'bout` and `man 'ud` with the
+        # word after elided, as a word elided at its start is known by itself, one elided at its
+        # end perhaps only by its ending (`-an'`).
+        starts = token == "'" and self._elided_start(following)
+        if token == "'" and not (starts and self._rules >= 2):
+            if _is_word(prev) and self._elided_end(prev):
+                return False  # `o' the`
+        if starts:
             self._after_opening_quote = True  # `'tis`
             return space
         # Straight quotes are ambiguous; these rules print most book text right. After a word
         # a quote closes (`father'?`, `Marooners' Rock`) unless none is open and another word
         # follows a word not ending in s (`by 'O father`, `how dangerous 'tis`). After a mark
         # it closes an open quote (`fairies,'`) and otherwise opens one (`said, 'Thank`).
-        if _is_word(prev):
+        if self._rules >= 2:
+            opening = self._opens(token, prev, following)
+        elif _is_word(prev):
             opening = (
-                not self._open_quotes[token] and _is_word(following) and not prev.endswith("s")
+                not self._open_quotes[token] and _is_word(following) and not self._plural(prev)
             )
         else:
             opening = not (self._open_quotes[token] and prev not in self._tight_after)
@@ -359,4 +536,18 @@ def stream_detokenize(tokens, config: TokenizerConfig):
 
 
 def _is_word(token) -> bool:
-    return token is not None and (token[0].isalnum() or token[0] == "_")
+    """A word, a number, or (rules 2) a word with an elided first letter (`’em`)."""
+    return token is not None and (
+        token[0].isalnum() or token[0] == "_" or (token[0] == "’" and len(token) > 1)
+    )
+
+
+def _edge_class(token: str, end: int) -> str:
+    """The class of a token at its first (0) or last (-1) character as rules 2 see it
+    (spacing.char_class, spacing.mark_class): an elided word (`’em`) is a word there too, a run
+    of marks its own class."""
+    if token[0] == "’" and len(token) > 1:
+        return "word"
+    if len(token) > 1 and token[0] in RUN_MARKS and _RUN.fullmatch(token):
+        return mark_class(token)
+    return char_class(token[end])
