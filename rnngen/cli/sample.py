@@ -67,8 +67,8 @@ def sample(
         list[str] | None,
         typer.Option(
             rich_help_panel=SAMPLING,
-            help="End the sample after `sentence`, `paragraph`, or this TEXT (\\n: a line "
-            "break), whichever comes first; repeatable.",
+            help="End the sample at a sentence's end (sentence), a paragraph break (paragraph) "
+            "or this TEXT (\\n: a line break); repeatable: the first match ends it.",
             metavar="TEXT",
         ),
     ] = None,
@@ -143,8 +143,9 @@ def sample(
         list[str] | None,
         typer.Option(
             rich_help_panel=SAMPLING,
-            help="A token no DRY match runs across (\\n\\n: the paragraph break); repeatable; "
-            "giving any replaces the default.",
+            help="A token no DRY match runs across and DRY never penalises (\\n\\n: the "
+            "paragraph break); repeatable.",
+            metavar="TOKEN",
             show_default=", ".join(repr(t) for t in DEFAULT.dry_sequence_breakers) or "none",
         ),
     ] = None,
@@ -152,8 +153,8 @@ def sample(
         bool,
         typer.Option(
             "--greedy",
-            help="Always take the likeliest token (after the repeat penalty and DRY; no other "
-            "sampler option).",
+            help="Always take the likeliest token (after DRY; DRY's are the only sampler "
+            "options it takes).",
             rich_help_panel=SAMPLING,
         ),
     ] = False,
