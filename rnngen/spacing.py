@@ -53,7 +53,6 @@ MARK_RUNS = "|".join(rf"{c}(?:{c}+|(?: {c}){{2,}})" for c in map(re.escape, RUN_
 ELIDED_WORD = r"’(?<![^\s‘“(\[{—–-]’)\w+(?:['’]\w+)*"
 
 _MARK = re.compile(r"[^\w\s]")
-_MARK_V2 = re.compile(rf"{MARK_RUNS}|[^\w\s]")
 _RUN = re.compile(MARK_RUNS)
 _ELIDED_AT = re.compile(ELIDED_WORD)
 _LETTER = re.compile(r"[^\W\d_]")
@@ -345,7 +344,7 @@ def _majority_exceptions(tally: Counter, usual, wrong=None) -> tuple:
 
 def _marks(text: str) -> list:
     """[(start, end, mark)] of the marks of a normalised text as rules 2 tokenize it. Found one
-    character at a time (faster than by `_MARK_V2`), a run where one could start."""
+    character at a time (faster than one regex of runs and marks), a run where one can start."""
     n = len(text)
     found = []
     end = 0
