@@ -30,6 +30,10 @@ Rules 2 (`TokenizerConfig.rules`, files made since) count what the tokenizer of 
 mark: a run of one repeated mark (`...`, `--`, `. . . .`, `* * *`) is one mark with its own side;
 a period inside an abbreviation (`M.A.`), a separator inside a number (`1,000`, `3.5`) and a curly
 apostrophe starting an elided word (`’em`) are not marks at all, as they print attached anyway.
+They also record pairs spaced otherwise in the context of the token before or after them
+(`_context_exceptions`: a footnote's `*` starting a line), and more elisions: every word elided at
+its end, and endings elided in many words (`-in'`, `_elided_ends`), except in a text that quotes
+its dialogue with the apostrophe (`_quotes_dialogue`), whose quotes would pass for elisions.
 """
 
 import re
@@ -285,7 +289,7 @@ class SpacingStats:
 
     def _pair_exceptions(self, attach: dict, pairs: Counter) -> tuple:
         """Pairs (seen at least twice) that the text spaced otherwise than the marks' own rules
-        say, the most frequent MAX_PAIRS: `*(2)` footnotes, `1806 - 07`."""
+        say, the most frequent MAX_PAIR_EXCEPTIONS: `*(2)` footnotes, `1806 - 07`."""
         exceptions = []
         for left, right in sorted({(a, b) for a, b, _ in pairs}):
             yes, no = pairs[left, right, True], pairs[left, right, False]
