@@ -296,7 +296,8 @@ def test_info_human_and_json(models):
     assert facts["history"]["epochs"] == 2 and facts["history"]["best_val_ppl"] > 1
     settings = {"level": "word", "scheme": "book", "lowercase": False, "lines": "auto"}
     assert {k: facts["tokenizer"][k] for k in settings} == settings
-    assert set(facts["tokenizer"]) == {*settings, "attach", "elisions", "pairs"}
+    assert set(facts["tokenizer"]) == {*settings, "attach", "elisions", "pairs", "rules"}
+    assert facts["tokenizer"]["rules"] == 2  # the tokenizer rules new files are made with
     assert facts["tokenizer"]["attach"][","] == "left"  # learned from the text
     from_stdin = runner.invoke(app, ["info", "-", "--json"], input=models["book"].read_bytes())
     assert json.loads(from_stdin.stdout)["parameters"] == facts["parameters"]
