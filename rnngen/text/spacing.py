@@ -30,6 +30,10 @@ Rules 2 (`TokenizerConfig.rules`, files made since) count what the tokenizer of 
 mark: a run of one repeated mark (`...`, `--`, `. . . .`, `* * *`) is one mark with its own side;
 a period inside an abbreviation (`M.A.`), a separator inside a number (`1,000`, `3.5`) and a curly
 apostrophe starting an elided word (`’em`) are not marks at all, as they print attached anyway.
+They also record pairs spaced otherwise in the context of the token before or after them
+(`_context_exceptions`: a footnote's `*` starting a line), and more elisions: every word elided at
+its end, and endings elided in many words (`-in'`, `_elided_ends`), except in a text that quotes
+its dialogue with the apostrophe (`_quotes_dialogue`), whose quotes would pass for elisions.
 """
 
 import re
@@ -53,7 +57,7 @@ MARK_RUNS = "|".join(rf"{c}(?:{c}+|(?: {c}){{2,}})" for c in map(re.escape, RUN_
 ELIDED_WORD = r"’(?<![^\s‘“(\[{—–-]’)\w+(?:['’]\w+)*"
 
 _MARK = re.compile(r"[^\w\s]")
-_MARK_V2 = re.compile(rf"{MARK_RUNS}|[^\w\s]")
+_RUN = re.compile(MARK_RUNS)
 _ELIDED_AT = re.compile(ELIDED_WORD)
 _LETTER = re.compile(r"[^\W\d_]")
 _WORDS = ("word", "number")  # the classes of tokens that are not marks
@@ -124,36 +128,30 @@ class SpacingStats:
         number separators or elided words' apostrophes), neighbours as it does (`’em` a word,
         a run its own class, `mark_class`), and the spaces around marks in their contexts (the
         pairs are counted among them, `_pairs`)."""
-        n = len(text)
-        found = []
-        for match in _MARK_V2.finditer(text):
-            i, mark = match.start(), match.group()
-            # Only a mark with a word character after it can be inside a word or number.
-            if mark in "'’.,:" and i + 1 < n and (text[i + 1].isalnum() or text[i + 1] == "_"):
-                if _part_of_word(text, i, mark):
-                    continue
-            found.append((i, match.end(), mark))
+        found = _marks(text)
         marks, gaps = [], []  # counted all at once: Counter.update is fast on a list
-        contexts = {}  # index in found -> the class before that mark, or "line"
+        context = None  # the class before the previous mark, or "line"
+        last = len(found) - 1
         for k, (i, j, mark) in enumerate(found):
             if mark in QUOTES:
                 self._elision(text, i, mark)
+                context = None
                 continue
             own = mark if len(mark) == 1 else mark_class(mark)
             left = _neighbour_class(text, i - 1, -1, found[k - 1] if k else None)
-            right = _neighbour_class(text, j, 1, found[k + 1] if k + 1 < len(found) else None)
-            contexts[k] = "line" if left is None else left[0]
+            right = _neighbour_class(text, j, 1, found[k + 1] if k < last else None)
             if left is not None and left[0] not in QUOTES:
                 if left[0] in _WORDS:
                     marks.append((mark, "before", left[1]))
-                before = None if left[0] in _WORDS else contexts.get(k - 1)
+                    context = None
                 after = None
                 if right is not None and right[0] not in QUOTES:
                     after = "_" if text[j + right[1]] == "_" else right[0]
-                gaps.append((left[0], own, before, after, left[1]))
+                gaps.append((left[0], own, context, after, left[1]))
+            context = "line" if left is None else left[0]
             if right is not None and right[0] in _WORDS:
                 marks.append((mark, "after", right[1]))
-                gaps.append((own, right[0], contexts[k], None, right[1]))
+                gaps.append((own, right[0], context, None, right[1]))
         self.marks.update(marks)
         self.gaps.update(gaps)
 
@@ -291,7 +289,7 @@ class SpacingStats:
 
     def _pair_exceptions(self, attach: dict, pairs: Counter) -> tuple:
         """Pairs (seen at least twice) that the text spaced otherwise than the marks' own rules
-        say, the most frequent MAX_PAIRS: `*(2)` footnotes, `1806 - 07`."""
+        say, the most frequent MAX_PAIR_EXCEPTIONS: `*(2)` footnotes, `1806 - 07`."""
         exceptions = []
         for left, right in sorted({(a, b) for a, b, _ in pairs}):
             yes, no = pairs[left, right, True], pairs[left, right, False]
@@ -348,6 +346,31 @@ def _majority_exceptions(tally: Counter, usual, wrong=None) -> tuple:
     return tuple((key, how) for _, key, how in exceptions[:MAX_PAIR_EXCEPTIONS])
 
 
+def _marks(text: str) -> list:
+    """[(start, end, mark)] of the marks of a normalised text as rules 2 tokenize it. Found one
+    character at a time (faster than one regex of runs and marks), a run where one can start."""
+    n = len(text)
+    found = []
+    end = 0
+    for match in _MARK.finditer(text):
+        i = match.start()
+        if i < end:
+            continue  # inside the run just found
+        mark = text[i]
+        end = i + 1
+        if mark in RUN_MARKS and (text[end : end + 1] == mark or text[end : end + 2] == " " + mark):
+            run = _RUN.match(text, i)
+            if run:
+                end = run.end()
+                mark = run.group()
+        # Only a mark with a word character after it can be inside a word or number.
+        elif end < n and mark in "'’.,:" and (text[end].isalnum() or text[end] == "_"):
+            if _part_of_word(text, i, mark):
+                continue
+        found.append((i, end, mark))
+    return found
+
+
 def separates_digits(mark: str, before: str, after: str) -> bool:
     """Whether a mark between two numbers (the tokens before and after it) belongs to the number,
     printed tight: `3.5`, `6:30`, `1,000`. Under rules 2 a comma only before three digits, as a
@@ -394,18 +417,21 @@ def _neighbour_class(text: str, i: int, step: int, near) -> tuple | None:
     spaced = char == " "
     if spaced:
         i += step
-        if not 0 <= i < len(text) or text[i].isspace():
+        if not 0 <= i < len(text):
             return None
         char = text[i]
-    elif char == "\n":
-        return None
     if char.isalnum() or char == "_":
-        return ("number" if char.isdigit() else "word"), spaced
+        return _NEIGHBOURS["number" if char.isdigit() else "word", spaced]
+    if char.isspace():
+        return None
     if near is not None and near[0] <= i < near[1]:
         return mark_class(near[2]), spaced
     if char == "’" and _ELIDED_AT.match(text, i):
-        return "word", spaced
+        return _NEIGHBOURS["word", spaced]
     return char, spaced
+
+
+_NEIGHBOURS = {(kind, spaced): (kind, spaced) for kind in _WORDS for spaced in (False, True)}
 
 
 def char_class(char: str) -> str:

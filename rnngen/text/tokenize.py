@@ -355,13 +355,15 @@ class StreamDetokenizer:
         if token in self._open_quotes:
             space = self._quote(token, prev, following, space, after_opening)
         elif not token.strip("_"):
+            # A lone underscore is an emphasis mark next to punctuation (`_Lady:_`), attached
+            # to the emphasised text on its inner side like a quote.
             space = self._underscore(space)
         elif prev is not None and separates_digits(token, prev, following or ""):
             space = False  # 3.0, 6:30, 1,000
             self._after_opening_quote = True  # and no space after it either
         elif self._pairs and prev is not None and not after_opening and prev not in QUOTES:
             space = self._paired(prev, token, following, space)
-        if "_" in token:
+        if "_" in token:  # what is emphasised, for the next lone underscore
             self._note_emphasis(token)
         if token == PARAGRAPH:
             # A quotation running on over paragraphs opens again at each one and closes only at
