@@ -156,7 +156,7 @@ def evaluate(book, cell, model_path, args):
     tuned = search(model, ids_of("tune", args.tune_tokens), stats)
     t1 = time.perf_counter()
     pairs = [(None, None), *tuned.values()]
-    for c in args.cache_candidates:
+    for c in dict.fromkeys([*args.cache_candidates, *cache_grid()]):  # mixes: no model run
         for d in args.dynamic_candidates:
             pairs += [(c, None), (None, d), (c, d)]
     test_ids = ids_of("test", args.test_tokens)
@@ -242,19 +242,29 @@ def table(rows, old: tuple, new: tuple) -> list:
     return lines
 
 
-def candidates(rows, caches, dyns) -> list:
-    """Each candidate pair: mean gains, and the rows meeting every floor."""
-    head = "| cache | dynamic | mean cache | mean dynamic | mean both | rows meeting all floors |"
-    lines = [head, "|---" * 6 + "|"]
-    for c in caches:
+def candidates(rows, caches, dyns, best=10) -> list:
+    """Each candidate pair, then the best others of the cache grid (by rows meeting every floor,
+    then mean gain together): mean gains, and on how many rows each method's floors hold."""
+    head = ["cache", "dynamic", "mean cache", "mean dynamic", "mean both", "cache floors",
+            "dynamic floors", "both floors", "all floors"]  # fmt: skip
+    entries = []
+    for c in dict.fromkeys([*caches, *cache_grid()]):
         for d in dyns:
             g = [gains(r, c, d) for r in rows]
             if any(None in x.values() for x in g):  # a row measured without this candidate
                 continue
-            means = [fmt(sum(x[k] for x in g) / len(g)) for k in ("cache", "dynamic", "both")]
-            ok = sum(not misses(r, c, d) for r in rows)
-            lines.append(f"| {label(c, None)[:-2]} | {label(None, d)[2:]} | "
-                         + " | ".join(means) + f" | {ok} of {len(rows)} |")  # fmt: skip
+            means = [sum(x[k] for x in g) / len(g) for k in ("cache", "dynamic", "both")]
+            miss = [" ".join(misses(r, c, d)) for r in rows]
+            ok = [sum(k not in m for m in miss) for k in ("cache", "dynamic", "both")]
+            ok.append(sum(not m for m in miss))
+            entries.append((c in caches, ok[3], means[2], c, d, means, ok))
+    listed = [e for e in entries if e[0]]
+    others = sorted((e for e in entries if not e[0]), key=lambda e: (-e[1], -e[2]))[:best]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for *_, c, d, means, ok in listed + others:
+        lines.append(f"| {label(c, None)[:-2]} | {label(None, d)[2:]} | "
+                     + " | ".join(map(fmt, means)) + " | "
+                     + " | ".join(f"{n} of {len(rows)}" for n in ok) + " |")  # fmt: skip
     return lines
 
 
