@@ -3,11 +3,15 @@
 Each book in ../shared/corpora is cut at line ends into its first 80% (training), the next 10%
 (tuning) and the last 10% (report). On the training part a tanh RNN and a GRU are trained as
 `rnngen train PART --time 2m --cell rnn|gru` trains them (one at a time; a model already in
---dir is reused). On the tuning part a grid is searched: the cache (size x theta x lambda, and
-off) and dynamic evaluation (lr x decay x length, and off), then the cache again on the best
-dynamic run. The report part is scored static, with each method at its defaults, together, and
-with the tuned settings. Gains are relative drops in perplexity, in percent. --tune-tokens and
---test-tokens cap the parts (the machine's time).
+--dir is reused; --train-only stops there). On the tuning part a grid is searched: the cache
+(size x theta x lambda, and off), dynamic evaluation (lr x decay, and off), and the best pair of
+the two. The report part is scored static, with the tuned settings, and with every candidate
+default (--candidates: the cache and dynamic evaluation alone, and each pair together). Every
+setting of the cache costs no run of the model: it is mixed into the scores of the run it sits
+on (as `rnngen tune` does), so a row costs one run per dynamic setting. Gains are relative drops
+in perplexity, in percent. --tune-tokens and --test-tokens cap the parts (the machine's time).
+Rows go to DIR/rows.jsonl and are reused; the tables are made from them, the new defaults being
+rnngen/reading/settings.py's and the old ones the first cache and dynamic candidates.
 
     nice -n 5 python benchmarks/adapt_books.py --dir /tmp/adapt-books --out \
         benchmarks/results/adapt_books.md
@@ -26,8 +30,19 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CORPORA = REPO.parent / "shared" / "corpora"
 CELLS = ("rnn", "gru")
-CACHE_GRID = {"size": (500, 2000), "theta": (0.1, 0.3, 0.6, 1.0), "lam": (0.05, 0.1, 0.2)}
-DYNAMIC_GRID = {"lr": (3e-5, 1e-4, 3e-4, 1e-3), "decay": (1e-4, 1e-3), "length": (50,)}
+sys.path.insert(0, str(REPO))
+from rnngen.reading.settings import CacheSettings, DynamicSettings  # noqa: E402
+
+CACHE_GRID = {"size": (500, 1000, 2000), "theta": (0.1, 0.2, 0.3, 0.6, 1.0),
+              "lam": (0.05, 0.1, 0.15, 0.2, 0.3)}  # fmt: skip
+DYNAMIC_GRID = {"lr": (3e-5, 1e-4, 3e-4, 1e-3), "decay": (1e-4, 3e-4, 1e-3), "length": (50,)}
+# the defaults before issue 22 first, then what the first rows suggested
+CANDIDATES = (
+    "cache:2000:1:0.1,cache:2000:0.3:0.1,cache:2000:0.3:0.15,cache:2000:0.3:0.2,"
+    "cache:2000:0.1:0.2,cache:2000:0.2:0.15,cache:1000:0.3:0.15,cache:2000:0.1:0.15,"
+    "cache:2000:0.2:0.2,cache:2000:0.1:0.3,"
+    "dynamic:0.0001:0.0003,dynamic:0.0003:0.001,dynamic:0.0003:0.0003,dynamic:0.0003:0.0001"
+)
 
 
 def log(msg: str) -> None:
@@ -60,91 +75,196 @@ def train(book: Path, cell: str, folder: Path) -> Path:
     return model
 
 
-def search(nll_of, adapt, stats, ids):
-    """Tuned (cache, dynamic, both-cache) on ids: the grids above, each method's off included."""
+def cache_losses(run, settings: list, dtype) -> dict:
+    """Mean -log p of one Reader run (tune._read) mixed with each cache setting (lambda 0: off);
+    one product with the cache per window size, the thetas sharing it."""
     import numpy as np
 
+    from rnngen.core import backend
     from rnngen.reading.cache import NeuralCache, mix
-    from rnngen.reading.tune import _run
 
-    def best_cache(run):
-        nll, tops, targets = run
-        best = (float(nll.mean()), None)
-        for size in CACHE_GRID["size"]:
-            cache = NeuralCache(adapt.CacheSettings(size=size), tops.shape[1], tops.dtype)
-            logp = np.concatenate([cache.target_log_probs(tops[i:i + 128], targets[i:i + 128],
-                                                          CACHE_GRID["theta"])
-                                   for i in range(0, len(nll), 128)], axis=1)  # fmt: skip
-            for k, theta in enumerate(CACHE_GRID["theta"]):
-                for lam in CACHE_GRID["lam"]:
-                    loss = float(mix(nll, logp[k], lam).mean())
-                    if loss < best[0]:
-                        best = (loss, adapt.CacheSettings(size, theta, lam))
-        return best
+    nll, tops, targets = run
+    out = {}
+    for size in sorted({c.size for c in settings}):
+        thetas = sorted({c.theta for c in settings if c.size == size})
+        cache = NeuralCache(CacheSettings(size=size), tops.shape[1], dtype)
+        rows = [backend.to_numpy(cache.target_log_probs(tops[i:i + 128], targets[i:i + 128],
+                                                        thetas))
+                for i in range(0, len(nll), 128)]  # fmt: skip
+        logp = np.concatenate(rows, axis=1)  # (thetas, n)
+        for c in settings:
+            if c.size == size:
+                out[c] = float(mix(nll, logp[thetas.index(c.theta)], c.lam).mean())
+    return out
 
-    params, cfg = nll_of
-    static = _run(params, cfg, ids)
-    cache = best_cache(static)[1]
-    dyn, dyn_loss, dyn_run = None, float(static[0].mean()), static
-    for lr in DYNAMIC_GRID["lr"]:
-        for decay in DYNAMIC_GRID["decay"]:
-            for length in DYNAMIC_GRID["length"]:
-                s = adapt.DynamicSettings(lr, decay, length)
-                run = _run(params, cfg, ids, adapt.DynamicWeights(params, cfg, stats, s))
-                if float(run[0].mean()) < dyn_loss:
-                    dyn, dyn_loss, dyn_run = s, float(run[0].mean()), run
-    both = best_cache(dyn_run)[1]
-    return cache, dyn, both
+
+def cache_grid() -> list:
+    return [CacheSettings(size, theta, lam) for size in CACHE_GRID["size"]
+            for theta in CACHE_GRID["theta"] for lam in CACHE_GRID["lam"]]  # fmt: skip
+
+
+def dynamic_grid() -> list:
+    return [DynamicSettings(lr, decay, length) for lr in DYNAMIC_GRID["lr"]
+            for decay in DYNAMIC_GRID["decay"] for length in DYNAMIC_GRID["length"]]  # fmt: skip
+
+
+def label(c, d) -> str:
+    """A (cache, dynamic) pair's name in results.jsonl: "c2000/1/0.1+d0.0001/0.0003/50"."""
+    cs = "-" if c is None else f"c{c.size}/{c.theta:g}/{c.lam:g}"
+    return cs + "+" + ("-" if d is None else f"d{d.lr:g}/{d.decay:g}/{d.length}")
+
+
+def read_all(model, ids, stats, pairs: list) -> dict:
+    """Mean -log p on ids of each (cache or None, dynamic or None) pair: one Reader run per
+    dynamic setting (None: static), every cache setting mixed into it."""
+    from rnngen.reading.settings import Adaptation
+    from rnngen.reading.texts import device_params
+    from rnngen.reading.tune import _read
+
+    params = device_params(model)
+    out = {}
+    for d in dict.fromkeys(d for _, d in pairs):
+        run = _read(params, model.config, ids, Adaptation(None, d, None if d is None else stats))
+        out[(None, d)] = float(run[0].mean())
+        caches = [c for c, d2 in pairs if d2 == d and c is not None]
+        for c, loss in cache_losses(run, caches, params["embed"].dtype).items():
+            out[(c, d)] = loss
+    return out
+
+
+def search(model, ids, stats) -> dict:
+    """Tuned settings on ids: the best cache alone, dynamic alone, and pair (each may be off)."""
+    grid = [(c, d) for d in [None, *dynamic_grid()] for c in [None, *cache_grid()]]
+    loss = read_all(model, ids, stats, grid)
+    best = lambda pairs: min(pairs, key=loss.__getitem__)  # noqa: E731
+    return {"cache": best([(c, None) for c in [None, *cache_grid()]]),
+            "dynamic": best([(None, d) for d in [None, *dynamic_grid()]]),
+            "both": best(grid)}  # fmt: skip
 
 
 def evaluate(book, cell, model_path, args):
-    import numpy as np
-
     from rnngen import api
-    from rnngen.reading import adapt
+    from rnngen.reading.texts import device_arrays, text_ids
 
     model = api.open_model(str(model_path))
-    params, stats = api._device_params(model), api._device_params_of(model.stats)
+    stats = device_arrays(model.stats)
 
     def ids_of(part, cap):
-        text = (args.dir / f"{book.stem}.{part}.txt").read_text(encoding="utf-8")
-        return model.vocab.encode(api.tokenize(text, model.tokenizer))[: cap + 1]
+        return text_ids(model, (args.dir / f"{book.stem}.{part}.txt").read_text("utf-8"))[: cap + 1]
 
-    tune_ids, test_ids = ids_of("tune", args.tune_tokens), ids_of("test", args.test_tokens)
-    cache, dyn, both = search((params, model.config), adapt, stats, tune_ids)
-
-    def ppl(c, d):
-        a = adapt.Adaptation(c, d, stats if d is not None else None)
-        return math.exp(float(np.mean(adapt.adapted_token_nll(params, model.config, test_ids, a))))
-
-    c, d = adapt.CacheSettings(), adapt.DynamicSettings()
-    out = adapt.DynamicSettings(params="output")
-    row = {"book": book.stem, "cell": cell, "tokens": len(test_ids) - 1, "static": ppl(None, None)}
-    row.update(cache=ppl(c, None), dynamic=ppl(None, d), both=ppl(c, d), output=ppl(None, out))
-    row.update(
-        cache_tuned=ppl(cache, None), dynamic_tuned=ppl(None, dyn), both_tuned=ppl(both, dyn)
-    )
-    row["tuned"] = {"cache": cache and cache.to_dict(), "dynamic": dyn and dyn.to_dict(),
-                    "both": both and both.to_dict()}  # fmt: skip
+    t0 = time.perf_counter()
+    tuned = search(model, ids_of("tune", args.tune_tokens), stats)
+    t1 = time.perf_counter()
+    pairs = [(None, None), *tuned.values()]
+    for c in dict.fromkeys([*args.cache_candidates, *cache_grid()]):  # mixes: no model run
+        for d in args.dynamic_candidates:
+            pairs += [(c, None), (None, d), (c, d)]
+    test_ids = ids_of("test", args.test_tokens)
+    loss = read_all(model, test_ids, stats, list(dict.fromkeys(pairs)))
+    row = {"book": book.stem, "cell": cell, "tokens": len(test_ids) - 1,
+           "seconds": {"tune": round(t1 - t0), "test": round(time.perf_counter() - t1)},
+           "tuned": {k: label(*v) for k, v in tuned.items()},
+           "ppl": {label(*k): math.exp(v) for k, v in loss.items()}}  # fmt: skip
     return row
 
 
-def table(rows) -> list:
-    keys = ("cache", "dynamic", "both", "output", "cache_tuned", "dynamic_tuned", "both_tuned")
-    lines = ["| book | cell | tokens | static ppl | " + " | ".join(keys) + " |",
-             "|---" * (len(keys) + 4) + "|"]  # fmt: skip
-    gains = {k: [] for k in keys}
+def parse_candidates(text: str) -> tuple:
+    """The (cache settings, dynamic settings) of "cache:SIZE:THETA:LAMBDA,dynamic:LR:DECAY"."""
+    caches, dyns = [], []
+    for item in filter(None, text.split(",")):
+        kind, *values = item.split(":")
+        if kind == "cache":
+            caches.append(CacheSettings(int(values[0]), float(values[1]), float(values[2])))
+        else:
+            dyns.append(DynamicSettings(float(values[0]), float(values[1])))
+    return caches, dyns
+
+
+def gains(row, c, d) -> dict:
+    """Gains in percent on one row of the pair's cache alone, dynamic alone and both together;
+    None where the row lacks that setting."""
+    ppl = row["ppl"]
+
+    def g(key):
+        return None if key not in ppl else 100 * (1 - ppl[key] / ppl["-+-"])
+
+    return {"cache": g(label(c, None)), "dynamic": g(label(None, d)), "both": g(label(c, d))}
+
+
+def tuned_gains(row) -> dict:
+    return {k: 100 * (1 - row["ppl"][v] / row["ppl"]["-+-"]) for k, v in row["tuned"].items()}
+
+
+def misses(row, c, d) -> list:
+    """The floors of issue 22 this row misses at (c, d): each method lowers perplexity; each is
+    within 2 points of tuning; both together never worse than either alone."""
+    at, best = gains(row, c, d), tuned_gains(row)
+    out = [f"{k} {at[k]:+.1f}" for k in ("cache", "dynamic") if at[k] <= 0]
+    out += [f"{k} {best[k] - at[k]:.1f} below tuned" for k in at if best[k] - at[k] > 2]
+    worse = max(at["cache"], at["dynamic"]) - at["both"]
+    return out + ([f"both {worse:.1f} below one alone"] if worse > 0 else [])
+
+
+def fmt(x) -> str:
+    return "n/a" if x is None else f"{x:+.1f}"
+
+
+def table(rows, old: tuple, new: tuple) -> list:
+    """Per book and cell: static perplexity, then gains at the old defaults, tuned, and at the
+    new defaults (cache, dynamic, both each), and the floors the new defaults miss."""
+    head = [
+        "book",
+        "cell",
+        "tokens",
+        "static ppl",
+        "old cache",
+        "old dynamic",
+        "old both",
+        "tuned cache",
+        "tuned dynamic",
+        "tuned both",
+        "cache",
+        "dynamic",
+        "both",
+        "misses",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    cols = []
     for r in rows:
-        cells = []
-        for k in keys:
-            g = 100 * (1 - r[k] / r["static"])
-            gains[k].append(g)
-            cells.append(f"{g:+.1f}")
-        lines.append(f"| {r['book']} | {r['cell']} | {r['tokens']:,} | {r['static']:.1f} | "
-                     + " | ".join(cells) + " |")  # fmt: skip
+        nums = [*gains(r, *old).values(), *tuned_gains(r).values(), *gains(r, *new).values()]
+        cols.append(nums)
+        miss = "; ".join(misses(r, *new)) if None not in nums else "n/a"
+        lines.append(f"| {r['book']} | {r['cell']} | {r['tokens']:,} | {r['ppl']['-+-']:.1f} | "
+                     + " | ".join(map(fmt, nums)) + f" | {miss or '-'} |")  # fmt: skip
     if rows:
-        lines.append("| **mean** | | | | " + " | ".join(
-            f"{sum(v) / len(v):+.1f}" for v in gains.values()) + " |")  # fmt: skip
+        means = [sum(v) / len(v) if None not in v else None for v in zip(*cols, strict=True)]
+        lines.append("| **mean** | | | | " + " | ".join(map(fmt, means)) + " | |")
+    return lines
+
+
+def candidates(rows, caches, dyns, best=10) -> list:
+    """Each candidate pair, then the best others of the cache grid (by rows meeting every floor,
+    then mean gain together): mean gains, and on how many rows each method's floors hold."""
+    head = ["cache", "dynamic", "mean cache", "mean dynamic", "mean both", "cache floors",
+            "dynamic floors", "both floors", "all floors"]  # fmt: skip
+    entries = []
+    for c in dict.fromkeys([*caches, *cache_grid()]):
+        for d in dyns:
+            g = [gains(r, c, d) for r in rows]
+            if any(None in x.values() for x in g):  # a row measured without this candidate
+                continue
+            means = [sum(x[k] for x in g) / len(g) for k in ("cache", "dynamic", "both")]
+            miss = [" ".join(misses(r, c, d)) for r in rows]
+            ok = [sum(k not in m for m in miss) for k in ("cache", "dynamic", "both")]
+            ok.append(sum(not m for m in miss))
+            entries.append((c in caches, ok[3], means[2], c, d, means, ok))
+    listed = [e for e in entries if e[0]]
+    others = sorted((e for e in entries if not e[0]), key=lambda e: (-e[1], -e[2]))[:best]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for *_, c, d, means, ok in listed + others:
+        lines.append(f"| {label(c, None)[:-2]} | {label(None, d)[2:]} | "
+                     + " | ".join(map(fmt, means)) + " | "
+                     + " | ".join(f"{n} of {len(rows)}" for n in ok) + " |")  # fmt: skip
     return lines
 
 
@@ -156,15 +276,22 @@ def main(argv=None) -> int:
     p.add_argument("--tune-tokens", type=int, default=3000)
     p.add_argument("--test-tokens", type=int, default=5000)
     p.add_argument("--no-train", action="store_true", help="only the models already in --dir")
+    p.add_argument("--train-only", action="store_true", help="train the missing models, no rows")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--candidates",
+        default=CANDIDATES,
+        help="default settings to measure: "
+        "cache:SIZE:THETA:LAMBDA and dynamic:LR:DECAY, comma-separated",
+    )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
+    args.cache_candidates, args.dynamic_candidates = parse_candidates(args.candidates)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    sys.path.insert(0, str(REPO))
     args.dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    results = args.dir / "results.jsonl"
+    results = args.dir / "rows.jsonl"
     done = {}
     if results.exists():
         for line in results.read_text().splitlines():
@@ -181,12 +308,17 @@ def main(argv=None) -> int:
             if args.no_train and not (args.dir / f"{name}.{cell}.done").exists():
                 continue
             model = train(book, cell, args.dir)
+            if args.train_only:
+                continue
             row = evaluate(book, cell, model, args)
             log(json.dumps(row))
             with results.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             rows.append(row)
-    text = "\n".join(table(rows)) + "\n"
+    old = (args.cache_candidates[0], args.dynamic_candidates[0])
+    lines = table(rows, old, (CacheSettings(), DynamicSettings()))
+    lines += ["", *candidates(rows, args.cache_candidates, args.dynamic_candidates)]
+    text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")

@@ -85,7 +85,7 @@ def test_dynamic_lr_zero_reports_the_static_figures_exactly(files):
 def test_eval_text_output_has_the_adapted_lines(files):
     result = runner.invoke(app, ["eval", str(files["held"]), "-m", str(files["model"]), "--cache"])
     assert result.exit_code == 0, result.stderr
-    assert "adapted perplexity" in result.stdout and "cache size 2000" in result.stdout
+    assert "adapted perplexity" in result.stdout and "cache size 1000" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -164,20 +164,21 @@ UseCache = Annotated[
 CacheSize = Annotated[
     int | None,
     typer.Option(
-        help="Positions the cache holds. [default: 2000, or the tuned value]",
+        help="Positions the cache holds. [default: 1000, or the tuned value]",
         rich_help_panel=ADAPT,
     ),
 ]
 CacheTheta = Annotated[
     float | None,
     typer.Option(
-        help="Cache match sharpness, >= 0. [default: 1, or the tuned value]", rich_help_panel=ADAPT
+        help="Cache match sharpness, >= 0. [default: 0.2, or the tuned value]",
+        rich_help_panel=ADAPT,
     ),
 ]
 CacheLambda = Annotated[
     float | None,
     typer.Option(
-        help="Cache weight in [0, 1). [default: 0.1, or the tuned value]", rich_help_panel=ADAPT
+        help="Cache weight in [0, 1). [default: 0.2, or the tuned value]", rich_help_panel=ADAPT
     ),
 ]
 UseDynamic = Annotated[
@@ -191,14 +192,14 @@ UseDynamic = Annotated[
 DynamicLr = Annotated[
     float | None,
     typer.Option(
-        help="Dynamic evaluation step, >= 0. [default: 0.0001, or the tuned value]",
+        help="Dynamic evaluation step, >= 0. [default: 0.0003, or the tuned value]",
         rich_help_panel=ADAPT,
     ),
 ]
 DynamicDecay = Annotated[
     float | None,
     typer.Option(
-        help="Pull back to the trained weights, in [0, 1]. [default: 0.0003, or the tuned value]",
+        help="Pull back to the trained weights, in [0, 1]. [default: 0.001, or the tuned value]",
         rich_help_panel=ADAPT,
     ),
 ]

@@ -24,9 +24,10 @@ def _positive_finite(name: str, value, low=0.0, low_open=False, high=None, high_
 
 @dataclass(frozen=True)
 class CacheSettings:
-    size: int = 2000  # W, positions remembered
-    theta: float = 1.0  # sharpness of the match between hidden states
-    lam: float = 0.1  # weight of the cache in the mixture
+    # defaults: those meeting issue 22's floors on the most books (results/adapt_books.md)
+    size: int = 1000  # W, positions remembered
+    theta: float = 0.2  # sharpness of the match between hidden states
+    lam: float = 0.2  # weight of the cache in the mixture
 
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
@@ -49,8 +50,9 @@ DYNAMIC_PARAMS = ("all", "output")  # what dynamic evaluation adapts (reading/dy
 
 @dataclass(frozen=True)
 class DynamicSettings:
-    lr: float = 0.0001  # step size, in units of each weight's gradient RMS on training data
-    decay: float = 0.0003  # pull back toward the trained weights per segment
+    # defaults: those meeting issue 22's floors on the most books (results/adapt_books.md)
+    lr: float = 0.0003  # step size, in units of each weight's gradient RMS on training data
+    decay: float = 0.001  # pull back toward the trained weights per segment
     length: int = 50  # n, tokens per segment (one step after each)
     # "all": every weight, the exact method; "output": the output layer at the segment's words
     # and their likeliest alternatives only (cheaper; dynamic.py says what it does)
