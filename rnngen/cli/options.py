@@ -100,7 +100,12 @@ MaxVocab = Annotated[
 ]
 MinCount = Annotated[int, typer.Option(help="Drop tokens seen fewer than N times.")]
 ModelPath = Annotated[
-    str, typer.Option("-m", "--model", help="Model file, or a training checkpoint, to use (- reads it from stdin).")
+    str,
+    typer.Option(
+        "-m",
+        "--model",
+        help="Model file, or a training checkpoint, to use (- reads it from stdin).",
+    ),
 ]
 Quiet = Annotated[
     bool, typer.Option("-q", "--quiet", help="Nothing on stderr unless something fails.")
