@@ -248,7 +248,6 @@ def _budget(args) -> str:
 
 def samples(args) -> str:
     model = api.load_model(war_and_peace_model(args, "auto"))
-    params = api.device_params(model)
     n, length = args.samples, args.sample_length
     rows = [
         "## Samples from a War and Peace model",
@@ -268,17 +267,8 @@ def samples(args) -> str:
     shown = []
     for name, _, settings in SAMPLERS:
         progress(f"samples: {name}")
-        reps, dist = [], []
-        for seed in range(n):
-            rng = np.random.default_rng(seed)
-            prompt = api.prompt_ids(model, None, rng)
-            ids = list(generate(params, model.config, prompt, length, rng, settings))
-            tokens = model.vocab.decode(ids)
-            reps.append(repeated_4gram_rate(tokens))
-            dist.append(distinct_2(tokens))
-            if seed == 0:
-                text = api.detokenize(model.vocab.decode(prompt + ids), model.tokenizer)
-                shown.append((name, text))
+        reps, dist, text = loop_rates(model, settings, n, length)
+        shown.append((name, text))
         rows.append(_stat_row(f"samples, {name}", reps, dist))
     test = tokenize(read(war_and_peace_parts(args)["test"]), model.tokenizer)
     stretches = [test[i * length : (i + 1) * length] for i in range(n)]
@@ -360,11 +350,11 @@ def loop_model(args, book: Path) -> Path:
 
 
 def loop_rates(model, settings, n: int, length: int) -> tuple:
-    """(repeated-4-gram rates, distinct-2s) of n samples of `length` tokens, seeds 0 to n-1, the
-    start word drawn by frequency."""
+    """(repeated-4-gram rates, distinct-2s, seed 0's text) of n samples of `length` tokens,
+    seeds 0 to n-1, the start word drawn by frequency."""
     params = api.device_params(model)
     settings = bind(settings, model.vocab)
-    reps, dist = [], []
+    reps, dist, first = [], [], ""
     for seed in range(n):
         rng = np.random.default_rng(seed)
         prompt = api.prompt_ids(model, None, rng)
@@ -372,7 +362,9 @@ def loop_rates(model, settings, n: int, length: int) -> tuple:
         tokens = model.vocab.decode(ids)
         reps.append(repeated_4gram_rate(tokens))
         dist.append(distinct_2(tokens))
-    return reps, dist
+        if seed == 0:
+            first = api.detokenize(model.vocab.decode(prompt + ids), model.tokenizer)
+    return reps, dist, first
 
 
 def book_rates(text: str, model, n: int, length: int) -> tuple:
@@ -423,7 +415,7 @@ def loops(args) -> str:
                 )))  # fmt: skip
             for shown, tried in tries:
                 progress(f"loops: {name}, {label}, DRY {shown}")
-                rows.append(_loop_row(label, shown, *loop_rates(model, tried, n, length)))
+                rows.append(_loop_row(label, shown, *loop_rates(model, tried, n, length)[:2]))
     return "\n".join(rows)
 
 
